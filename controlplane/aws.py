@@ -1,0 +1,144 @@
+"""The single place that creates boto3 clients. Nothing else imports boto3.
+
+One session per (region, role): STS AssumeRole with the region's external id when a
+role is configured, standard retries, timeouts, and an optional endpoint override
+(settings.AWS_ENDPOINT_URL) so the same code talks to the sandbox or a moto server.
+Assumed-role credentials refresh themselves before they expire. No credentials are
+stored in the database: the base credentials come from the environment, the
+instance profile or the sandbox.
+"""
+
+import threading
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+from botocore.credentials import DeferredRefreshableCredentials, RefreshableCredentials
+from botocore.session import get_session
+from django.conf import settings
+
+# Errors worth retrying with backoff; everything else is an outcome to record.
+TRANSIENT_ERROR_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "PriorRequestNotComplete",
+        "ServiceUnavailable",
+        "InternalError",
+        "InternalFailure",
+    }
+)
+ClientError = botocore.exceptions.ClientError
+BotoCoreError = botocore.exceptions.BotoCoreError
+
+_lock = threading.Lock()
+_sessions = {}
+
+# Services whose API lives in one region whatever region the stack is in.
+GLOBAL_SERVICE_REGIONS = {
+    "route53": "us-east-1",
+    "globalaccelerator": "us-west-2",
+    "route53-recovery-control-config": "us-west-2",
+}
+
+
+def is_transient(exc):
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code") in TRANSIENT_ERROR_CODES
+    return isinstance(
+        exc,
+        botocore.exceptions.EndpointConnectionError
+        | botocore.exceptions.ConnectTimeoutError
+        | botocore.exceptions.ReadTimeoutError,
+    )
+
+
+def _config():
+    return Config(
+        retries={"mode": "standard", "max_attempts": settings.AWS_MAX_ATTEMPTS},
+        connect_timeout=settings.AWS_CONNECT_TIMEOUT,
+        read_timeout=settings.AWS_READ_TIMEOUT,
+    )
+
+
+def _base_session(region_name):
+    return boto3.session.Session(region_name=region_name)
+
+
+def _assumed_session(region_name, role_arn, external_id):
+    base = _base_session(region_name)
+    sts = base.client("sts", endpoint_url=settings.AWS_ENDPOINT_URL, config=_config())
+
+    def refresh():
+        kwargs = {"RoleArn": role_arn, "RoleSessionName": "controlplane"}
+        if external_id:
+            kwargs["ExternalId"] = external_id
+        creds = sts.assume_role(**kwargs)["Credentials"]
+        return {
+            "access_key": creds["AccessKeyId"],
+            "secret_key": creds["SecretAccessKey"],
+            "token": creds["SessionToken"],
+            "expiry_time": creds["Expiration"].isoformat(),
+        }
+
+    botocore_session = get_session()
+    botocore_session._credentials = DeferredRefreshableCredentials(
+        refresh_using=refresh, method="sts-assume-role"
+    )
+    botocore_session.set_config_variable("region", region_name)
+    return boto3.session.Session(botocore_session=botocore_session, region_name=region_name)
+
+
+def session_for(region_name, role_arn="", external_id=""):
+    key = (region_name, role_arn or "", external_id or "")
+    with _lock:
+        session = _sessions.get(key)
+        if session is None:
+            if role_arn:
+                session = _assumed_session(region_name, role_arn, external_id)
+            else:
+                session = _base_session(region_name)
+            _sessions[key] = session
+        return session
+
+
+def client(service, region_name, *, role_arn="", external_id="", endpoint_url=None):
+    """A boto3 client for `service` in `region_name`, as the given role."""
+    session = session_for(region_name, role_arn, external_id)
+    return session.client(
+        service,
+        region_name=region_name,
+        endpoint_url=endpoint_url or settings.AWS_ENDPOINT_URL,
+        config=_config(),
+    )
+
+
+def client_for_region(service, region):
+    """A client for a `regions.Region` row, honouring its role and external id."""
+    target = GLOBAL_SERVICE_REGIONS.get(service, region.code)
+    return client(
+        service, target, role_arn=region.role_arn, external_id=region.external_id
+    )
+
+
+def reset():
+    """Forget cached sessions (tests change the endpoint or credentials)."""
+    with _lock:
+        _sessions.clear()
+
+
+__all__ = [
+    "TRANSIENT_ERROR_CODES",
+    "BotoCoreError",
+    "ClientError",
+    "RefreshableCredentials",
+    "client",
+    "client_for_region",
+    "is_transient",
+    "reset",
+    "session_for",
+]

@@ -1,0 +1,158 @@
+import hashlib
+import json
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.utils import timezone
+
+
+class AppendOnlyError(Exception):
+    """Raised on any attempt to change or remove an audit event through the ORM."""
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("Audit events are append-only; they cannot be updated.")
+
+    def delete(self):
+        raise AppendOnlyError("Audit events are append-only; they cannot be deleted.")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise AppendOnlyError("Audit events are append-only; they cannot be updated.")
+
+    def update_or_create(self, *args, **kwargs):
+        raise AppendOnlyError("Audit events are append-only; use controlplane.audit.record().")
+
+    def bulk_create(self, *args, **kwargs):
+        raise AppendOnlyError("Audit events must be chained; use controlplane.audit.record().")
+
+
+class AuditSource(models.TextChoices):
+    CONSOLE = "console", "Console"
+    ADMIN = "admin", "Admin"
+    COMMAND = "command", "Management command"
+    API = "api", "API"
+    SYSTEM = "system", "System (worker, beat)"
+
+
+class AuditEvent(models.Model):
+    """One state-changing action. Rows are chained: each stores the SHA-256 of its
+    own content together with the previous row's hash, so that altering or removing
+    any row breaks the chain (see `python manage.py verify_audit`)."""
+
+    seq = models.PositiveBigIntegerField(unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    actor = models.CharField(max_length=150, help_text="Username, or 'system'.")
+    source = models.CharField(max_length=16, choices=AuditSource.choices)
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    after = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    request_id = models.CharField(max_length=64, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-seq"]
+        indexes = [
+            # audit page: filter by actor, newest first
+            models.Index(fields=["actor", "-seq"], name="audit_actor_seq"),
+            # audit page: filter by object type (and the drill/stack history panels)
+            models.Index(fields=["object_type", "object_id", "-seq"], name="audit_object_seq"),
+            # audit page: filter by time range
+            models.Index(fields=["created_at"], name="audit_created"),
+        ]
+        permissions = [("export_auditevent", "Can export the audit log as CSV")]
+
+    def __str__(self):
+        return f"#{self.seq} {self.actor} {self.action} {self.object_type}:{self.object_id}"
+
+    def content(self):
+        """The fields the hash covers, in a canonical form."""
+        return {
+            "seq": self.seq,
+            "created_at": self.created_at.isoformat(),
+            "actor": self.actor,
+            "source": self.source,
+            "action": self.action,
+            "object_type": self.object_type,
+            "object_id": self.object_id,
+            "object_repr": self.object_repr,
+            "before": self.before,
+            "after": self.after,
+            "request_id": self.request_id,
+            "prev_hash": self.prev_hash,
+        }
+
+    def compute_hash(self):
+        payload = json.dumps(
+            self.content(), sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("Audit events are append-only; they cannot be updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Audit events are append-only; they cannot be deleted.")
+
+
+class AuditChainHead(models.Model):
+    """A single row holding the chain's tip. Writers lock it (SELECT ... FOR UPDATE)
+    so that concurrent events are chained one after another; it also lets
+    verify_audit notice when the newest rows were removed."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    seq = models.PositiveBigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default="0" * 64)
+
+    class Meta:
+        default_permissions = ()
+
+
+GENESIS_HASH = "0" * 64
+
+
+class ApiToken(models.Model):
+    """A personal API token. Only its SHA-256 is stored; the token is shown once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=12, db_index=True)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.user})"
+
+    @property
+    def is_active(self):
+        return self.revoked_at is None
+
+
+class ServiceHeartbeat(models.Model):
+    """Last time a worker or beat process was seen; the console shows it so that an
+    operator knows whether drills and probes can run."""
+
+    class Kind(models.TextChoices):
+        WORKER = "worker", "Worker"
+        BEAT = "beat", "Beat"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    hostname = models.CharField(max_length=200)
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "hostname"], name="heartbeat_kind_host")
+        ]
+        default_permissions = ("view",)

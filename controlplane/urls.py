@@ -1,0 +1,15 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from controlplane import views
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/login/", views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", views.logout_view, name="logout"),
+    path("audit/", views.audit_list, name="audit"),
+    path("audit.csv", views.audit_csv, name="audit-csv"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("controlplane.api_urls")),
+    path("", include("regions.urls")),
+]

@@ -1,0 +1,135 @@
+import csv
+import json
+from datetime import datetime, time
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.paginator import Paginator
+from django.http import JsonResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from controlplane import audit
+from controlplane.models import AuditEvent, AuditSource
+
+
+@require_GET
+def healthz(request):
+    """Liveness for load balancers: unauthenticated, reveals nothing."""
+    return JsonResponse({"ok": True})
+
+
+class LoginView(auth_views.LoginView):
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        audit.record_request(self.request, "auth.login", obj=form.get_user())
+        return response
+
+
+@require_POST
+def logout_view(request):
+    if request.user.is_authenticated:
+        audit.record_request(request, "auth.logout", obj=request.user)
+    logout(request)
+    messages.info(request, "Signed out.")
+    return redirect("login")
+
+
+class AuditFilterForm(forms.Form):
+    actor = forms.CharField(required=False, max_length=150)
+    action = forms.CharField(required=False, max_length=64)
+    object_type = forms.CharField(required=False, max_length=64)
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            raise forms.ValidationError("'Since' must be on or before 'until'.")
+        return data
+
+
+def _filtered_events(form):
+    events = AuditEvent.objects.all()
+    if not form.is_valid():
+        return events.none()
+    data = form.cleaned_data
+    if data["actor"]:
+        events = events.filter(actor=data["actor"])
+    if data["action"]:
+        events = events.filter(action__startswith=data["action"])
+    if data["object_type"]:
+        events = events.filter(object_type=data["object_type"])
+    tz = timezone.get_current_timezone()
+    if data["since"]:
+        events = events.filter(created_at__gte=datetime.combine(data["since"], time.min, tz))
+    if data["until"]:
+        events = events.filter(created_at__lte=datetime.combine(data["until"], time.max, tz))
+    return events
+
+
+@login_required
+@permission_required("controlplane.view_auditevent", raise_exception=True)
+@require_GET
+def audit_list(request):
+    form = AuditFilterForm(request.GET or None)
+    events = _filtered_events(form) if request.GET else AuditEvent.objects.all()
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form if request.GET else AuditFilterForm(),
+        "page": page,
+        "query": query.urlencode(),
+        "object_types": AuditEvent.objects.order_by("object_type")
+        .values_list("object_type", flat=True)
+        .distinct(),
+        "sources": AuditSource,
+    }
+    template = "controlplane/audit.html"
+    if request.htmx and not request.htmx.boosted:
+        template += "#events"
+    response = render(request, template, context)
+    response["Vary"] = "HX-Request"
+    return response
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@login_required
+@permission_required("controlplane.export_auditevent", raise_exception=True)
+@require_GET
+def audit_csv(request):
+    form = AuditFilterForm(request.GET or None)
+    events = _filtered_events(form) if request.GET else AuditEvent.objects.all()
+    writer = csv.writer(_Echo())
+    header = [
+        "seq", "created_at", "actor", "source", "action", "object_type", "object_id",
+        "object_repr", "before", "after", "request_id", "prev_hash", "hash",
+    ]
+
+    def rows():
+        yield writer.writerow(header)
+        for e in events.order_by("seq").iterator(chunk_size=1000):
+            yield writer.writerow(
+                [
+                    e.seq, e.created_at.isoformat(), e.actor, e.source, e.action,
+                    e.object_type, e.object_id, e.object_repr,
+                    "" if e.before is None else json.dumps(e.before, sort_keys=True),
+                    "" if e.after is None else json.dumps(e.after, sort_keys=True),
+                    e.request_id, e.prev_hash, e.hash,
+                ]
+            )
+
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    response = StreamingHttpResponse(rows(), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.csv"'
+    return response
+

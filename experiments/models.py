@@ -1,0 +1,1 @@
+# Scenarios, drills, approvals and the compensation ledger arrive with the drills issue.

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from regions import views
+
+app_name = "regions"
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("apps/<slug:app>/", views.application_detail, name="application"),
+    path("apps/<slug:app>/<str:region>/", views.stack_detail, name="stack"),
+    path("inventory/discover/", views.discover, name="discover"),
+    path("inventory/export.<str:fmt>", views.export_inventory, name="export"),
+]

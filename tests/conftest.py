@@ -1,0 +1,56 @@
+import pytest
+from django.contrib.auth.models import Group, User
+
+from controlplane.roles import ADMIN, APPROVER, OPERATOR, VIEWER
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+def _make_user(username, *roles):
+    user = User.objects.create_user(username, password=PASSWORD)
+    for role in roles:
+        user.groups.add(Group.objects.get(name=role))
+    if ADMIN in roles:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    return user
+
+
+@pytest.fixture
+def make_user(db):
+    return _make_user
+
+
+@pytest.fixture
+def viewer(db):
+    return _make_user("vera-viewer", VIEWER)
+
+
+@pytest.fixture
+def operator(db):
+    return _make_user("otto-operator", OPERATOR)
+
+
+@pytest.fixture
+def approver(db):
+    return _make_user("anna-approver", APPROVER)
+
+
+@pytest.fixture
+def admin(db):
+    return _make_user("ada-admin", ADMIN)
+
+
+@pytest.fixture
+def outsider(db):
+    """Logged in, but holds no role."""
+    return _make_user("oscar-outsider")
+
+
+@pytest.fixture
+def client_for(client):
+    def login(user):
+        client.force_login(user)
+        return client
+
+    return login
