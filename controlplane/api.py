@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from controlplane.models import ApiToken
 
-TOKEN_PREFIX = "cp_"
+TOKEN_PREFIX = "cp_"  # noqa: S105 - a visible marker, not a secret
 
 
 def hash_token(token):

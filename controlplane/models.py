@@ -72,6 +72,14 @@ class AuditEvent(models.Model):
     def __str__(self):
         return f"#{self.seq} {self.actor} {self.action} {self.object_type}:{self.object_id}"
 
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("Audit events are append-only; they cannot be updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Audit events are append-only; they cannot be deleted.")
+
     def content(self):
         """The fields the hash covers, in a canonical form."""
         return {
@@ -95,14 +103,6 @@ class AuditEvent(models.Model):
         )
         return hashlib.sha256(payload.encode()).hexdigest()
 
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise AppendOnlyError("Audit events are append-only; they cannot be updated.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise AppendOnlyError("Audit events are append-only; they cannot be deleted.")
-
 
 class AuditChainHead(models.Model):
     """A single row holding the chain's tip. Writers lock it (SELECT ... FOR UPDATE)
@@ -115,6 +115,9 @@ class AuditChainHead(models.Model):
 
     class Meta:
         default_permissions = ()
+
+    def __str__(self):
+        return f"audit chain head at #{self.seq}"
 
 
 GENESIS_HASH = "0" * 64
@@ -156,3 +159,6 @@ class ServiceHeartbeat(models.Model):
             models.UniqueConstraint(fields=["kind", "hostname"], name="heartbeat_kind_host")
         ]
         default_permissions = ("view",)
+
+    def __str__(self):
+        return f"{self.kind} {self.hostname}"

@@ -7,14 +7,32 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.paginator import Paginator
+from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from controlplane import audit
-from controlplane.models import AuditEvent, AuditSource
+from controlplane.models import AuditEvent, AuditSource, ServiceHeartbeat
+
+# A worker or beat not seen for this long is shown as stale in the console footer.
+HEARTBEAT_STALE_SECONDS = 60
+AUDIT_PAGE_SIZE = 50
+
+
+def heartbeat_summary(now=None):
+    """The worker and beat heartbeats for the console footer (one query)."""
+    now = now or timezone.now()
+    return [
+        {
+            "kind": hb.get_kind_display(),
+            "hostname": hb.hostname,
+            "last_seen": hb.last_seen,
+            "stale": (now - hb.last_seen).total_seconds() > HEARTBEAT_STALE_SECONDS,
+        }
+        for hb in ServiceHeartbeat.objects.order_by("kind", "hostname")
+    ]
 
 
 @require_GET
@@ -72,23 +90,62 @@ def _filtered_events(form):
     return events
 
 
+def _get_page(paginator, number):
+    """The requested page, or the nearest sensible one and a message saying why."""
+    if number in (None, ""):
+        return paginator.page(1), ""
+    try:
+        return paginator.page(number), ""
+    except PageNotAnInteger:
+        return paginator.page(1), f"“{number}” is not a page number; showing page 1."
+    except EmptyPage:
+        page = paginator.page(paginator.num_pages)
+        return page, f"There is no page {number}; showing page {page.number}."
+
+
+def _json_text(value):
+    return "" if value is None else json.dumps(value, indent=2, sort_keys=True)
+
+
+def _changes(before, after):
+    """Short "field: old → new" lines when both sides are objects; else nothing."""
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return []
+    lines = []
+    for key in sorted(before.keys() | after.keys()):
+        old, new = before.get(key), after.get(key)
+        if old != new:
+            lines.append(
+                {"field": key, "before": json.dumps(old), "after": json.dumps(new)}
+            )
+    return lines
+
+
 @login_required
 @permission_required("controlplane.view_auditevent", raise_exception=True)
 @require_GET
 def audit_list(request):
     form = AuditFilterForm(request.GET or None)
     events = _filtered_events(form) if request.GET else AuditEvent.objects.all()
-    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    page, page_error = _get_page(Paginator(events, AUDIT_PAGE_SIZE), request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    for event in page.object_list:
+        event.before_json = _json_text(event.before)
+        event.after_json = _json_text(event.after)
+        event.changes = _changes(event.before, event.after)
     query = request.GET.copy()
     query.pop("page", None)
     context = {
         "form": form if request.GET else AuditFilterForm(),
         "page": page,
+        "page_error": page_error,
         "query": query.urlencode(),
-        "object_types": AuditEvent.objects.order_by("object_type")
+        "object_types": AuditEvent.objects.exclude(object_type="")
+        .order_by("object_type")
         .values_list("object_type", flat=True)
         .distinct(),
         "sources": AuditSource,
+        "heartbeats": heartbeat_summary(),
     }
     template = "controlplane/audit.html"
     if request.htmx and not request.htmx.boosted:

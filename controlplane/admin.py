@@ -1,0 +1,152 @@
+from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, User
+from django.forms.models import model_to_dict
+
+from controlplane import audit
+from controlplane.models import ApiToken, AuditEvent, AuditSource, ServiceHeartbeat
+
+# Fields never copied into the audit log.
+_SECRET_FIELDS = {"password", "digest"}
+
+
+def snapshot(obj):
+    """A JSON-safe dict of a model instance's fields, for before/after."""
+    data = model_to_dict(obj)
+    for key in list(data):
+        if key in _SECRET_FIELDS:
+            data[key] = "<redacted>"
+        elif isinstance(data[key], list):  # many-to-many: ids or instances
+            data[key] = sorted(getattr(v, "pk", v) for v in data[key])
+    return data
+
+
+class AuditedAdminMixin:
+    """Writes an audit event for every add, change and delete made in the admin."""
+
+    def save_model(self, request, obj, form, change):
+        before = None
+        if change and obj.pk:
+            previous = type(obj).objects.filter(pk=obj.pk).first()
+            before = snapshot(previous) if previous else None
+        super().save_model(request, obj, form, change)
+        request._audit_pending = (obj, before, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        obj, before, change = getattr(request, "_audit_pending", (form.instance, None, change))
+        obj.refresh_from_db()
+        audit.record_request(
+            request,
+            "admin.change" if change else "admin.add",
+            source=AuditSource.ADMIN,
+            obj=obj,
+            before=before,
+            after=snapshot(obj),
+        )
+
+    def save_formset(self, request, form, formset, change):
+        """Inline rows (stacks of an application, components of a stack) are audited
+        one by one, like top-level objects."""
+        instances = formset.save(commit=False)
+        for obj in formset.deleted_objects:
+            self.delete_model(request, obj)
+        for obj in instances:
+            previous = type(obj).objects.filter(pk=obj.pk).first() if obj.pk else None
+            obj.save()
+            audit.record_request(
+                request,
+                "admin.change" if previous else "admin.add",
+                source=AuditSource.ADMIN,
+                obj=obj,
+                before=snapshot(previous) if previous else None,
+                after=snapshot(obj),
+            )
+        formset.save_m2m()
+
+    def delete_model(self, request, obj):
+        before = snapshot(obj)
+        label, pk, text = obj._meta.label_lower, obj.pk, str(obj)
+        super().delete_model(request, obj)
+        audit.record_request(
+            request,
+            "admin.delete",
+            source=AuditSource.ADMIN,
+            object_type=label,
+            object_id=pk,
+            object_repr=text,
+            before=before,
+        )
+
+    def delete_queryset(self, request, queryset):
+        doomed = [(o._meta.label_lower, o.pk, str(o), snapshot(o)) for o in queryset]
+        super().delete_queryset(request, queryset)
+        for label, pk, text, before in doomed:
+            audit.record_request(
+                request,
+                "admin.delete",
+                source=AuditSource.ADMIN,
+                object_type=label,
+                object_id=pk,
+                object_repr=text,
+                before=before,
+            )
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: the audit log can be browsed here but never added to, changed or
+    deleted (the model refuses too)."""
+
+    list_display = ["seq", "created_at", "actor", "source", "action", "object_type", "object_repr"]
+    list_filter = ["source", "object_type"]
+    search_fields = ["actor", "action", "object_repr", "request_id"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    list_display = ["prefix", "user", "name", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "digest", "created_at", "last_used_at"]
+    fields = ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+    def has_add_permission(self, request):
+        return False  # tokens are issued with `manage.py create_token`, shown once
+
+
+@admin.register(ServiceHeartbeat)
+class ServiceHeartbeatAdmin(admin.ModelAdmin):
+    list_display = ["kind", "hostname", "last_seen"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class AuditedUserAdmin(AuditedAdminMixin, UserAdmin):
+    pass
+
+
+@admin.register(Group)
+class AuditedGroupAdmin(AuditedAdminMixin, GroupAdmin):
+    pass
+
+
+admin.site.site_header = "Failover Control Plane — administration"
+admin.site.site_title = "Control plane admin"

@@ -1,0 +1,113 @@
+"""Starting real Celery processes from tests, on the configured broker, against the
+test database."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+BASE_DIR = Path(settings.BASE_DIR)
+
+
+def test_database_url():
+    """A DATABASE_URL that points a child process at the test database."""
+    s = connection.settings_dict
+    if s["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{s['NAME']}"
+    user = s.get("USER") or ""
+    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    port = f":{s['PORT']}" if s.get("PORT") else ""
+    return f"postgres://{auth}{s.get('HOST') or '127.0.0.1'}{port}/{s['NAME']}"
+
+
+def child_env(**extra):
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": test_database_url(),
+            "CONTROLPLANE_BROKER_URL": settings.CELERY_BROKER_URL,
+            "CONTROLPLANE_VAR_DIR": str(settings.VAR_DIR),
+            "DJANGO_SETTINGS_MODULE": "controlplane.settings",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if settings.AWS_ENDPOINT_URL:
+        env["CONTROLPLANE_AWS_ENDPOINT_URL"] = settings.AWS_ENDPOINT_URL
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def unique_queue(prefix="test"):
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+class CeleryProcess:
+    def __init__(self, args, env, log_path):
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "controlplane", *args],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def kill(self, sig=signal.SIGKILL):
+        """Kill the whole process group (the worker and its pool children)."""
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=20)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                self.kill()
+        self._log.close()
+
+    def log(self):
+        return Path(self.log_path).read_text(errors="replace")
+
+
+def start_worker(queue, tmp_path, *, concurrency=1, pool="prefork", name=None, **env):
+    name = name or f"w-{uuid.uuid4().hex[:6]}@%h"
+    args = [
+        "worker",
+        "-Q", queue,
+        "-n", name,
+        "--pool", pool,
+        "--concurrency", str(concurrency),
+        "--loglevel", "INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    return CeleryProcess(args, child_env(**env), tmp_path / f"worker-{uuid.uuid4().hex[:6]}.log")
+
+
+def wait_for(predicate, timeout, interval=0.05, message="condition"):
+    """Poll `predicate` until it returns something truthy; fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
