@@ -1,6 +1,7 @@
 """Starting real Celery processes from tests, on the configured broker, against the
 test database."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -67,10 +68,8 @@ class CeleryProcess:
 
     def kill(self, sig=signal.SIGKILL):
         """Kill the whole process group (the worker and its pool children)."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
         self.proc.wait(timeout=30)
 
     def stop(self):

@@ -115,7 +115,7 @@ def test_concurrent_writers_produce_one_unbroken_chain():
             for j in range(5):
                 audit.record(f"writer{i}", "test.concurrent", source=AuditSource.SYSTEM,
                              object_type="test", object_id=j)
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+        except Exception as exc:
             errors.append(exc)
         finally:
             connection.close()
