@@ -5,6 +5,7 @@ var/, and the local sandbox for AWS. Production sets CONTROLPLANE_PRODUCTION=tru
 the URLs; SECRET_KEY and ALLOWED_HOSTS are then required.
 """
 
+import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -111,8 +112,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    # A file, not :memory:, so that worker processes started by tests see it.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # A file, not :memory:, so that worker processes started by tests see it (they get
+    # its path in DATABASE_URL); one per test run so that runs side by side don't clash.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -132,7 +134,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+# collectstatic's target, used in production only; the embedded default serves the
+# source folders through WhiteNoise's finders.
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles"))) if PRODUCTION else None
 # Serve straight from the source folders unless collectstatic was run (production).
 WHITENOISE_USE_FINDERS = not PRODUCTION
 STORAGES = {
@@ -211,7 +215,47 @@ CELERY_BEAT_SCHEDULE = {
         "task": "controlplane.tasks.beat_heartbeat",
         "schedule": timedelta(seconds=10),
     },
+    # Every second; each cycle probes the applications whose interval is due.
+    "monitoring-probe-cycle": {
+        "task": "regions.tasks.probe_cycle",
+        "schedule": timedelta(seconds=1),
+        "options": {"expires": 2.0},
+    },
+    "monitoring-rollup": {
+        "task": "regions.tasks.rollup_samples",
+        "schedule": timedelta(seconds=60),
+        "options": {"expires": 60.0},
+    },
+    "monitoring-prune": {
+        "task": "regions.tasks.prune_samples",
+        "schedule": timedelta(minutes=15),
+        "options": {"expires": 900.0},
+    },
 }
+
+# --- Monitoring (docs/MONITORING.md) ----------------------------------------------
+# The region label of this worker: it consumes the queue probes.<label> and stamps it
+# on the samples it records.
+CONTROLPLANE_VANTAGE = env_str("CONTROLPLANE_VANTAGE", "local")
+# The vantages each probe cycle dispatches to (one probes.<label> queue each).
+CONTROLPLANE_PROBE_VANTAGES = env_list("CONTROLPLANE_PROBE_VANTAGES", [CONTROLPLANE_VANTAGE])
+# Default seconds between probes of one application (Application.probe_interval overrides).
+CONTROLPLANE_PROBE_INTERVAL = env_float("CONTROLPLANE_PROBE_INTERVAL", 2.0, minimum=1.0)
+CONTROLPLANE_PROBE_CONNECT_TIMEOUT = env_float("CONTROLPLANE_PROBE_CONNECT_TIMEOUT", 1.0, minimum=0.05)
+CONTROLPLANE_PROBE_READ_TIMEOUT = env_float("CONTROLPLANE_PROBE_READ_TIMEOUT", 2.0, minimum=0.05)
+CONTROLPLANE_PROBE_CONCURRENCY = env_int("CONTROLPLANE_PROBE_CONCURRENCY", 500, minimum=1)
+CONTROLPLANE_PROBE_BATCH_SIZE = env_int("CONTROLPLANE_PROBE_BATCH_SIZE", 2000, minimum=1)
+# Hysteresis: consecutive failures to go down, successes to come back.
+CONTROLPLANE_STATUS_FAILURES = env_int("CONTROLPLANE_STATUS_FAILURES", 2, minimum=1)
+CONTROLPLANE_STATUS_SUCCESSES = env_int("CONTROLPLANE_STATUS_SUCCESSES", 2, minimum=1)
+# "unknown" after this many intervals without a sample.
+CONTROLPLANE_STATUS_STALE_INTERVALS = env_float("CONTROLPLANE_STATUS_STALE_INTERVALS", 3.0, minimum=1.0)
+# Replication: degraded above this lag; canaries count as lost after the canary timeout.
+CONTROLPLANE_LAG_DEGRADED_SECONDS = env_float("CONTROLPLANE_LAG_DEGRADED_SECONDS", 2.0, minimum=0.0)
+CONTROLPLANE_LAG_STALE_SECONDS = env_float("CONTROLPLANE_LAG_STALE_SECONDS", 300.0, minimum=1.0)
+# Retention: raw samples, then per-minute rollups.
+CONTROLPLANE_RAW_RETENTION_HOURS = env_float("CONTROLPLANE_RAW_RETENTION_HOURS", 48.0, minimum=1.0)
+CONTROLPLANE_ROLLUP_RETENTION_DAYS = env_float("CONTROLPLANE_ROLLUP_RETENTION_DAYS", 30.0, minimum=1.0)
 
 # --- AWS ------------------------------------------------------------------------
 # Sends every boto3 call to this endpoint (the sandbox, or a test's moto server).
