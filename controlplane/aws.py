@@ -59,7 +59,9 @@ def is_transient(exc):
 
 def _config():
     return Config(
-        retries={"mode": "standard", "max_attempts": settings.AWS_MAX_ATTEMPTS},
+        # total_max_attempts counts the first try; botocore's "max_attempts" would
+        # mean retries and allow AWS_MAX_ATTEMPTS + 1 calls.
+        retries={"mode": "standard", "total_max_attempts": settings.AWS_MAX_ATTEMPTS},
         connect_timeout=settings.AWS_CONNECT_TIMEOUT,
         read_timeout=settings.AWS_READ_TIMEOUT,
     )
