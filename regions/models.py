@@ -38,6 +38,11 @@ class Application(models.Model):
     )
     owner_team = models.CharField(max_length=100, blank=True)
     description = models.TextField(blank=True)
+    probe_interval = models.DurationField(
+        null=True,
+        blank=True,
+        help_text="How often to probe this application; empty uses CONTROLPLANE_PROBE_INTERVAL.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -136,3 +141,170 @@ class Component(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.name or self.identifier}"
+
+
+# --- Monitoring: time series (facts only; status is computed in regions/status.py) ----
+
+
+class ProbeTargetKind(models.TextChoices):
+    STACK_HEALTH = "stack_health", "Regional /health"
+    GLOBAL_ENDPOINT = "global_endpoint", "Global endpoint"
+
+
+class ErrorClass(models.TextChoices):
+    NONE = "", "None"
+    TIMEOUT = "timeout", "Timeout"
+    REFUSED = "refused", "Connection refused"
+    TLS = "tls", "TLS error"
+    DNS = "dns", "DNS failure"
+    HTTP_5XX = "http_5xx", "HTTP 5xx"
+    HTTP_4XX = "http_4xx", "HTTP 4xx"
+    THROTTLED = "throttled", "Throttled (429)"
+    BAD_BODY = "bad_body", "Unexpected body"
+    OTHER = "other", "Other error"
+
+
+class HealthSample(models.Model):
+    """One HTTP probe of a stack's /health (or of an application's global endpoint).
+
+    Bulk-inserted by `regions.tasks.probe_batch`; kept narrow (no text beyond short
+    codes) because there is one row per target per vantage every interval. The foreign
+    keys carry no index of their own: the composite indexes below start with them."""
+
+    stack = models.ForeignKey(
+        Stack, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    target = models.CharField(max_length=16, choices=ProbeTargetKind.choices)
+    vantage = models.CharField(max_length=32, help_text="Region label of the probing worker.")
+    at = models.DateTimeField()
+    ok = models.BooleanField()
+    status_code = models.SmallIntegerField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    served_region = models.CharField(max_length=32, blank=True)
+    error_class = models.CharField(max_length=16, blank=True, choices=ErrorClass.choices)
+
+    class Meta:
+        indexes = [
+            # latest samples per stack (status loader, stack page charts); also serves
+            # the stack's ON DELETE CASCADE.
+            models.Index("stack", "target", models.F("at").desc(), name="healthsample_stack_latest"),
+            # latest global-endpoint samples per application; also serves the
+            # application's ON DELETE CASCADE.
+            models.Index(
+                "application", "target", models.F("at").desc(), name="healthsample_app_latest"
+            ),
+            # retention prune (at < cutoff) and the per-minute rollup scan.
+            models.Index(fields=["at"], name="healthsample_at"),
+        ]
+
+    def __str__(self):
+        return f"{self.target} {self.vantage} {self.at:%H:%M:%S} {'ok' if self.ok else 'fail'}"
+
+
+class LagMethod(models.TextChoices):
+    METRIC = "metric", "CloudWatch ReplicationLatency"
+    CANARY = "canary", "Canary item"
+
+
+class LagSample(models.Model):
+    """Replication lag from one region's replica to another, measured at `at`.
+
+    `replicated=False` means a canary written in `source_region` was still not readable
+    in `receiving_region` after the canary timeout (then `lag_ms` is that timeout)."""
+
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    source_region = models.CharField(max_length=32)
+    receiving_region = models.CharField(max_length=32)
+    at = models.DateTimeField()
+    lag_ms = models.FloatField(null=True, blank=True)
+    method = models.CharField(max_length=8, choices=LagMethod.choices)
+    replicated = models.BooleanField(default=True)
+
+    class Meta:
+        indexes = [
+            # latest lag per (application, source, receiving) pair (status loader);
+            # also serves the application's ON DELETE CASCADE.
+            models.Index(
+                "application",
+                "receiving_region",
+                "source_region",
+                models.F("at").desc(),
+                name="lagsample_pair_latest",
+            ),
+            # retention prune and the per-minute rollup scan.
+            models.Index(fields=["at"], name="lagsample_at"),
+        ]
+
+    def __str__(self):
+        return f"{self.source_region}->{self.receiving_region} {self.lag_ms} ms"
+
+
+class HealthRollup(models.Model):
+    """Per-minute aggregate of HealthSample rows, kept 30 days (raw rows: 48 h).
+
+    Written by `regions.monitoring.rollup_minutes`: delete-then-insert per minute in one
+    transaction, so re-rolling a minute is idempotent."""
+
+    stack = models.ForeignKey(
+        Stack, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    target = models.CharField(max_length=16, choices=ProbeTargetKind.choices)
+    vantage = models.CharField(max_length=32)
+    minute = models.DateTimeField()
+    count = models.PositiveIntegerField()
+    ok_count = models.PositiveIntegerField()
+    latency_p50_ms = models.FloatField(null=True, blank=True)
+    latency_max_ms = models.FloatField(null=True, blank=True)
+    latency_avg_ms = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # a stack's history chart (stack, target, minute range); stack CASCADE.
+            models.Index(fields=["stack", "target", "minute"], name="healthrollup_stack_minute"),
+            # an application's global-endpoint history chart; application CASCADE.
+            models.Index(
+                fields=["application", "target", "minute"], name="healthrollup_app_minute"
+            ),
+            # re-rolling one minute (delete by minute), the rollup cursor, retention prune.
+            models.Index(fields=["minute"], name="healthrollup_minute"),
+        ]
+
+    def __str__(self):
+        return f"{self.target} {self.vantage} {self.minute:%Y-%m-%d %H:%M} {self.ok_count}/{self.count}"
+
+
+class LagRollup(models.Model):
+    """Per-minute aggregate of LagSample rows, kept 30 days."""
+
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    source_region = models.CharField(max_length=32)
+    receiving_region = models.CharField(max_length=32)
+    minute = models.DateTimeField()
+    count = models.PositiveIntegerField()
+    avg_lag_ms = models.FloatField(null=True, blank=True)
+    max_lag_ms = models.FloatField(null=True, blank=True)
+    not_replicated_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            # an application's lag history chart per pair; application CASCADE.
+            models.Index(
+                fields=["application", "receiving_region", "source_region", "minute"],
+                name="lagrollup_pair_minute",
+            ),
+            # re-rolling one minute, the rollup cursor, retention prune.
+            models.Index(fields=["minute"], name="lagrollup_minute"),
+        ]
+
+    def __str__(self):
+        return f"{self.source_region}->{self.receiving_region} {self.minute:%Y-%m-%d %H:%M}"

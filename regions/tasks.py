@@ -1,9 +1,104 @@
+import logging
+
 from celery import shared_task
+
+log = logging.getLogger(__name__)
 
 
 @shared_task
 def discover_inventory(actor="system"):
-    """Discover every application's stacks from AWS by tags and update the inventory."""
+    """Discover every application's stacks from AWS by tags and update the inventory.
+
+    Dispatched by the console's "Discover now" button (`.delay_on_commit(actor=...)`) and
+    by beat. Discovery is idempotent, so a redelivered message only repeats the reads."""
+    from controlplane.models import AuditSource
     from regions import discovery
 
-    discovery.run_discovery(actor=actor)
+    report = discovery.run_discovery(actor=actor, source=AuditSource.SYSTEM)
+    log.info(
+        "discovery: %d component(s) found, %d change(s), %d warning(s)",
+        len(report.found),
+        len(report.changes),
+        len(report.warnings),
+    )
+    for warning in report.warnings:
+        log.warning("discovery: %s", warning)
+
+
+# --- Monitoring (docs/MONITORING.md) -------------------------------------------------
+
+
+def probe_queue(vantage):
+    """The queue a vantage's probe workers consume (`celery worker -Q probes.<vantage>`)."""
+    return f"probes.{vantage}"
+
+
+@shared_task(ignore_result=True)
+def probe_cycle(tick=None):
+    """Beat, every second: send the targets due in this second to every vantage's queue.
+
+    Targets are split into batches by a stable hash of their key, one `probe_batch` task
+    per batch and vantage. A batch not started within one default interval expires:
+    probing late only adds load to a backlog, the next cycle probes again."""
+    import time
+
+    from django.conf import settings
+
+    from regions import monitoring, probes
+
+    tick = int(tick if tick is not None else time.time())
+    keys = monitoring.due_target_keys(tick)
+    batches = probes.partition(keys, settings.CONTROLPLANE_PROBE_BATCH_SIZE)
+    for vantage in settings.CONTROLPLANE_PROBE_VANTAGES:
+        for batch in batches:
+            probe_batch.apply_async(
+                (batch, vantage),
+                queue=probe_queue(vantage),
+                expires=settings.CONTROLPLANE_PROBE_INTERVAL,
+            )
+    return len(keys)
+
+
+@shared_task(ignore_result=True)
+def probe_batch(target_ids, vantage):
+    """Probe the given targets ("s:<stack>" / "a:<application>") and store the samples in
+    one bulk insert, stamped with this worker's vantage label (CONTROLPLANE_VANTAGE)."""
+    from django.conf import settings
+
+    from regions import monitoring, probes
+
+    if vantage != settings.CONTROLPLANE_VANTAGE:
+        log.warning(
+            "probe batch for vantage %s run by a worker labelled %s; recording %s",
+            vantage, settings.CONTROLPLANE_VANTAGE, settings.CONTROLPLANE_VANTAGE,
+        )
+    targets = monitoring.targets_for_keys(target_ids)
+    results = probes.run_probes(
+        targets,
+        concurrency=settings.CONTROLPLANE_PROBE_CONCURRENCY,
+        connect_timeout=settings.CONTROLPLANE_PROBE_CONNECT_TIMEOUT,
+        read_timeout=settings.CONTROLPLANE_PROBE_READ_TIMEOUT,
+    )
+    return monitoring.store_results(results, settings.CONTROLPLANE_VANTAGE)
+
+
+@shared_task(ignore_result=True)
+def rollup_samples():
+    """Beat, every minute: roll complete minutes of raw samples up (idempotent)."""
+    from django.utils import timezone
+
+    from regions import monitoring
+
+    done = monitoring.rollup_minutes(timezone.now())
+    log.info("monitoring rollup: %d health minute(s), %d lag minute(s)", done["health"], done["lag"])
+
+
+@shared_task(ignore_result=True)
+def prune_samples():
+    """Beat, every 15 minutes: delete raw samples and rollups past their retention."""
+    from django.utils import timezone
+
+    from regions import monitoring
+
+    deleted = monitoring.prune(timezone.now())
+    log.info("monitoring prune: %s", deleted)

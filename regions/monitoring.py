@@ -1,0 +1,390 @@
+"""Monitoring service functions: which targets to probe, storing samples, per-minute
+rollups, retention, and the status loader the console and the API read.
+
+Everything that touches the database for monitoring lives here; the probe engine
+(regions/probes.py) does only HTTP and the status engine (regions/status.py) is pure.
+"""
+
+import dataclasses
+import logging
+import statistics
+from collections import defaultdict
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max, Q, Window
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from regions import probes
+from regions.models import (
+    Application,
+    HealthRollup,
+    HealthSample,
+    LagRollup,
+    LagSample,
+    ProbeTargetKind,
+    Stack,
+)
+from regions.status import Lag, Sample, Thresholds, application_status
+
+log = logging.getLogger(__name__)
+
+MINUTE = timedelta(minutes=1)
+# Re-roll this many already-rolled minutes on each run, for samples stored late (a slow
+# batch stores its samples up to connect + read timeout after their `at`).
+ROLLUP_LOOKBACK_MINUTES = 2
+
+
+# --- targets -----------------------------------------------------------------------
+
+
+def default_interval():
+    return timedelta(seconds=settings.CONTROLPLANE_PROBE_INTERVAL)
+
+
+def due_target_keys(tick):
+    """Keys ("s:<stack>", "a:<application>") of the targets due in the cycle of second `tick`.
+
+    Two queries whatever the number of applications and stacks."""
+    fallback = default_interval()
+    apps = Application.objects.values_list("pk", "probe_interval", "global_endpoint_url")
+    due_apps = [
+        (pk, url) for pk, interval, url in apps if probes.is_due(pk, interval or fallback, tick)
+    ]
+    if not due_apps:
+        return []
+    keys = [f"a:{pk}" for pk, url in due_apps if url]
+    stack_ids = (
+        Stack.objects.filter(application_id__in=[pk for pk, _ in due_apps])
+        .exclude(health_url="")
+        .values_list("pk", flat=True)
+    )
+    keys.extend(f"s:{pk}" for pk in stack_ids)
+    return keys
+
+
+def targets_for_keys(keys):
+    """ProbeTargets for target keys (unknown or URL-less targets are skipped); two queries."""
+    stack_ids, app_ids = [], []
+    for key in keys:
+        kind, _, pk = key.partition(":")
+        (stack_ids if kind == "s" else app_ids).append(int(pk))
+    targets = []
+    if stack_ids:
+        rows = (
+            Stack.objects.filter(pk__in=stack_ids)
+            .exclude(health_url="")
+            .values_list("pk", "application_id", "health_url")
+        )
+        targets.extend(
+            probes.ProbeTarget(url, app_id, pk, ProbeTargetKind.STACK_HEALTH) for pk, app_id, url in rows
+        )
+    if app_ids:
+        rows = (
+            Application.objects.filter(pk__in=app_ids)
+            .exclude(global_endpoint_url="")
+            .values_list("pk", "global_endpoint_url")
+        )
+        targets.extend(
+            probes.ProbeTarget(url, pk, None, ProbeTargetKind.GLOBAL_ENDPOINT) for pk, url in rows
+        )
+    return targets
+
+
+def all_targets():
+    """Every probe target of every application."""
+    apps = Application.objects.exclude(global_endpoint_url="").values_list("pk", flat=True)
+    stacks = Stack.objects.exclude(health_url="").values_list("pk", flat=True)
+    return targets_for_keys([f"a:{pk}" for pk in apps] + [f"s:{pk}" for pk in stacks])
+
+
+# --- storing -----------------------------------------------------------------------
+
+
+def _sample_rows(results, vantage):
+    return [
+        HealthSample(
+            stack_id=r.target.stack_id,
+            application_id=r.target.application_id,
+            target=r.target.kind,
+            vantage=vantage,
+            at=r.at,
+            ok=r.ok,
+            status_code=r.status_code,
+            latency_ms=r.latency_ms,
+            served_region=r.served_region,
+            error_class=r.error_class,
+        )
+        for r in results
+    ]
+
+
+def store_results(results, vantage):
+    """Store ProbeResults as HealthSample rows in one bulk insert; returns the row count.
+
+    A stack or application deleted while its probe was in flight would break the
+    foreign key; then the rows of targets that still exist are stored."""
+    rows = _sample_rows(results, vantage)
+    if not rows:
+        return 0
+    try:
+        with transaction.atomic():
+            HealthSample.objects.bulk_create(rows, batch_size=2000)
+    except IntegrityError:
+        stacks = set(Stack.objects.filter(pk__in={r.stack_id for r in rows if r.stack_id})
+                     .values_list("pk", flat=True))
+        apps = set(Application.objects.filter(pk__in={r.application_id for r in rows})
+                   .values_list("pk", flat=True))
+        rows = [r for r in rows if r.application_id in apps and (r.stack_id is None or r.stack_id in stacks)]
+        with transaction.atomic():
+            HealthSample.objects.bulk_create(rows, batch_size=2000)
+    return len(rows)
+
+
+def store_lag_samples(lags, application_id):
+    """Store status.Lag tuples measured for one application; returns the row count.
+
+    For the lag samplers (CloudWatch ReplicationLatency, canary items)."""
+    rows = [
+        LagSample(
+            application_id=application_id,
+            source_region=lag.source_region,
+            receiving_region=lag.receiving_region,
+            at=lag.at,
+            lag_ms=lag.lag_ms,
+            method=lag.method,
+            replicated=lag.replicated,
+        )
+        for lag in lags
+    ]
+    LagSample.objects.bulk_create(rows, batch_size=2000)
+    return len(rows)
+
+
+# --- rollups -----------------------------------------------------------------------
+
+
+def floor_minute(when):
+    return when.replace(second=0, microsecond=0)
+
+
+def _health_rollups(minute):
+    rows = HealthSample.objects.filter(at__gte=minute, at__lt=minute + MINUTE).values_list(
+        "stack_id", "application_id", "target", "vantage", "ok", "latency_ms"
+    )
+    groups = defaultdict(lambda: [0, 0, []])
+    for stack_id, app_id, target, vantage, ok, latency in rows.iterator(chunk_size=5000):
+        group = groups[stack_id, app_id, target, vantage]
+        group[0] += 1
+        if ok:
+            group[1] += 1
+            if latency is not None:  # latency of successful probes: timeouts would skew it
+                group[2].append(latency)
+    return [
+        HealthRollup(
+            stack_id=stack_id,
+            application_id=app_id,
+            target=target,
+            vantage=vantage,
+            minute=minute,
+            count=count,
+            ok_count=ok_count,
+            latency_p50_ms=statistics.median(latencies) if latencies else None,
+            latency_max_ms=max(latencies) if latencies else None,
+            latency_avg_ms=statistics.fmean(latencies) if latencies else None,
+        )
+        for (stack_id, app_id, target, vantage), (count, ok_count, latencies) in groups.items()
+    ]
+
+
+def _lag_rollups(minute):
+    rows = LagSample.objects.filter(at__gte=minute, at__lt=minute + MINUTE).values_list(
+        "application_id", "source_region", "receiving_region", "lag_ms", "replicated"
+    )
+    groups = defaultdict(lambda: [0, 0, []])
+    for app_id, source, receiving, lag_ms, replicated in rows.iterator(chunk_size=5000):
+        group = groups[app_id, source, receiving]
+        group[0] += 1
+        if not replicated:
+            group[1] += 1
+        elif lag_ms is not None:
+            group[2].append(lag_ms)
+    return [
+        LagRollup(
+            application_id=app_id,
+            source_region=source,
+            receiving_region=receiving,
+            minute=minute,
+            count=count,
+            not_replicated_count=lost,
+            avg_lag_ms=statistics.fmean(lags) if lags else None,
+            max_lag_ms=max(lags) if lags else None,
+        )
+        for (app_id, source, receiving), (count, lost, lags) in groups.items()
+    ]
+
+
+def _roll(sample_model, rollup_model, build, now, max_minutes):
+    end = floor_minute(now)  # minutes before this one are complete
+    oldest = now - timedelta(hours=settings.CONTROLPLANE_RAW_RETENTION_HOURS)
+    last = rollup_model.objects.aggregate(last=Max("minute"))["last"]
+    cursor = max(last - (ROLLUP_LOOKBACK_MINUTES - 1) * MINUTE, oldest) if last else oldest
+    done = 0
+    while done < max_minutes:
+        # Jump over empty minutes: the next sample at or after the cursor.
+        at = (
+            sample_model.objects.filter(at__gte=cursor, at__lt=end)
+            .order_by("at")
+            .values_list("at", flat=True)
+            .first()
+        )
+        if at is None:
+            break
+        minute = floor_minute(at)
+        rollups = build(minute)
+        with transaction.atomic():
+            rollup_model.objects.filter(minute=minute).delete()
+            rollup_model.objects.bulk_create(rollups, batch_size=1000)
+        done += 1
+        cursor = minute + MINUTE
+    return done
+
+
+def rollup_minutes(now, *, max_minutes=180):
+    """Aggregate the complete minutes of raw samples before `now` into per-minute rollups.
+
+    Idempotent: each minute is replaced (delete, then insert) in one transaction, and the
+    last `ROLLUP_LOOKBACK_MINUTES` rolled minutes are rolled again to take in late
+    samples. Resumes after the newest rolled minute, at most `max_minutes` minutes per
+    call. Returns {"health": minutes rolled, "lag": minutes rolled}."""
+    return {
+        "health": _roll(HealthSample, HealthRollup, _health_rollups, now, max_minutes),
+        "lag": _roll(LagSample, LagRollup, _lag_rollups, now, max_minutes),
+    }
+
+
+# --- retention ---------------------------------------------------------------------
+
+
+def _delete_before(model, field, cutoff, batch_size, max_batches):
+    deleted = 0
+    for _ in range(max_batches):
+        ids = list(
+            model.objects.filter(**{f"{field}__lt": cutoff}).values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            break
+        deleted += model.objects.filter(pk__in=ids).delete()[0]
+        if len(ids) < batch_size:
+            break
+    return deleted
+
+
+def prune(now, *, batch_size=2000, max_batches=500):
+    """Delete raw samples older than the raw window and rollups older than 30 days.
+
+    In batches of `batch_size` rows (short transactions, no long lock), at most
+    `max_batches` per table per call; beat calls it again. Returns rows deleted per model."""
+    raw_cutoff = now - timedelta(hours=settings.CONTROLPLANE_RAW_RETENTION_HOURS)
+    rollup_cutoff = now - timedelta(days=settings.CONTROLPLANE_ROLLUP_RETENTION_DAYS)
+    return {
+        "HealthSample": _delete_before(HealthSample, "at", raw_cutoff, batch_size, max_batches),
+        "LagSample": _delete_before(LagSample, "at", raw_cutoff, batch_size, max_batches),
+        "HealthRollup": _delete_before(HealthRollup, "minute", rollup_cutoff, batch_size, max_batches),
+        "LagRollup": _delete_before(LagRollup, "minute", rollup_cutoff, batch_size, max_batches),
+    }
+
+
+# --- status loader -----------------------------------------------------------------
+
+
+def load_status(now=None, *, application_ids=None):
+    """{application id: status.ApplicationStatus} for every application (or the given ones).
+
+    Four queries whatever the number of applications and stacks: applications, stacks,
+    the last `Thresholds.window` health samples per (target, vantage) within a bounded
+    horizon (a ROW_NUMBER() window, on SQLite and PostgreSQL), and the latest lag
+    sample per (source, receiving, method). Ordered by application name."""
+    now = now or timezone.now()
+    base = Thresholds.from_settings()
+    apps = Application.objects.order_by("name").values_list("pk", "probe_interval", "global_endpoint_url")
+    if application_ids is not None:
+        apps = apps.filter(pk__in=application_ids)
+    apps = list(apps)
+    if not apps:
+        return {}
+    app_ids = [pk for pk, _, _ in apps]
+    thresholds = {
+        pk: dataclasses.replace(base, interval=interval) if interval else base for pk, interval, _ in apps
+    }
+    # Enough history to replay `window` samples at the slowest interval, and to see
+    # a target go stale; older than that, the reason becomes "no sample for over ...".
+    horizon = max(
+        max(t.interval * t.window * 1.5, t.stale * 2, timedelta(seconds=60)) for t in thresholds.values()
+    )
+    since = now - horizon
+
+    stacks = defaultdict(list)
+    for pk, app_id, region, in_rotation in (
+        Stack.objects.filter(application_id__in=app_ids)
+        .order_by("region__code")
+        .values_list("pk", "application_id", "region__code", "in_rotation")
+    ):
+        stacks[app_id].append((pk, region, in_rotation))
+
+    health = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))  # app -> target -> vantage
+    recent = (
+        HealthSample.objects.filter(application_id__in=app_ids, at__gte=since, at__lte=now)
+        .annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("application_id"), F("stack_id"), F("target"), F("vantage")],
+                order_by=F("at").desc(),
+            )
+        )
+        .filter(rank__lte=base.window)
+        .values_list(
+            "application_id", "stack_id", "vantage", "at", "ok", "status_code", "latency_ms",
+            "error_class", "served_region",
+        )
+    )
+    for app_id, stack_id, vantage, at, ok, code, latency, error, served in recent:
+        health[app_id][stack_id or "global"][vantage].append(
+            Sample(at, ok, code, latency, error, served)
+        )
+
+    lags = defaultdict(list)
+    latest_lags = (
+        LagSample.objects.filter(application_id__in=app_ids, at__lte=now)
+        .filter(Q(at__gte=now - base.lag_stale * 2))
+        .annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("application_id"), F("source_region"), F("receiving_region"), F("method")],
+                order_by=F("at").desc(),
+            )
+        )
+        .filter(rank=1)
+        .values_list(
+            "application_id", "source_region", "receiving_region", "at", "lag_ms", "method", "replicated"
+        )
+    )
+    for app_id, *fields in latest_lags:
+        lags[app_id].append(Lag(*fields))
+
+    result = {}
+    for pk, _, global_url in apps:
+        samples = health.get(pk, {})
+        result[pk] = application_status(
+            pk,
+            stacks.get(pk, []),
+            samples,
+            lags.get(pk, []),
+            thresholds[pk],
+            now,
+            global_samples=samples.get("global", {}) if global_url else None,
+            searched_since=since,
+        )
+    return result

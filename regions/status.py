@@ -1,0 +1,428 @@
+"""Status is a pure function of recent samples, thresholds and `now`.
+
+Nothing here touches the database or the clock: `regions.monitoring.load_status` fetches
+the samples (a constant number of queries) and calls `application_status` for each
+application. Tests call these functions with explicit samples and an explicit `now`.
+
+Levels, each a `Verdict` (status + a human reason):
+
+- target (one stack's /health, or the global endpoint, as seen from one vantage):
+  replayed over its last samples with hysteresis: `failures` consecutive failures to go
+  unhealthy, `successes` consecutive successes to come back; a failure short of the
+  threshold shows as degraded; no sample for `stale_after` -> unknown.
+- stack health: the vantages that have fresh data; all healthy -> healthy, all unhealthy
+  -> unhealthy, a mix -> degraded. A silent vantage is ignored while another one speaks
+  (a dead probe worker is not a dead region).
+- replication into a region: latest lag per source region; above `lag_degraded` ->
+  degraded, a canary not replicated -> unhealthy (replication outage).
+- region: the stack's health, made at most degraded by replication (a region with a
+  replication outage still serves traffic, with stale data).
+- application: all regions healthy -> healthy; at least one region serving (healthy or
+  degraded) -> degraded, naming the others; none serving -> unhealthy; no data ->
+  unknown. A failing global endpoint makes the application unhealthy whatever the
+  regions say (clients cannot reach any of them).
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from django.db import models
+
+from regions.models import ErrorClass, LagMethod
+
+
+class HealthStatus(models.TextChoices):
+    # value, label; the badge colour is in BADGE_COLOURS just below, in the same place.
+    HEALTHY = "healthy", "Healthy"
+    DEGRADED = "degraded", "Degraded"
+    UNHEALTHY = "unhealthy", "Unhealthy"
+    UNKNOWN = "unknown", "Unknown"
+
+    @property
+    def colour(self):
+        return BADGE_COLOURS[self.value]
+
+    @property
+    def badge_class(self):
+        """The CSS class of the console's badge (static/css: .badge--healthy, ...)."""
+        return f"badge--{self.value}"
+
+    @property
+    def severity(self):
+        """Higher is worse; unknown sorts between degraded and unhealthy."""
+        return SEVERITY[self.value]
+
+
+BADGE_COLOURS = {"healthy": "green", "degraded": "amber", "unhealthy": "red", "unknown": "grey"}
+SEVERITY = {"healthy": 0, "degraded": 1, "unknown": 2, "unhealthy": 3}
+
+
+class Sample(NamedTuple):
+    """What the status engine needs of a HealthSample row."""
+
+    at: datetime
+    ok: bool
+    status_code: int | None = None
+    latency_ms: float | None = None
+    error_class: str = ""
+    served_region: str = ""
+
+
+class Lag(NamedTuple):
+    """What the status engine needs of a LagSample row."""
+
+    source_region: str
+    receiving_region: str
+    at: datetime
+    lag_ms: float | None
+    method: str = LagMethod.METRIC
+    replicated: bool = True
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    failures: int = 2  # consecutive failures to go unhealthy
+    successes: int = 2  # consecutive successes to come back
+    interval: timedelta = timedelta(seconds=2)
+    stale_intervals: float = 3.0
+    stale_after: timedelta | None = None  # default: stale_intervals x interval
+    lag_degraded: timedelta = timedelta(seconds=2)
+    lag_stale: timedelta = timedelta(minutes=5)
+    window: int = 20  # samples replayed per target
+
+    @property
+    def stale(self):
+        return self.stale_after or self.interval * self.stale_intervals
+
+    @classmethod
+    def from_settings(cls, interval=None):
+        from django.conf import settings
+
+        return cls(
+            failures=settings.CONTROLPLANE_STATUS_FAILURES,
+            successes=settings.CONTROLPLANE_STATUS_SUCCESSES,
+            interval=interval or timedelta(seconds=settings.CONTROLPLANE_PROBE_INTERVAL),
+            stale_intervals=settings.CONTROLPLANE_STATUS_STALE_INTERVALS,
+            lag_degraded=timedelta(seconds=settings.CONTROLPLANE_LAG_DEGRADED_SECONDS),
+            lag_stale=timedelta(seconds=settings.CONTROLPLANE_LAG_STALE_SECONDS),
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: HealthStatus
+    reason: str
+    last_sample: Sample | None = None
+
+    def __str__(self):
+        return f"{self.status.label}: {self.reason}"
+
+
+@dataclass
+class RegionStatus:
+    stack_id: int
+    region: str
+    status: HealthStatus
+    reason: str
+    health: Verdict
+    replication: Verdict
+    in_rotation: bool = True
+
+    @property
+    def last_sample(self):
+        return self.health.last_sample
+
+
+@dataclass
+class ApplicationStatus:
+    application_id: int
+    status: HealthStatus
+    reason: str
+    regions: list[RegionStatus] = field(default_factory=list)
+    global_endpoint: Verdict | None = None
+
+    @property
+    def served_region(self):
+        """The region that answered the latest global-endpoint probe ("" if none)."""
+        sample = self.global_endpoint and self.global_endpoint.last_sample
+        return sample.served_region if sample else ""
+
+
+# --- formatting ------------------------------------------------------------------
+
+
+def format_duration(value):
+    """A duration for humans: "0.4 s", "30 s", "2 min 5 s", "3 h 20 min", "2 d 4 h"."""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def _seconds(ms):
+    return f"{ms / 1000:.1f} s"
+
+
+def describe_sample(sample, label="/health"):
+    """One probe outcome in words: "503 from /health", "timeout after 2.0 s", ..."""
+    if sample.ok:
+        latency = f" in {sample.latency_ms:.0f} ms" if sample.latency_ms is not None else ""
+        return f"{sample.status_code or 'ok'} from {label}{latency}"
+    error = sample.error_class
+    if error == ErrorClass.TIMEOUT:
+        after = f" after {_seconds(sample.latency_ms)}" if sample.latency_ms is not None else ""
+        return f"timeout{after} on {label}"
+    if error == ErrorClass.REFUSED:
+        return f"connection refused on {label}"
+    if error == ErrorClass.DNS:
+        return f"DNS lookup failed for {label}"
+    if error == ErrorClass.TLS:
+        return f"TLS error on {label}"
+    if error == ErrorClass.BAD_BODY:
+        code = f"{sample.status_code} " if sample.status_code else ""
+        return f"{code}with an unhealthy body from {label}"
+    if sample.status_code:
+        return f"{sample.status_code} from {label}"
+    return f"error ({ErrorClass(error).label if error in ErrorClass.values else error}) on {label}"
+
+
+def describe_failures(run, label="/health"):
+    """A run of consecutive failed samples (oldest first) in words."""
+    latest = run[-1]
+    if len(run) == 1:
+        return describe_sample(latest, label)
+    same = all(
+        (s.error_class, s.status_code) == (latest.error_class, latest.status_code) for s in run
+    )
+    if same and latest.status_code and latest.error_class != ErrorClass.BAD_BODY:
+        return f"{len(run)} consecutive {latest.status_code} from {label}"
+    if same and latest.error_class == ErrorClass.TIMEOUT:
+        return f"{len(run)} consecutive timeouts on {label} (latest after {_seconds(latest.latency_ms or 0)})"
+    return f"{len(run)} consecutive failures, latest: {describe_sample(latest, label)}"
+
+
+# --- target level ------------------------------------------------------------------
+
+
+def _no_samples(now, searched_since):
+    if searched_since is None:
+        return Verdict(HealthStatus.UNKNOWN, "no samples yet")
+    return Verdict(HealthStatus.UNKNOWN, f"no sample for over {format_duration(now - searched_since)}")
+
+
+def target_status(samples, thresholds, now, *, label="/health", searched_since=None):
+    """The Verdict for one target seen from one vantage, from its recent samples.
+
+    `samples` in any order; only the newest `thresholds.window` are replayed.
+    `searched_since`: how far back the caller looked, for the reason when there is none."""
+    if not samples:
+        return _no_samples(now, searched_since)
+    samples = sorted(samples, key=lambda s: s.at)[-thresholds.window :]
+    newest = samples[-1]
+    age = now - newest.at
+    if age > thresholds.stale:
+        return Verdict(HealthStatus.UNKNOWN, f"no sample for {format_duration(age)}", newest)
+
+    state = HealthStatus.UNKNOWN
+    ok_streak = 0
+    fail_run = []  # the current run of failures
+    last_fail_run = []  # the most recent complete-or-current run of failures
+    for sample in samples:
+        if sample.ok:
+            ok_streak += 1
+            fail_run = []
+            if state == HealthStatus.UNKNOWN or (
+                state == HealthStatus.UNHEALTHY and ok_streak >= thresholds.successes
+            ):
+                state = HealthStatus.HEALTHY
+        else:
+            ok_streak = 0
+            fail_run.append(sample)
+            last_fail_run = fail_run
+            if len(fail_run) >= thresholds.failures:
+                state = HealthStatus.UNHEALTHY
+
+    if state == HealthStatus.UNHEALTHY:
+        if ok_streak:
+            return Verdict(
+                state,
+                f"recovering ({ok_streak} of {thresholds.successes} successes) after "
+                f"{describe_failures(last_fail_run, label)}",
+                newest,
+            )
+        return Verdict(state, describe_failures(fail_run, label), newest)
+    if fail_run:  # failing, but fewer than `failures` times in a row
+        pending = f"{len(fail_run)} of {thresholds.failures} failures before unhealthy"
+        status = HealthStatus.DEGRADED if state == HealthStatus.HEALTHY else HealthStatus.UNKNOWN
+        return Verdict(status, f"{describe_failures(fail_run, label)} ({pending})", newest)
+    return Verdict(HealthStatus.HEALTHY, describe_sample(newest, label), newest)
+
+
+def combine_vantages(verdicts):
+    """One Verdict from several vantages' Verdicts for the same target ({vantage: Verdict})."""
+    if not verdicts:
+        return Verdict(HealthStatus.UNKNOWN, "no samples yet")
+    if len(verdicts) == 1:
+        return next(iter(verdicts.values()))
+    known = {v: d for v, d in sorted(verdicts.items()) if d.status != HealthStatus.UNKNOWN}
+    if not known:
+        with_data = [d for d in verdicts.values() if d.last_sample is not None]
+        if with_data:
+            return max(with_data, key=lambda d: d.last_sample.at)
+        return next(iter(verdicts.values()))
+    newest = max(known.values(), key=lambda d: d.last_sample.at).last_sample
+    statuses = {d.status for d in known.values()}
+    if statuses == {HealthStatus.HEALTHY}:
+        return Verdict(HealthStatus.HEALTHY, next(iter(known.values())).reason, newest)
+    if statuses == {HealthStatus.UNHEALTHY}:
+        first = next(iter(known.values()))
+        return Verdict(HealthStatus.UNHEALTHY, f"from every vantage: {first.reason}", newest)
+    bad = [f"{d.status.label.lower()} from {v}: {d.reason}" for v, d in known.items()
+           if d.status != HealthStatus.HEALTHY]
+    return Verdict(HealthStatus.DEGRADED, "; ".join(bad), newest)
+
+
+def stack_health(samples_by_vantage, thresholds, now, *, label="/health", searched_since=None):
+    """The Verdict for a stack's /health from {vantage: [Sample, ...]}."""
+    if not samples_by_vantage:
+        return _no_samples(now, searched_since)
+    return combine_vantages(
+        {v: target_status(s, thresholds, now, label=label) for v, s in samples_by_vantage.items()}
+    )
+
+
+# --- replication -------------------------------------------------------------------
+
+
+def replication_status(lags, thresholds, now):
+    """The Verdict for replication into one region from the latest Lag per source (and method)."""
+    fresh = [lag for lag in lags if now - lag.at <= thresholds.lag_stale]
+    if not fresh:
+        if lags:
+            age = now - max(lag.at for lag in lags)
+            return Verdict(HealthStatus.UNKNOWN, f"no lag sample for {format_duration(age)}")
+        return Verdict(HealthStatus.UNKNOWN, "no lag samples")
+    fresh.sort(key=lambda lag: (lag.source_region, lag.method))
+    outages = [lag for lag in fresh if not lag.replicated]
+    if outages:
+        reasons = [
+            f"replication outage: canary from {lag.source_region} not replicated"
+            + (f" after {_seconds(lag.lag_ms)}" if lag.lag_ms is not None else "")
+            for lag in outages
+        ]
+        return Verdict(HealthStatus.UNHEALTHY, "; ".join(reasons))
+    limit_ms = thresholds.lag_degraded.total_seconds() * 1000
+    over = [lag for lag in fresh if lag.lag_ms is not None and lag.lag_ms > limit_ms]
+    if over:
+        reasons = [
+            f"lag {_seconds(lag.lag_ms)} > {thresholds.lag_degraded.total_seconds():g} s threshold"
+            f" from {lag.source_region}"
+            for lag in over
+        ]
+        return Verdict(HealthStatus.DEGRADED, "; ".join(reasons))
+    measured = [lag.lag_ms for lag in fresh if lag.lag_ms is not None]
+    if not measured:
+        return Verdict(HealthStatus.HEALTHY, "replicated")
+    return Verdict(HealthStatus.HEALTHY, f"lag ≤ {_seconds(max(measured))}")
+
+
+# --- region and application ---------------------------------------------------------
+
+
+def region_status(health, replication):
+    """(status, reason) of a region from its stack's health and its replication Verdicts."""
+    if health.status in (HealthStatus.UNKNOWN, HealthStatus.UNHEALTHY):
+        return health.status, health.reason
+    if replication.status in (HealthStatus.HEALTHY, HealthStatus.UNKNOWN):
+        return health.status, health.reason
+    # Replication trouble degrades a serving region; it does not take it out.
+    if health.status == HealthStatus.HEALTHY:
+        return HealthStatus.DEGRADED, replication.reason
+    return HealthStatus.DEGRADED, f"{health.reason}; {replication.reason}"
+
+
+def rollup_regions(regions, global_endpoint=None):
+    """(status, reason) of an application from its RegionStatus list and global endpoint."""
+    ge_bad = global_endpoint is not None and global_endpoint.status in (
+        HealthStatus.UNHEALTHY,
+        HealthStatus.DEGRADED,
+    )
+    if not regions:
+        if global_endpoint is not None and global_endpoint.status != HealthStatus.UNKNOWN:
+            return global_endpoint.status, f"global endpoint: {global_endpoint.reason}"
+        return HealthStatus.UNKNOWN, "no stacks"
+    if global_endpoint is not None and global_endpoint.status == HealthStatus.UNHEALTHY:
+        return HealthStatus.UNHEALTHY, f"global endpoint: {global_endpoint.reason}"
+
+    healthy = [r.region for r in regions if r.status == HealthStatus.HEALTHY]
+    serving = [r for r in regions if r.status in (HealthStatus.HEALTHY, HealthStatus.DEGRADED)]
+    others = [r for r in regions if r.status != HealthStatus.HEALTHY]
+    known = [r for r in regions if r.status != HealthStatus.UNKNOWN]
+    details = "; ".join(f"{r.region} {r.status.label.lower()}: {r.reason}" for r in others)
+
+    if not known:
+        if len(regions) == 1:
+            return HealthStatus.UNKNOWN, f"{regions[0].region}: {regions[0].reason}"
+        return HealthStatus.UNKNOWN, f"no data from any region ({details})"
+    if not others:
+        if ge_bad:
+            return HealthStatus.DEGRADED, f"global endpoint: {global_endpoint.reason}"
+        noun = "region" if len(regions) == 1 else "regions"
+        return HealthStatus.HEALTHY, f"{'all ' if len(regions) > 1 else ''}{len(regions)} {noun} healthy"
+    if not serving:
+        return HealthStatus.UNHEALTHY, f"no healthy region: {details}"
+    if healthy:
+        details += f"; serving from {', '.join(healthy)}"
+    if ge_bad:
+        details = f"global endpoint: {global_endpoint.reason}; {details}"
+    return HealthStatus.DEGRADED, details
+
+
+def application_status(
+    application_id,
+    stacks,
+    health_samples,
+    lags,
+    thresholds,
+    now,
+    *,
+    global_samples=None,
+    searched_since=None,
+):
+    """The whole status of one application.
+
+    - `stacks`: [(stack_id, region_code, in_rotation), ...]
+    - `health_samples`: {stack_id: {vantage: [Sample, ...]}} (missing stacks have none)
+    - `lags`: [Lag, ...], the latest per (source, receiving, method) for this application
+    - `global_samples`: {vantage: [Sample, ...]} for the global endpoint, or None when the
+      application has no global endpoint URL.
+    - `searched_since`: how far back the caller looked for samples (for the reasons)."""
+    by_receiving = {}
+    for lag in lags:
+        by_receiving.setdefault(lag.receiving_region, []).append(lag)
+    regions = []
+    for stack_id, region, in_rotation in stacks:
+        health = stack_health(
+            health_samples.get(stack_id, {}), thresholds, now, searched_since=searched_since
+        )
+        replication = replication_status(by_receiving.get(region, []), thresholds, now)
+        status, reason = region_status(health, replication)
+        regions.append(RegionStatus(stack_id, region, status, reason, health, replication, in_rotation))
+    global_endpoint = None
+    if global_samples is not None:
+        global_endpoint = stack_health(
+            global_samples, thresholds, now, label="the global endpoint", searched_since=searched_since
+        )
+    status, reason = rollup_regions(regions, global_endpoint)
+    return ApplicationStatus(application_id, status, reason, regions, global_endpoint)

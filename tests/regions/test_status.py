@@ -1,0 +1,298 @@
+"""The status engine: pure functions of samples, thresholds and an explicit `now`."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from regions.models import ErrorClass, LagMethod
+from regions.status import (
+    HealthStatus,
+    Lag,
+    Sample,
+    Thresholds,
+    Verdict,
+    application_status,
+    combine_vantages,
+    format_duration,
+    region_status,
+    replication_status,
+    target_status,
+)
+
+NOW = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
+T = Thresholds()  # 2 failures down, 2 successes up, 2 s interval, stale after 6 s
+OK = "ok"
+FAIL = "503"
+TIMEOUT = "timeout"
+
+
+def samples(*outcomes, end=NOW, every=2.0):
+    """Samples every `every` s, the last one at `end`, oldest first."""
+    out = []
+    for i, outcome in enumerate(outcomes):
+        at = end - timedelta(seconds=every * (len(outcomes) - 1 - i))
+        if outcome == OK:
+            out.append(Sample(at, True, 200, 12.0))
+        elif outcome == TIMEOUT:
+            out.append(Sample(at, False, None, 2004.0, ErrorClass.TIMEOUT))
+        else:
+            out.append(Sample(at, False, int(outcome), 3.0, ErrorClass.HTTP_5XX))
+    return out
+
+
+def status_of(*outcomes, thresholds=T):
+    return target_status(samples(*outcomes), thresholds, NOW)
+
+
+def test_no_samples_is_unknown():
+    verdict = target_status([], T, NOW)
+    assert verdict.status == HealthStatus.UNKNOWN
+    assert verdict.reason == "no samples yet"
+
+
+def test_unknown_to_healthy_on_the_first_success():
+    verdict = status_of(OK)
+    assert verdict.status == HealthStatus.HEALTHY
+    assert verdict.reason == "200 from /health in 12 ms"
+
+
+def test_one_failure_from_unknown_stays_unknown():
+    verdict = status_of(FAIL)
+    assert verdict.status == HealthStatus.UNKNOWN
+    assert verdict.reason == "503 from /health (1 of 2 failures before unhealthy)"
+
+
+def test_healthy_to_unhealthy_only_after_n_failures():
+    one = status_of(OK, OK, FAIL)
+    assert one.status == HealthStatus.DEGRADED  # suspect, not down
+    assert one.reason == "503 from /health (1 of 2 failures before unhealthy)"
+    two = status_of(OK, OK, FAIL, FAIL)
+    assert two.status == HealthStatus.UNHEALTHY
+    assert two.reason == "2 consecutive 503 from /health"
+
+
+def test_failure_threshold_is_configurable():
+    three = Thresholds(failures=3)
+    assert status_of(OK, FAIL, FAIL, thresholds=three).status == HealthStatus.DEGRADED
+    verdict = status_of(OK, FAIL, FAIL, FAIL, thresholds=three)
+    assert verdict.status == HealthStatus.UNHEALTHY
+    assert verdict.reason == "3 consecutive 503 from /health"
+
+
+def test_unhealthy_to_healthy_only_after_m_successes():
+    recovering = status_of(OK, FAIL, FAIL, FAIL, OK)
+    assert recovering.status == HealthStatus.UNHEALTHY
+    assert recovering.reason == "recovering (1 of 2 successes) after 3 consecutive 503 from /health"
+    assert status_of(OK, FAIL, FAIL, FAIL, OK, OK).status == HealthStatus.HEALTHY
+
+
+def test_flapping_does_not_bring_an_unhealthy_target_back():
+    verdict = status_of(FAIL, FAIL, OK, FAIL, OK, FAIL, OK)
+    assert verdict.status == HealthStatus.UNHEALTHY
+    assert verdict.reason.startswith("recovering (1 of 2 successes)")
+
+
+def test_flapping_does_not_take_a_healthy_target_down():
+    assert status_of(OK, OK, FAIL, OK, FAIL, OK, FAIL).status == HealthStatus.DEGRADED
+    assert status_of(OK, OK, FAIL, OK, FAIL, OK).status == HealthStatus.HEALTHY
+
+
+def test_timeouts_are_described_with_their_duration():
+    assert status_of(OK, TIMEOUT).reason == (
+        "timeout after 2.0 s on /health (1 of 2 failures before unhealthy)"
+    )
+    assert status_of(OK, TIMEOUT, TIMEOUT, TIMEOUT).reason == (
+        "3 consecutive timeouts on /health (latest after 2.0 s)"
+    )
+
+
+def test_mixed_failures_name_the_latest():
+    verdict = status_of(OK, FAIL, TIMEOUT)
+    assert verdict.status == HealthStatus.UNHEALTHY
+    assert verdict.reason == "2 consecutive failures, latest: timeout after 2.0 s on /health"
+
+
+def test_stale_samples_make_the_target_unknown_with_the_age():
+    old = samples(OK, OK, end=NOW - timedelta(seconds=30))
+    verdict = target_status(old, T, NOW)
+    assert verdict.status == HealthStatus.UNKNOWN
+    assert verdict.reason == "no sample for 30 s"
+    # Just inside the staleness window (3 x 2 s) the target keeps its state.
+    fresh = samples(OK, OK, end=NOW - timedelta(seconds=6))
+    assert target_status(fresh, T, NOW).status == HealthStatus.HEALTHY
+
+
+def test_staleness_follows_the_interval():
+    slow = Thresholds(interval=timedelta(seconds=10))
+    old = samples(OK, end=NOW - timedelta(seconds=25))
+    assert target_status(old, slow, NOW).status == HealthStatus.HEALTHY
+    assert target_status(old, T, NOW).reason == "no sample for 25 s"
+
+
+def test_samples_are_replayed_in_time_order_whatever_the_input_order():
+    verdict = target_status(list(reversed(samples(OK, FAIL, FAIL))), T, NOW)
+    assert verdict.status == HealthStatus.UNHEALTHY
+
+
+def test_only_the_last_window_of_samples_is_replayed():
+    # 30 failures then 2 successes: with a window of 3 only FAIL, OK, OK are replayed.
+    verdict = target_status(samples(*([FAIL] * 30), OK, OK), Thresholds(window=3), NOW)
+    assert verdict.status == HealthStatus.HEALTHY
+
+
+def verdict(status, reason="", seconds_ago=0):
+    return Verdict(status, reason, Sample(NOW - timedelta(seconds=seconds_ago), True, 200))
+
+
+def test_vantages_all_healthy_or_all_unhealthy():
+    assert combine_vantages(
+        {"a": verdict(HealthStatus.HEALTHY), "b": verdict(HealthStatus.HEALTHY)}
+    ).status == HealthStatus.HEALTHY
+    down = combine_vantages(
+        {"a": verdict(HealthStatus.UNHEALTHY, "x"), "b": verdict(HealthStatus.UNHEALTHY, "x")}
+    )
+    assert down.status == HealthStatus.UNHEALTHY
+    assert down.reason == "from every vantage: x"
+
+
+def test_vantages_disagreeing_is_degraded_and_names_the_vantage():
+    mixed = combine_vantages(
+        {"eu-west-1": verdict(HealthStatus.UNHEALTHY, "2 consecutive 503 from /health"),
+         "us-east-1": verdict(HealthStatus.HEALTHY)}
+    )
+    assert mixed.status == HealthStatus.DEGRADED
+    assert mixed.reason == "unhealthy from eu-west-1: 2 consecutive 503 from /health"
+
+
+def test_a_silent_vantage_is_ignored_while_another_speaks():
+    combined = combine_vantages(
+        {"a": verdict(HealthStatus.UNKNOWN, "no sample for 40 s"), "b": verdict(HealthStatus.HEALTHY)}
+    )
+    assert combined.status == HealthStatus.HEALTHY
+
+
+def lag(source, receiving, lag_ms, *, replicated=True, seconds_ago=1, method=LagMethod.METRIC):
+    return Lag(source, receiving, NOW - timedelta(seconds=seconds_ago), lag_ms, method, replicated)
+
+
+def test_lag_under_the_threshold_is_healthy():
+    verdict = replication_status([lag("us-east-1", "us-west-2", 800)], T, NOW)
+    assert verdict.status == HealthStatus.HEALTHY
+    assert verdict.reason == "lag ≤ 0.8 s"
+
+
+def test_lag_over_the_threshold_is_degraded():
+    verdict = replication_status(
+        [lag("us-east-1", "us-west-2", 4200), lag("eu-central-1", "us-west-2", 300)], T, NOW
+    )
+    assert verdict.status == HealthStatus.DEGRADED
+    assert verdict.reason == "lag 4.2 s > 2 s threshold from us-east-1"
+
+
+def test_canary_not_replicated_is_a_replication_outage():
+    verdict = replication_status(
+        [lag("us-east-1", "us-west-2", 5000, replicated=False, method=LagMethod.CANARY)], T, NOW
+    )
+    assert verdict.status == HealthStatus.UNHEALTHY
+    assert verdict.reason == "replication outage: canary from us-east-1 not replicated after 5.0 s"
+
+
+def test_old_lag_samples_are_unknown():
+    verdict = replication_status([lag("us-east-1", "us-west-2", 10, seconds_ago=600)], T, NOW)
+    assert verdict.status == HealthStatus.UNKNOWN
+    assert verdict.reason == "no lag sample for 10 min"
+    assert replication_status([], T, NOW).reason == "no lag samples"
+
+
+def test_replication_trouble_degrades_a_serving_region_but_never_takes_it_down():
+    healthy = Verdict(HealthStatus.HEALTHY, "200 from /health in 12 ms")
+    outage = Verdict(HealthStatus.UNHEALTHY, "replication outage: canary from us-east-1 not replicated")
+    assert region_status(healthy, outage) == (HealthStatus.DEGRADED, outage.reason)
+    no_lag = Verdict(HealthStatus.UNKNOWN, "no lag samples")
+    assert region_status(healthy, no_lag) == (HealthStatus.HEALTHY, healthy.reason)
+    down = Verdict(HealthStatus.UNHEALTHY, "2 consecutive 503 from /health")
+    assert region_status(down, outage) == (HealthStatus.UNHEALTHY, down.reason)
+
+
+STACKS = [(1, "eu-central-1", True), (2, "us-east-1", True), (3, "us-west-2", True)]
+
+
+def app_status(health, lags=(), global_samples=None):
+    return application_status(7, STACKS, health, list(lags), T, NOW, global_samples=global_samples)
+
+
+def test_application_is_healthy_when_every_region_is():
+    status = app_status({1: {"v": samples(OK)}, 2: {"v": samples(OK)}, 3: {"v": samples(OK)}})
+    assert status.status == HealthStatus.HEALTHY
+    assert status.reason == "all 3 regions healthy"
+    assert [r.region for r in status.regions] == ["eu-central-1", "us-east-1", "us-west-2"]
+
+
+def test_application_is_degraded_and_says_which_region_when_some_are_unhealthy():
+    status = app_status({1: {"v": samples(OK)}, 2: {"v": samples(OK, FAIL, FAIL, FAIL)},
+                         3: {"v": samples(OK)}})
+    assert status.status == HealthStatus.DEGRADED
+    assert status.reason == (
+        "us-east-1 unhealthy: 3 consecutive 503 from /health; serving from eu-central-1, us-west-2"
+    )
+
+
+def test_application_is_unhealthy_when_no_region_serves():
+    status = app_status({1: {"v": samples(FAIL, FAIL)}, 2: {"v": samples(TIMEOUT, TIMEOUT)},
+                         3: {"v": samples(FAIL, FAIL)}})
+    assert status.status == HealthStatus.UNHEALTHY
+    assert status.reason.startswith("no healthy region: eu-central-1 unhealthy: 2 consecutive 503")
+
+
+def test_application_is_unknown_without_data():
+    status = app_status({})
+    assert status.status == HealthStatus.UNKNOWN
+    assert status.reason.startswith("no data from any region")
+    no_stacks = application_status(7, [], {}, [], T, NOW)
+    assert (no_stacks.status, no_stacks.reason) == (HealthStatus.UNKNOWN, "no stacks")
+
+
+def test_a_region_without_samples_degrades_the_application():
+    status = app_status({1: {"v": samples(OK)}, 2: {"v": samples(OK)},
+                         3: {"v": samples(OK, end=NOW - timedelta(seconds=30))}})
+    assert status.status == HealthStatus.DEGRADED
+    assert status.reason.startswith("us-west-2 unknown: no sample for 30 s")
+
+
+def test_lag_into_a_region_degrades_the_application_with_the_lag_in_the_reason():
+    status = app_status(
+        {1: {"v": samples(OK)}, 2: {"v": samples(OK)}, 3: {"v": samples(OK)}},
+        lags=[lag("us-east-1", "us-west-2", 4200), lag("us-west-2", "us-east-1", 200)],
+    )
+    assert status.status == HealthStatus.DEGRADED
+    assert "us-west-2 degraded: lag 4.2 s > 2 s threshold from us-east-1" in status.reason
+    west = status.regions[2]
+    assert west.health.status == HealthStatus.HEALTHY
+    assert west.replication.status == HealthStatus.DEGRADED
+
+
+def test_a_failing_global_endpoint_makes_the_application_unhealthy():
+    health = {1: {"v": samples(OK)}, 2: {"v": samples(OK)}, 3: {"v": samples(OK)}}
+    status = app_status(health, global_samples={"v": samples(TIMEOUT, TIMEOUT)})
+    assert status.status == HealthStatus.UNHEALTHY
+    assert status.reason.startswith("global endpoint: 2 consecutive timeouts on the global endpoint")
+    served = [Sample(NOW, True, 200, 30.0, "", "us-west-2")]
+    fine = app_status(health, global_samples={"v": served})
+    assert fine.status == HealthStatus.HEALTHY
+    assert fine.served_region == "us-west-2"
+
+
+def test_choices_carry_label_and_badge_colour():
+    assert HealthStatus.UNHEALTHY.label == "Unhealthy"
+    assert HealthStatus.UNHEALTHY.colour == "red"
+    assert HealthStatus.DEGRADED.badge_class == "badge--degraded"
+    assert {s.colour for s in HealthStatus} == {"green", "amber", "red", "grey"}
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.4, "0.4 s"), (30, "30 s"), (125, "2 min 5 s"), (120, "2 min"), (12000, "3 h 20 min"),
+     (187200, "2 d 4 h")],
+)
+def test_format_duration(seconds, text):
+    assert format_duration(timedelta(seconds=seconds)) == text
