@@ -1,12 +1,14 @@
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.db.models import Prefetch
+from django.db.models import Count, Prefetch
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from controlplane import audit
-from controlplane.models import ServiceHeartbeat
+from controlplane.views import heartbeat_summary
 from regions import inventory, tasks
 from regions.models import Application, Component, Region, Stack
 
@@ -21,6 +23,8 @@ def _render(request, template, context, partial=None):
 
 
 def _overview_context():
+    """Applications x regions. Four queries whatever the size of the inventory:
+    regions, applications, their stacks (with region), heartbeats."""
     regions = list(Region.objects.filter(stacks__isnull=False).distinct().order_by("code"))
     applications = list(
         Application.objects.prefetch_related(
@@ -28,13 +32,16 @@ def _overview_context():
         ).order_by("name")
     )
     rows = []
+    stack_count = 0
     for app in applications:
         by_region = {s.region.code: s for s in app.stacks.all()}
+        stack_count += len(by_region)
         rows.append({"application": app, "cells": [by_region.get(r.code) for r in regions]})
     return {
         "regions": regions,
         "rows": rows,
-        "heartbeats": list(ServiceHeartbeat.objects.order_by("kind", "hostname")),
+        "stack_count": stack_count,
+        "heartbeats": heartbeat_summary(),
     }
 
 
@@ -56,9 +63,16 @@ def _get_application_for_user(user, name):
 @require_GET
 def application_detail(request, app):
     application = _get_application_for_user(request.user, app)
-    stacks = application.stacks.select_related("region").prefetch_related("components")
-    return render(
-        request, "regions/application.html", {"application": application, "stacks": stacks}
+    # Counted in SQL, so the page costs the same whatever the number of components.
+    stacks = (
+        application.stacks.select_related("region")
+        .annotate(component_count=Count("components"))
+        .order_by("region__code")
+    )
+    return _render(
+        request,
+        "regions/application.html",
+        {"application": application, "stacks": stacks, "heartbeats": heartbeat_summary()},
     )
 
 
@@ -77,16 +91,27 @@ def _get_stack_for_user(user, app, region):
 @require_GET
 def stack_detail(request, app, region):
     stack = _get_stack_for_user(request.user, app, region)
-    components = Component.objects.filter(stack=stack).order_by("kind", "name")
+    components = list(Component.objects.filter(stack=stack).order_by("kind", "name"))
+    for component in components:
+        component.config_json = (
+            json.dumps(component.config, indent=2, sort_keys=True, default=str)
+            if component.config
+            else ""
+        )
     siblings = (
         Stack.objects.filter(application=stack.application)
         .select_related("region")
         .order_by("region__code")
     )
-    return render(
+    return _render(
         request,
         "regions/stack.html",
-        {"stack": stack, "components": components, "siblings": siblings},
+        {
+            "stack": stack,
+            "components": components,
+            "siblings": siblings,
+            "heartbeats": heartbeat_summary(),
+        },
     )
 
 

@@ -1,0 +1,195 @@
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from controlplane.models import AuditEvent
+from regions.models import Application, Architecture, Region, Stack
+
+OVERVIEW = reverse("regions:overview")
+# session, user, user perms, group perms, roles (context processor), regions,
+# applications, stacks, heartbeats: a fixed budget whatever the inventory holds.
+MAX_QUERIES = 10
+
+
+def make_inventory(n_apps, region_codes):
+    regions = [Region.objects.create(code=code) for code in region_codes]
+    apps = []
+    for i in range(n_apps):
+        app = Application.objects.create(
+            name=f"app-{i:02d}",
+            architecture=Architecture.DNS if i % 2 == 0 else Architecture.ANYCAST,
+            owner_team="payments",
+        )
+        for region in regions:
+            Stack.objects.create(application=app, region=region)
+        apps.append(app)
+    return apps, regions
+
+
+@pytest.fixture
+def inventory(db):
+    orders = Application.objects.create(
+        name="orders", display_name="Orders API", architecture=Architecture.DNS
+    )
+    carts = Application.objects.create(name="carts", architecture=Architecture.ANYCAST)
+    east = Region.objects.create(code="us-east-1")
+    west = Region.objects.create(code="us-west-2")
+    eu = Region.objects.create(code="eu-central-1")
+    Stack.objects.create(application=orders, region=east)
+    Stack.objects.create(application=orders, region=west, in_rotation=False)
+    Stack.objects.create(application=carts, region=eu)
+    return orders, carts
+
+
+def test_overview_shows_applications_regions_and_stack_state(client_for, viewer, inventory):
+    response = client_for(viewer).get(OVERVIEW)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    for text in ("Orders API", "carts", "us-east-1", "us-west-2", "eu-central-1"):
+        assert text in html
+    assert "badge--unknown" in html
+    assert "in rotation" in html
+    assert "out of rotation" in html
+    assert reverse("regions:stack", args=["orders", "us-west-2"]) in html
+    assert reverse("regions:application", args=["orders"]) in html
+
+
+def test_cells_without_a_stack_show_a_dash(client_for, viewer, inventory):
+    html = client_for(viewer).get(OVERVIEW).content.decode()
+
+    # orders has no stack in eu-central-1; carts none in the two US regions
+    assert html.count('class="no-stack"') == 3
+
+
+def test_the_grid_polls_the_same_url(client_for, viewer, inventory):
+    html = client_for(viewer).get(OVERVIEW).content.decode()
+
+    assert f'hx-get="{OVERVIEW}"' in html
+    assert "every 5s" in html
+
+
+def test_htmx_request_gets_only_the_grid_partial(client_for, viewer, inventory):
+    response = client_for(viewer).get(OVERVIEW, headers={"HX-Request": "true"})
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "HX-Request" in response["Vary"]
+    assert html.lstrip().startswith('<section id="overview-grid"')
+    assert "<html" not in html
+    assert "Orders API" in html
+
+
+def test_boosted_htmx_request_gets_the_whole_page(client_for, viewer, inventory):
+    response = client_for(viewer).get(
+        OVERVIEW, headers={"HX-Request": "true", "HX-Boosted": "true"}
+    )
+
+    assert "<html" in response.content.decode()
+    assert "HX-Request" in response["Vary"]
+
+
+def test_full_page_also_varies_on_hx_request(client_for, viewer, inventory):
+    response = client_for(viewer).get(OVERVIEW)
+
+    assert "HX-Request" in response["Vary"]
+
+
+def test_empty_inventory_tells_how_to_load_it(client_for, viewer):
+    html = client_for(viewer).get(OVERVIEW).content.decode()
+
+    assert "python manage.py import_inventory inventory/sample.yaml" in html
+    assert "discover stacks from aws" in html.lower()
+
+
+def test_discover_button_is_shown_to_operators_and_admins(client_for, operator, admin, db):
+    for user in (operator, admin):
+        html = client_for(user).get(OVERVIEW).content.decode()
+        assert reverse("regions:discover") in html
+        assert "Discover now" in html
+
+
+def test_discover_button_is_hidden_from_viewers_and_approvers(client_for, viewer, approver):
+    for user in (viewer, approver):
+        html = client_for(user).get(OVERVIEW).content.decode()
+        assert reverse("regions:discover") not in html
+
+
+def test_outsider_without_a_role_gets_403(client_for, outsider):
+    assert client_for(outsider).get(OVERVIEW).status_code == 403
+
+
+def test_anonymous_is_sent_to_login(client):
+    response = client.get(OVERVIEW)
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_query_count_is_pinned(client_for, viewer, django_assert_max_num_queries):
+    make_inventory(3, ["us-east-1", "us-west-2"])
+    client = client_for(viewer)
+
+    with django_assert_max_num_queries(MAX_QUERIES):
+        client.get(OVERVIEW)
+    with django_assert_max_num_queries(MAX_QUERIES):
+        client.get(OVERVIEW, headers={"HX-Request": "true"})
+
+
+def test_query_count_does_not_grow_with_the_number_of_stacks(client_for, viewer):
+    client = client_for(viewer)
+    (first,), _ = make_inventory(1, ["us-east-1", "us-west-2"])
+    assert Stack.objects.count() == 2
+    with CaptureQueriesContext(connection) as small:
+        assert client.get(OVERVIEW).status_code == 200
+
+    # 10 applications x 4 regions = 40 stacks
+    new_regions = [Region.objects.create(code=c) for c in ("eu-central-1", "ap-south-1")]
+    for region in new_regions:
+        Stack.objects.create(application=first, region=region)
+    for i in range(1, 10):
+        app = Application.objects.create(name=f"svc-{i}", architecture=Architecture.DNS)
+        for region in Region.objects.all():
+            Stack.objects.create(application=app, region=region)
+    assert Stack.objects.count() == 40
+    with CaptureQueriesContext(connection) as large:
+        response = client.get(OVERVIEW)
+    assert response.content.decode().count('class="stack-cell"') == 40
+
+    assert len(large) == len(small) <= MAX_QUERIES
+
+
+def test_operator_discover_records_audit_event_and_dispatches_on_commit(
+    client_for, operator, django_capture_on_commit_callbacks
+):
+    client = client_for(operator)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client.post(reverse("regions:discover"))
+
+    assert response.status_code == 302
+    assert response["Location"] == OVERVIEW
+    event = AuditEvent.objects.get(action="inventory.discovery_requested")
+    assert event.actor == operator.username
+    assert event.source == "console"
+    assert len(callbacks) == 1
+
+
+def test_discover_message_is_shown_after_the_redirect(client_for, operator):
+    response = client_for(operator).post(reverse("regions:discover"), follow=True)
+
+    assert "Discovery queued" in response.content.decode()
+
+
+def test_viewer_cannot_run_discovery(client_for, viewer, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client_for(viewer).post(reverse("regions:discover"))
+
+    assert response.status_code == 403
+    assert not AuditEvent.objects.filter(action="inventory.discovery_requested").exists()
+    assert callbacks == []
+
+
+def test_discover_is_post_only(client_for, operator):
+    assert client_for(operator).get(reverse("regions:discover")).status_code == 405
