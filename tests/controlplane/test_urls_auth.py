@@ -20,6 +20,7 @@ MUTATING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 PUBLIC = {
     "healthz": "liveness for load balancers; reveals nothing",
     "login": "the sign-in page itself",
+    "api-openapi": "the API's OpenAPI document: its shape only, no data; read before holding a token",
 }
 # Every URL whose view accepts a mutating method. The walk asserts this list is
 # complete, so a new mutating URL must be added here (and so get the viewer check).
@@ -122,8 +123,9 @@ def test_the_walk_covers_the_known_console_urls(values):
 
     for expected in (
         "healthz", "login", "logout", "audit", "audit-csv", "api-inventory",
-        "regions:overview", "regions:application", "regions:stack", "regions:discover",
-        "regions:export", "admin:index",
+        "api-status", "api-openapi",
+        "regions:overview", "regions:application", "regions:stack", "regions:series",
+        "regions:discover", "regions:export", "admin:index",
     ):
         assert expected in names
 
@@ -135,6 +137,9 @@ def test_public_allowlist_is_exactly_what_answers_anonymously(client, values):
     assert client.get(reverse("healthz")).status_code == 200
     assert client.get(reverse("healthz")).json() == {"ok": True}
     assert client.get(LOGIN).status_code == 200
+    openapi = client.get(reverse("api-openapi"))
+    assert openapi.status_code == 200
+    assert openapi.json()["openapi"].startswith("3.1")
 
 
 def test_every_console_view_declares_its_http_methods(values):

@@ -1,15 +1,66 @@
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from controlplane.models import AuditEvent
-from regions.models import Application, Architecture, Region, Stack
+from regions.models import (
+    Application,
+    Architecture,
+    ErrorClass,
+    HealthSample,
+    LagMethod,
+    LagSample,
+    ProbeTargetKind,
+    Region,
+    Stack,
+)
 
 OVERVIEW = reverse("regions:overview")
 # session, user, user perms, group perms, roles (context processor), regions,
-# applications, stacks, heartbeats: a fixed budget whatever the inventory holds.
-MAX_QUERIES = 10
+# applications, stacks, the status loader's four (applications, stacks, health
+# samples, lag samples), heartbeats: a fixed budget whatever the inventory holds.
+MAX_QUERIES = 14
+
+
+def add_samples(stack, *, ok=True, count=5, vantage="us-east-1", now=None, status_code=None, **kw):
+    """`count` samples of a stack's /health, 2 s apart, the newest at `now`."""
+    now = now or timezone.now()
+    HealthSample.objects.bulk_create(
+        HealthSample(
+            stack=stack,
+            application_id=stack.application_id,
+            target=ProbeTargetKind.STACK_HEALTH,
+            vantage=vantage,
+            at=now - timedelta(seconds=2 * i),
+            ok=ok,
+            status_code=status_code or (200 if ok else 503),
+            latency_ms=12.0 if ok else 40.0,
+            error_class="" if ok else ErrorClass.HTTP_5XX,
+            **kw,
+        )
+        for i in range(count)
+    )
+
+
+def add_global_samples(app, served_region, now=None):
+    now = now or timezone.now()
+    HealthSample.objects.bulk_create(
+        HealthSample(
+            application=app,
+            target=ProbeTargetKind.GLOBAL_ENDPOINT,
+            vantage="us-east-1",
+            at=now - timedelta(seconds=2 * i),
+            ok=True,
+            status_code=200,
+            latency_ms=20.0,
+            served_region=served_region,
+        )
+        for i in range(3)
+    )
 
 
 def make_inventory(n_apps, region_codes):
@@ -67,7 +118,9 @@ def test_the_grid_polls_the_same_url(client_for, viewer, inventory):
     html = client_for(viewer).get(OVERVIEW).content.decode()
 
     assert f'hx-get="{OVERVIEW}"' in html
-    assert "every 5s" in html
+    assert "every 2s" in html
+    # console.js skips the polls of [data-poll] regions while the tab is hidden
+    assert "data-poll" in html
 
 
 def test_htmx_request_gets_only_the_grid_partial(client_for, viewer, inventory):
@@ -127,8 +180,69 @@ def test_anonymous_is_sent_to_login(client):
     assert response["Location"].startswith(reverse("login"))
 
 
+def test_cells_show_the_computed_status_and_its_reason(client_for, viewer, inventory):
+    orders, _ = inventory
+    east = Stack.objects.get(application=orders, region__code="us-east-1")
+    west = Stack.objects.get(application=orders, region__code="us-west-2")
+    add_samples(east, ok=True)
+    add_samples(west, ok=False, count=3)
+
+    html = client_for(viewer).get(OVERVIEW).content.decode()
+
+    assert 'class="badge badge--healthy"' in html
+    assert 'class="badge badge--unhealthy"' in html
+    assert "3 consecutive 503 from /health" in html
+    assert "200 from /health in 12 ms" in html
+    # carts has no sample at all
+    assert "no samples yet" in html or "no sample for over" in html
+    label = "orders in us-west-2: unhealthy, 3 consecutive 503 from /health, out of rotation"
+    assert f'aria-label="{label}"' in html
+
+
+def test_rows_show_the_application_status_and_the_served_region(client_for, viewer, inventory):
+    orders, _ = inventory
+    orders.global_endpoint_url = "https://orders.example.com/"
+    orders.save()
+    for stack in orders.stacks.all():
+        add_samples(stack, ok=True)
+    add_global_samples(orders, "us-west-2")
+
+    html = client_for(viewer).get(OVERVIEW).content.decode()
+
+    assert 'class="app-state app-state--healthy"' in html
+    assert "all 2 regions healthy" in html
+    assert "global endpoint served by <span class=\"mono\">us-west-2</span>" in html
+
+
+def test_a_stale_stack_reads_unknown_with_the_age_of_its_last_sample(client_for, viewer, inventory):
+    orders, _ = inventory
+    east = Stack.objects.get(application=orders, region__code="us-east-1")
+    add_samples(east, ok=True, count=2, now=timezone.now() - timedelta(seconds=30))
+
+    html = client_for(viewer).get(OVERVIEW).content.decode()
+
+    assert "no sample for 3" in html  # "no sample for 30 s" (or 31 s on a slow run)
+
+
+def test_replication_lag_degrades_a_healthy_region(client_for, viewer, inventory):
+    orders, _ = inventory
+    east = Stack.objects.get(application=orders, region__code="us-east-1")
+    add_samples(east, ok=True)
+    LagSample.objects.create(
+        application=orders, source_region="us-west-2", receiving_region="us-east-1",
+        at=timezone.now(), lag_ms=7500, method=LagMethod.METRIC,
+    )
+
+    html = client_for(viewer).get(OVERVIEW).content.decode()
+
+    assert 'class="badge badge--degraded"' in html
+    assert "lag 7.5 s &gt; 2 s threshold from us-west-2" in html
+
+
 def test_query_count_is_pinned(client_for, viewer, django_assert_max_num_queries):
     make_inventory(3, ["us-east-1", "us-west-2"])
+    for stack in Stack.objects.all():
+        add_samples(stack)
     client = client_for(viewer)
 
     with django_assert_max_num_queries(MAX_QUERIES):
@@ -141,6 +255,9 @@ def test_query_count_does_not_grow_with_the_number_of_stacks(client_for, viewer)
     client = client_for(viewer)
     (first,), _ = make_inventory(1, ["us-east-1", "us-west-2"])
     assert Stack.objects.count() == 2
+    sampled = list(Stack.objects.values_list("pk", flat=True))
+    for stack in Stack.objects.all():
+        add_samples(stack, ok=stack.pk % 2 == 0)
     with CaptureQueriesContext(connection) as small:
         assert client.get(OVERVIEW).status_code == 200
 
@@ -153,9 +270,14 @@ def test_query_count_does_not_grow_with_the_number_of_stacks(client_for, viewer)
         for region in Region.objects.all():
             Stack.objects.create(application=app, region=region)
     assert Stack.objects.count() == 40
+    for stack in Stack.objects.exclude(pk__in=sampled):
+        add_samples(stack, ok=stack.pk % 3 != 0)
+    assert HealthSample.objects.count() == 200
     with CaptureQueriesContext(connection) as large:
         response = client.get(OVERVIEW)
-    assert response.content.decode().count('class="stack-cell"') == 40
+    html = response.content.decode()
+    assert html.count('class="stack-cell"') == 40
+    assert "badge--unknown" not in html
 
     assert len(large) == len(small) <= MAX_QUERIES
 

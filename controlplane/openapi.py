@@ -1,0 +1,223 @@
+"""The OpenAPI 3.1 description of the JSON API under /api/v1/, as a Python dict.
+
+Served at GET /api/v1/openapi.json without authentication: it describes the shape of
+the API only (no inventory, no status), and clients and generators fetch it before they
+hold a token. Tests validate it (openapi-spec-validator), check that every URL pattern
+under /api/v1/ is in it, and validate real responses against its schemas."""
+
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET
+
+from regions.models import Architecture, ComponentKind, LagMethod
+from regions.status import HealthStatus
+
+STATUS_VALUES = list(HealthStatus.values)
+
+
+def _ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema):
+    return {"oneOf": [schema, {"type": "null"}]}
+
+
+def _object(properties, required=None, additional=False):
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+        "additionalProperties": additional,
+    }
+
+
+DATE_TIME = {"type": "string", "format": "date-time"}
+REGION_CODE = {"type": "string", "examples": ["us-east-1"]}
+
+SCHEMAS = {
+    "HealthStatus": {
+        "type": "string",
+        "enum": STATUS_VALUES,
+        "description": "Computed from recent samples: healthy, degraded, unhealthy or unknown.",
+    },
+    "Verdict": _object({
+        "status": _ref("HealthStatus"),
+        "reason": {"type": "string", "examples": ["3 consecutive 503 from /health"]},
+    }),
+    "HealthVerdict": _object({
+        "status": _ref("HealthStatus"),
+        "reason": {"type": "string"},
+        "last_sample_at": _nullable(DATE_TIME),
+        "status_code": _nullable({"type": "integer"}),
+        "latency_ms": _nullable({"type": "number"}),
+    }),
+    "RegionStatus": _object({
+        "region": REGION_CODE,
+        "status": _ref("HealthStatus"),
+        "reason": {"type": "string"},
+        "in_rotation": {"type": "boolean", "description": "Inventory intent, not health."},
+        "health": _ref("HealthVerdict"),
+        "replication": _ref("Verdict"),
+    }),
+    "Lag": _object({
+        "source_region": REGION_CODE,
+        "receiving_region": REGION_CODE,
+        "lag_seconds": _nullable({"type": "number", "minimum": 0}),
+        "method": {"type": "string", "enum": list(LagMethod.values)},
+        "at": DATE_TIME,
+        "replicated": {
+            "type": "boolean",
+            "description": "False: a canary was still not readable in the receiving region.",
+        },
+    }),
+    "ApplicationStatus": _object({
+        "name": {"type": "string"},
+        "architecture": {"type": "string", "enum": list(Architecture.values)},
+        "status": _ref("HealthStatus"),
+        "reason": {"type": "string"},
+        "served_region": _nullable({
+            "type": "string",
+            "description": "Region that answered the latest global-endpoint probe.",
+        }),
+        "global_endpoint": _nullable(_ref("Verdict")),
+        "regions": {"type": "array", "items": _ref("RegionStatus")},
+        "lag": {
+            "type": "array",
+            "items": _ref("Lag"),
+            "description": "Latest sample per (source, receiving) region pair.",
+        },
+        "drift": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "Configuration drift findings (empty until the drift detector runs).",
+        },
+    }),
+    "Status": _object({
+        "generated_at": DATE_TIME,
+        "applications": {"type": "array", "items": _ref("ApplicationStatus")},
+    }),
+    "InventoryComponent": _object(
+        {
+            "kind": {"type": "string", "enum": list(ComponentKind.values)},
+            "identifier": {"type": "string"},
+            "name": {"type": "string"},
+            "config": {"type": "object"},
+        },
+        required=["kind", "identifier"],
+    ),
+    "InventoryStack": _object(
+        {
+            "region": REGION_CODE,
+            "health_url": {"type": "string"},
+            "in_rotation": {"type": "boolean"},
+            "components": {"type": "array", "items": _ref("InventoryComponent")},
+        },
+        required=["region", "in_rotation"],
+    ),
+    "InventoryApplication": _object(
+        {
+            "name": {"type": "string"},
+            "display_name": {"type": "string"},
+            "architecture": {"type": "string", "enum": list(Architecture.values)},
+            "global_endpoint": {"type": "string"},
+            "global_endpoint_url": {"type": "string"},
+            "owner_team": {"type": "string"},
+            "description": {"type": "string"},
+            "stacks": {"type": "array", "items": _ref("InventoryStack")},
+        },
+        required=["name", "architecture"],
+    ),
+    "InventoryRegion": _object(
+        {
+            "code": REGION_CODE,
+            "account_id": {"type": "string"},
+            "role_arn": {"type": "string"},
+            "external_id": {"type": "string"},
+        },
+        required=["code"],
+    ),
+    "Inventory": _object({
+        "regions": {"type": "array", "items": _ref("InventoryRegion")},
+        "applications": {"type": "array", "items": _ref("InventoryApplication")},
+    }),
+    "Error": _object(
+        {"error": {"type": "string"}},
+        additional=True,
+    ),
+}
+
+
+def _json(schema_name, description):
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema_name)}}}
+
+
+ERRORS = {
+    "401": {
+        **_json("Error", "No valid token: send `Authorization: Bearer TOKEN`."),
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    },
+    "403": _json("Error", "The token's user has no role that allows this."),
+    "405": _json("Error", "Method not allowed."),
+}
+
+DOCUMENT = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Failover Control Plane API",
+        "version": "1.0.0",
+        "description": (
+            "Read API of the multi-region failover control plane. Authenticate with a "
+            "personal token (`python manage.py create_token USERNAME`) sent as "
+            "`Authorization: Bearer TOKEN`."
+        ),
+    },
+    "servers": [{"url": "/api/v1"}],
+    "security": [{"bearerToken": []}],
+    "paths": {
+        "/status": {
+            "get": {
+                "operationId": "getStatus",
+                "summary": "Computed status of every application and region",
+                "description": "Requires the regions.view_stack permission (every role).",
+                "responses": {"200": _json("Status", "The status of every application."), **ERRORS},
+            }
+        },
+        "/inventory": {
+            "get": {
+                "operationId": "getInventory",
+                "summary": "The whole inventory, in the import format",
+                "description": "Requires the regions.view_stack permission (every role).",
+                "responses": {"200": _json("Inventory", "Regions and applications."), **ERRORS},
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "getOpenApi",
+                "summary": "This document",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "The OpenAPI 3.1 document.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+    },
+    "components": {
+        "securitySchemes": {
+            "bearerToken": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A personal API token (cp_...), stored hashed on the server.",
+            }
+        },
+        "schemas": SCHEMAS,
+    },
+}
+
+
+@require_GET
+def openapi_json(request):
+    """GET /api/v1/openapi.json: public, it describes the API's shape only."""
+    return JsonResponse(DOCUMENT, json_dumps_params={"ensure_ascii": False})

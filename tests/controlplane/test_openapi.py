@@ -1,0 +1,101 @@
+"""The OpenAPI document: valid 3.1, complete, and true to the real responses."""
+
+import re
+
+from django.urls import URLResolver, get_resolver, reverse
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from controlplane.api import issue_token
+from controlplane.openapi import DOCUMENT
+from tests.regions.test_status_api import populate
+
+OPENAPI = reverse("api-openapi")
+DOC_URI = "urn:controlplane:openapi"
+
+
+def validator_for(schema_name):
+    registry = Registry().with_resource(DOC_URI, Resource(contents=DOCUMENT, specification=DRAFT202012))
+    return Draft202012Validator(
+        {"$ref": f"{DOC_URI}#/components/schemas/{schema_name}"}, registry=registry
+    )
+
+
+def api_routes():
+    """Every URL pattern under /api/v1/, as the document's paths spell them."""
+    (api,) = [
+        p for p in get_resolver().url_patterns
+        if isinstance(p, URLResolver) and str(p.pattern) == "api/v1/"
+    ]
+    return {
+        "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(p.pattern)) for p in api.url_patterns
+    }
+
+
+def test_the_document_is_valid_openapi_3_1():
+    assert DOCUMENT["openapi"] == "3.1.0"
+    validate(DOCUMENT)
+
+
+def test_every_api_url_is_documented():
+    routes = api_routes()
+
+    assert {"/status", "/inventory", "/openapi.json"} <= routes
+    assert routes == set(DOCUMENT["paths"])
+
+
+def test_bearer_security_applies_to_every_path_but_the_document_itself():
+    scheme = DOCUMENT["components"]["securitySchemes"]["bearerToken"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert DOCUMENT["security"] == [{"bearerToken": []}]
+    for path, item in DOCUMENT["paths"].items():
+        get = item["get"]
+        if path == "/openapi.json":
+            assert get["security"] == []
+        else:
+            assert "security" not in get
+            assert {"200", "401", "403"} <= set(get["responses"])
+
+
+def test_the_document_is_served_without_authentication(client, db):
+    response = client.get(OPENAPI)
+
+    assert response.status_code == 200
+    assert response.json() == DOCUMENT
+
+
+def test_real_status_responses_match_the_documented_schema(client, viewer):
+    populate(2, ("us-east-1", "us-west-2", "eu-central-1"))
+    token = issue_token(viewer)[1]
+
+    data = client.get(reverse("api-status"), headers={"Authorization": f"Bearer {token}"}).json()
+
+    assert data["applications"][0]["lag"] and data["applications"][0]["regions"]
+    validator_for("Status").validate(data)
+
+
+def test_the_schema_rejects_a_malformed_status():
+    bad = {"generated_at": "now", "applications": [{"name": "orders", "status": "fine"}]}
+
+    assert not validator_for("Status").is_valid(bad)
+
+
+def test_real_inventory_responses_match_the_documented_schema(client, viewer):
+    populate(1)
+    token = issue_token(viewer)[1]
+
+    data = client.get(reverse("api-inventory"), headers={"Authorization": f"Bearer {token}"}).json()
+
+    validator_for("Inventory").validate(data)
+
+
+def test_error_responses_match_the_documented_schema(client, outsider):
+    anonymous = client.get(reverse("api-status"))
+    forbidden = client.get(
+        reverse("api-status"), headers={"Authorization": f"Bearer {issue_token(outsider)[1]}"}
+    )
+
+    for response in (anonymous, forbidden):
+        validator_for("Error").validate(response.json())
