@@ -13,6 +13,7 @@ This module does no database work; regions/monitoring.py loads targets and store
 """
 
 import asyncio
+import concurrent.futures
 import errno
 import json
 import math
@@ -189,16 +190,29 @@ async def probe_many(
 
 
 def run_probes(targets, *, concurrency=500, connect_timeout=1.0, read_timeout=2.0, limit_per_host=None):
-    """Synchronous wrapper for Celery tasks and scripts (runs its own event loop)."""
-    return asyncio.run(
-        probe_many(
-            targets,
-            concurrency=concurrency,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            limit_per_host=limit_per_host,
+    """Synchronous wrapper for Celery tasks and scripts (runs its own event loop).
+
+    When this thread already runs an event loop (a caller inside async code, or a test
+    session driving Playwright's sync API), the probes run on a short-lived thread of
+    their own instead, since asyncio.run() refuses to nest."""
+
+    def run():
+        return asyncio.run(
+            probe_many(
+                targets,
+                concurrency=concurrency,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                limit_per_host=limit_per_host,
+            )
         )
-    )
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return run()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()
 
 
 def stable_bucket(key, buckets):
