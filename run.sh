@@ -1,19 +1,37 @@
 #!/usr/bin/env bash
 # Sets everything up and runs the console, a Celery worker, Celery beat and the
-# sandbox on the embedded defaults (SQLite, a filesystem broker, a local
-# multi-region world). Console: http://127.0.0.1:${PORT:-8000}. Ctrl-C stops all.
+# sandbox (a local multi-region AWS world) on the embedded defaults: SQLite and a
+# filesystem broker under var/. Console: http://127.0.0.1:${PORT:-8000}. Ctrl-C stops all.
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/bootstrap.sh
 ensure_venv requirements.txt
 
 export PORT="${PORT:-8000}"
+# honcho gives every process its own PORT; the console's is passed under another name.
+export CONSOLE_PORT="$PORT"
+export SANDBOX_AWS_PORT="${SANDBOX_AWS_PORT:-4566}"
+export SANDBOX_BASE_PORT="${SANDBOX_BASE_PORT:-4600}"
+# Health checks every 10 s x 0.2 = 2 s in the demo, so a drill fails over in seconds.
+export SANDBOX_TIME_SCALE="${SANDBOX_TIME_SCALE:-0.2}"
 export DJANGO_SETTINGS_MODULE=controlplane.settings
 export PYTHONUNBUFFERED=1
+# Every process talks to the sandbox instead of AWS; boto3 needs some credentials to sign.
+export CONTROLPLANE_AWS_ENDPOINT_URL="http://127.0.0.1:${SANDBOX_AWS_PORT}"
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-sandbox}"
+export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-sandbox}"
+export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+
+for port in "$PORT" "$SANDBOX_AWS_PORT"; do
+    if .venv/bin/python -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $port)) != 0)"; then
+        echo "Port $port is already in use (another ./run.sh?). Stop it or set PORT / SANDBOX_AWS_PORT." >&2
+        exit 1
+    fi
+done
 
 .venv/bin/python manage.py migrate --no-input -v 0
-.venv/bin/python manage.py import_inventory inventory/sample.yaml --actor setup
 .venv/bin/python manage.py demo_users
 
-echo "==> console on http://127.0.0.1:${PORT}  (Ctrl-C stops console, worker and beat)"
+echo "==> console on http://127.0.0.1:${PORT}  (Ctrl-C stops console, worker, beat and sandbox)"
+echo "    the sandbox fills the inventory by discovery once it is up (a few seconds)"
 exec .venv/bin/honcho -f Procfile.dev start

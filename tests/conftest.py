@@ -58,3 +58,7 @@ def client_for(client):
         return client
 
     return login
+
+
+# The sandbox (a local multi-region world), one per test session, in a child process.
+from sandbox.testing import sandbox, sandbox_aws, sandbox_session, sandbox_settings  # noqa: E402, F401
