@@ -91,6 +91,7 @@ class RegionalApp:
 
     def build(self):
         web_app = web.Application()
+        web_app.router.add_route("*", "/", self.root)
         web_app.router.add_route("*", "/health", self.health)
         web_app.router.add_route("*", "/items", self.items)
         web_app.router.add_route("*", "/items/{id}", self.items)
@@ -142,6 +143,14 @@ class RegionalApp:
                     {"message": f"Injected status code {status} (failure-injection flag)"},
                 )
         return None
+
+    async def root(self, request):
+        """The API's root, as clients (and the control plane's global probes) call it
+        through the global endpoint: it goes through the whole regional path."""
+        early = await self._through_stack("items", self.app.api_function)
+        if early is not None:
+            return early
+        return _respond(self.region, 200, {"service": self.app.name, "status": "ok"})
 
     async def health(self, request):
         early = await self._through_stack("health", self.app.health_function)
