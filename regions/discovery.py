@@ -619,8 +619,11 @@ class _Reader:
 # --- Phase 2: writing the inventory -----------------------------------------------
 
 
-def _apply(reader, report, *, actor, source):
+def _apply(reader, report, *, actor, source, prune=False):
     now = timezone.now()
+    # Pruning trusts only a complete scan: after any warning (a service that did not
+    # answer) a missing component may simply not have been read.
+    prune = prune and not report.warnings
     writer = Writer(actor, source, report.summary)
     by_app = {}
     for found in reader.found.values():
@@ -692,9 +695,11 @@ def _apply(reader, report, *, actor, source):
                     (c.kind, c.identifier): c
                     for c in Component.objects.select_for_update().filter(stack=stack)
                 }
+                seen = set()
                 for f in sorted(components, key=lambda f: (f.kind, f.identifier)):
                     if f.region != code:
                         continue
+                    seen.add((f.kind, f.identifier))
                     writer.save(
                         Component,
                         existing.get((f.kind, f.identifier)),
@@ -702,15 +707,23 @@ def _apply(reader, report, *, actor, source):
                         create={"stack": stack, "kind": f.kind, "identifier": f.identifier},
                         touch={"discovered_at": now},
                     )
+                if prune:
+                    for key, component in sorted(existing.items()):
+                        if key not in seen:
+                            writer.delete(component)
 
 
-def run_discovery(*, actor="system", regions=None, applications=None, source=AuditSource.SYSTEM):
+def run_discovery(
+    *, actor="system", regions=None, applications=None, source=AuditSource.SYSTEM, prune=False
+):
     """Discover stacks and components from AWS by tags and update the inventory.
 
     regions       region codes to scan (default: every Region in the inventory); a code
                   not yet in the inventory is scanned with the default credentials and
                   created if something is found there
     applications  application names to limit discovery to (default: all tagged)
+    prune         delete the components of discovered stacks that are no longer found
+                  (audited; only when the scan finished without warnings)
     Returns a DiscoveryReport."""
     report = DiscoveryReport()
     known = {r.code: r for r in Region.objects.all()}
@@ -744,5 +757,5 @@ def run_discovery(*, actor="system", regions=None, applications=None, source=Aud
     report.found = sorted(
         reader.found.values(), key=lambda f: (f.application, f.region, f.kind, f.identifier)
     )
-    _apply(reader, report, actor=actor, source=source)
+    _apply(reader, report, actor=actor, source=source, prune=prune)
     return report

@@ -178,6 +178,8 @@ class Router:
     def _route53(self):
         account = self.world.topology.account_id
         zone_id = self.world.hosted_zones.get(self.app.name)
+        if zone_id is None:
+            return None  # still seeding: nothing is routable yet
         with motostate.DATA_LOCK:
             zone = motostate.global_backend("route53", account).get_hosted_zone(zone_id)
             records = [

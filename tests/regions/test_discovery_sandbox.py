@@ -63,3 +63,22 @@ def test_discovering_the_sandbox_twice_changes_nothing(sandbox_settings):
     report = run_discovery(actor="test", regions=REGIONS)
     assert report.changes == []
     assert AuditEvent.objects.count() == events
+
+
+def test_discovery_with_prune_forgets_components_that_are_gone(sandbox_settings):
+    run_discovery(actor="test", regions=REGIONS)
+    stack = Stack.objects.get(application__name="orders", region__code="us-east-1")
+    ghost = stack.components.create(
+        kind=ComponentKind.LAMBDA_FUNCTION,
+        identifier="arn:aws:lambda:us-east-1:123456789012:function:deleted-last-week",
+        name="deleted-last-week",
+    )
+    report = run_discovery(actor="test", regions=REGIONS)
+    assert stack.components.filter(pk=ghost.pk).exists()  # without prune, kept
+
+    report = run_discovery(actor="test", regions=REGIONS, prune=True)
+    assert not stack.components.filter(pk=ghost.pk).exists()
+    assert any("deleted-last-week" in line for line in report.changes)
+    deleted = AuditEvent.objects.get(action="inventory.delete", object_id=str(ghost.pk))
+    assert deleted.before["identifier"].endswith("deleted-last-week")
+    assert stack.components.count() > 5

@@ -26,6 +26,12 @@ class Command(BaseCommand):
             help="only this application (repeatable)",
         )
         parser.add_argument("--actor", default="system", help="name recorded in the audit log")
+        parser.add_argument(
+            "--prune",
+            action="store_true",
+            help="delete components of discovered stacks that are no longer found "
+            "(only when the scan finished without warnings)",
+        )
 
     def handle(self, *args, **options):
         report = discovery.run_discovery(
@@ -33,6 +39,7 @@ class Command(BaseCommand):
             regions=options["regions"],
             applications=options["applications"],
             source=AuditSource.COMMAND,
+            prune=options["prune"],
         )
         for line in report.lines():
             self.stdout.write(line)

@@ -88,7 +88,8 @@ class Command(BaseCommand):
         settings.AWS_ENDPOINT_URL = sandbox.aws_endpoint
         aws.reset()
         regions = sorted({r for app in sandbox.state["applications"].values() for r in app["regions"]})
-        report = run_discovery(actor="sandbox", regions=regions)
+        # A restarted sandbox has new resource ids: forget the previous run's components.
+        report = run_discovery(actor="sandbox", regions=regions, prune=True)
         self.stdout.write(
             f"discovered {len(report.found)} component(s) in {len(report.regions)} region(s), "
             f"{len(report.changes)} change(s)"
