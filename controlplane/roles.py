@@ -3,7 +3,8 @@
 viewer    sees the console: inventory, status, drills.
 operator  viewer + runs discovery, requests, aborts and halts drills, edits scenarios.
 approver  viewer + approves or rejects drills, aborts them, reads and exports the audit log.
-admin     everything: inventory changes and import, clearing a halt, the audit log.
+admin     everything: inventory changes and import, drills (request, approve, abort, halt
+          and clear the halt), scenarios, the audit log.
 
 Roles are cumulative only where listed: an operator cannot approve, an approver cannot
 request. A user may hold several roles, but the requester of a drill can never approve
@@ -22,6 +23,26 @@ _VIEW = [
     "regions.view_stack",
     "regions.view_component",
     "controlplane.view_serviceheartbeat",
+    "experiments.view_drill",
+    "experiments.view_scenario",
+]
+_DRILL_OPERATOR = [
+    "experiments.request_drill",
+    "experiments.abort_drill",
+    "experiments.halt_drills",
+    "experiments.add_scenario",
+    "experiments.change_scenario",
+]
+_DRILL_APPROVER = ["experiments.approve_drill", "experiments.abort_drill"]
+_DRILL_ADMIN = [
+    "experiments.request_drill",
+    "experiments.approve_drill",
+    "experiments.abort_drill",
+    "experiments.halt_drills",
+    "experiments.clear_halt",
+    "experiments.add_scenario",
+    "experiments.change_scenario",
+    "experiments.delete_scenario",
 ]
 _AUDIT = ["controlplane.view_auditevent", "controlplane.export_auditevent"]
 _INVENTORY_ADMIN = [
@@ -33,9 +54,9 @@ _INVENTORY_ADMIN = [
 # Later issues extend these lists and add a migration that calls sync_roles again.
 ROLE_PERMISSIONS = {
     VIEWER: _VIEW,
-    OPERATOR: _VIEW + ["regions.run_discovery"],
-    APPROVER: _VIEW + _AUDIT,
-    ADMIN: _VIEW + _AUDIT + _INVENTORY_ADMIN + ["regions.run_discovery"],
+    OPERATOR: _VIEW + ["regions.run_discovery"] + _DRILL_OPERATOR,
+    APPROVER: _VIEW + _AUDIT + _DRILL_APPROVER,
+    ADMIN: _VIEW + _AUDIT + _INVENTORY_ADMIN + ["regions.run_discovery"] + _DRILL_ADMIN,
 }
 
 

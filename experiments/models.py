@@ -1,1 +1,384 @@
-# Scenarios, drills, approvals and the compensation ledger arrive with the drills issue.
+"""Failover drills: scenarios, drills and their timeline, approvals, the compensation
+ledger and the halt-all switch.
+
+State lives in rows; every state change is a conditional UPDATE in
+`experiments.services` (never `save()` of a loaded row), which also writes the audit
+event. Status-like facts (is an approval still valid? is the halt on?) are computed from
+stored facts and `now`.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.utils import timezone
+
+from regions.models import Application, Architecture, Component, Region
+
+# Operators cannot create scenarios that run longer than this (settings may lower it).
+DEFAULT_MAX_DRILL_DURATION = timedelta(hours=1)
+APPROVAL_TTL = timedelta(hours=24)
+
+
+def max_drill_duration():
+    return getattr(settings, "DRILL_MAX_DURATION", DEFAULT_MAX_DRILL_DURATION)
+
+
+def approval_expiry():
+    return timezone.now() + APPROVAL_TTL
+
+
+class FaultKind(models.TextChoices):
+    # value = the fault library's registry slug (experiments.faults.REGISTRY)
+    HEALTH_CHECK_INVERT = "route53_health_check_invert", "Invert a Route 53 health check"
+    GA_TRAFFIC_DIAL = "ga_traffic_dial", "Global Accelerator traffic dial"
+    LAMBDA_CONCURRENCY_ZERO = "lambda_reserved_concurrency", "Lambda reserved concurrency"
+    SSM_FAILURE_FLAG = "ssm_failure_flag", "SSM failure-injection flag"
+    API_STAGE_THROTTLE = "api_stage_throttle", "API Gateway stage throttle"
+    ALB_FIXED_RESPONSE = "alb_fixed_response", "ALB listener fixed response"
+    ARC_ROUTING_CONTROL_OFF = "arc_routing_control_off", "ARC routing control Off"
+    PAUSE_REPLICATION = "pause_replication", "Pause replication to a replica"
+    FIS_EXPERIMENT = "fis_experiment", "Start an AWS FIS experiment template"
+
+
+class DrillState(models.TextChoices):
+    # value, label; the badge colour is in BADGES below (one place, read by `.badge`)
+    REQUESTED = "requested", "Requested"
+    APPROVED = "approved", "Approved"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    REVERTING = "reverting", "Reverting"
+    PASSED = "passed", "Passed"
+    FAILED = "failed", "Failed"
+    ABORTED = "aborted", "Aborted"
+    ERRORED = "errored", "Errored"
+    REJECTED = "rejected", "Rejected"
+    EXPIRED = "expired", "Expired"
+
+    @property
+    def badge(self):
+        return DRILL_STATE_BADGES[self]
+
+
+DRILL_STATE_BADGES = {
+    DrillState.REQUESTED: "blue",
+    DrillState.APPROVED: "teal",
+    DrillState.QUEUED: "teal",
+    DrillState.RUNNING: "orange",
+    DrillState.REVERTING: "orange",
+    DrillState.PASSED: "green",
+    DrillState.FAILED: "red",
+    DrillState.ABORTED: "gray",
+    DrillState.ERRORED: "red",
+    DrillState.REJECTED: "gray",
+    DrillState.EXPIRED: "gray",
+}
+
+# A drill in one of these states may have faults in AWS (or is about to).
+LIVE_STATES = (DrillState.QUEUED, DrillState.RUNNING, DrillState.REVERTING)
+FINAL_STATES = (
+    DrillState.PASSED,
+    DrillState.FAILED,
+    DrillState.ABORTED,
+    DrillState.ERRORED,
+    DrillState.REJECTED,
+    DrillState.EXPIRED,
+)
+# The timestamp column set when a drill enters each state (services.transition).
+STATE_TIMESTAMP = {
+    DrillState.REQUESTED: "requested_at",
+    DrillState.APPROVED: "approved_at",
+    DrillState.QUEUED: "queued_at",
+    DrillState.RUNNING: "started_at",
+    DrillState.REVERTING: "reverting_at",
+    **{state: "finished_at" for state in FINAL_STATES},
+}
+
+
+class Scenario(models.Model):
+    """A named drill recipe: which fault, on what, with which parameters, what we expect
+    (hypothesis) and when to stop early. Validation lives in `clean()` so the console
+    form, the admin and the API give the same message per field."""
+
+    slug = models.SlugField(max_length=63, unique=True, help_text="Stable; never reused.")
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    fault_kind = models.CharField(max_length=40, choices=FaultKind.choices)
+    target_selector = models.JSONField(
+        default=dict,
+        blank=True,
+        encoder=DjangoJSONEncoder,
+        help_text='Which components of the chosen region, e.g. {"component_kind": '
+        '"lambda_function", "name": "*-api"}; empty: the fault\'s own kind, all of them.',
+    )
+    parameters = models.JSONField(default=dict, blank=True, help_text="Fault parameters.")
+    hypothesis = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='{"steady_state": [{"check": "global_success_rate", "min_percent": 99}], '
+        '"max_time_to_failover_seconds": 60}',
+    )
+    stop_conditions = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='[{"metric": "global_error_rate", "threshold_percent": 5, "for_seconds": 30}, '
+        '{"metric": "other_region_unhealthy"}]',
+    )
+    max_duration = models.DurationField(default=timedelta(minutes=10))
+    architecture = models.CharField(
+        max_length=1,
+        blank=True,
+        choices=Architecture.choices,
+        help_text="The architecture this scenario applies to; empty: both.",
+    )
+    built_in = models.BooleanField(default=False, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-built_in", "name"]
+
+    def __str__(self):
+        return self.name
+
+    def applies_to(self, application):
+        return not self.architecture or self.architecture == application.architecture
+
+    def clean(self):
+        from experiments.scenarios import validate_scenario
+
+        validate_scenario(self)
+
+
+class Drill(models.Model):
+    """One run of a scenario on one application in one region."""
+
+    scenario = models.ForeignKey(Scenario, on_delete=models.PROTECT, related_name="drills")
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="drills")
+    region = models.ForeignKey(
+        Region, on_delete=models.PROTECT, related_name="drills", help_text="The target region."
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="requested_drills"
+    )
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=DrillState.choices, default=DrillState.REQUESTED)
+
+    plan = models.JSONField(default=dict, encoder=DjangoJSONEncoder, editable=False)
+    plan_hash = models.CharField(max_length=64, editable=False)
+
+    requested_at = models.DateTimeField(default=timezone.now)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    reverting_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True, help_text="hostname:pid of the runner.")
+    outcome_reason = models.TextField(blank=True)
+    figures = models.JSONField(
+        default=dict,
+        blank=True,
+        encoder=DjangoJSONEncoder,
+        help_text="time_to_detect, time_to_failover, time_to_recover (s), error_rate, "
+        "p95_latency_ms, lag_during_ms, lag_after_ms.",
+    )
+
+    class Meta:
+        ordering = ["-requested_at"]
+        indexes = [
+            # the console's drill list filtered by state, newest first; the reaper's
+            # scan for live drills whose heartbeat stopped (state IN live, heartbeat_at < t).
+            models.Index(fields=["state", "-requested_at"], name="drill_state_recent"),
+            # "one live drill per application": a drill request checks
+            # application=X AND state IN (queued, running, reverting); also the app page.
+            models.Index(fields=["application", "state"], name="drill_app_state"),
+        ]
+        permissions = [
+            ("request_drill", "Can request a drill"),
+            ("approve_drill", "Can approve or reject a drill"),
+            ("abort_drill", "Can abort a drill"),
+            ("halt_drills", "Can halt all drills"),
+            ("clear_halt", "Can clear the halt on drills"),
+        ]
+
+    def __str__(self):
+        return f"drill #{self.pk} ({self.state})"
+
+    @property
+    def is_final(self):
+        return self.state in FINAL_STATES
+
+    @property
+    def state_badge(self):
+        return DRILL_STATE_BADGES[DrillState(self.state)]
+
+
+class StepKind(models.TextChoices):
+    STATE = "state", "State change"
+    PLAN = "plan", "Plan"
+    INJECT = "inject", "Fault injected"
+    REVERT = "revert", "Fault reverted"
+    OBSERVATION = "observation", "Observation"
+    STOP_CONDITION = "stop_condition", "Stop condition"
+    ERROR = "error", "Error"
+    NOTE = "note", "Note"
+
+    @property
+    def badge(self):
+        return {
+            "state": "blue",
+            "plan": "gray",
+            "inject": "orange",
+            "revert": "teal",
+            "observation": "gray",
+            "stop_condition": "red",
+            "error": "red",
+            "note": "gray",
+        }[self.value]
+
+
+class DrillStep(models.Model):
+    """One row of a drill's timeline."""
+
+    drill = models.ForeignKey(Drill, on_delete=models.CASCADE, related_name="steps", db_index=False)
+    at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=16, choices=StepKind.choices)
+    message = models.CharField(max_length=500)
+    data = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [
+            # the drill page's timeline (drill=X ORDER BY at); also the drill's CASCADE.
+            models.Index(fields=["drill", "at"], name="drillstep_timeline"),
+        ]
+
+    def __str__(self):
+        return f"{self.at:%H:%M:%S} {self.kind}: {self.message}"
+
+
+class Decision(models.TextChoices):
+    APPROVE = "approve", "Approve"
+    REJECT = "reject", "Reject"
+
+    @property
+    def badge(self):
+        return "green" if self == Decision.APPROVE else "red"
+
+
+class Approval(models.Model):
+    """An approver's decision on the exact plan (by hash). Valid only while the drill's
+    plan hash is unchanged and until `expires_at` (see `is_valid_for`)."""
+
+    drill = models.ForeignKey(Drill, on_delete=models.CASCADE, related_name="approvals", db_index=False)
+    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    plan_hash = models.CharField(max_length=64, help_text="The hash of the plan approved.")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(default=approval_expiry)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # a drill's approvals, newest first (validity check, drill page); drill CASCADE.
+            models.Index(fields=["drill", "-created_at"], name="approval_drill_recent"),
+        ]
+
+    def __str__(self):
+        return f"{self.decision} of drill #{self.drill_id} by {self.approver_id}"
+
+    def is_valid_for(self, drill, now=None):
+        now = now or timezone.now()
+        return (
+            self.decision == Decision.APPROVE
+            and self.plan_hash == drill.plan_hash
+            and self.expires_at > now
+            and self.approver_id != drill.requested_by_id
+        )
+
+
+class CompensationState(models.TextChoices):
+    PENDING = "pending", "Pending (row written, call not confirmed)"
+    INJECTED = "injected", "Injected"
+    REVERTED = "reverted", "Reverted"
+    FAILED = "failed", "Revert failed (retried)"
+
+    @property
+    def badge(self):
+        return {"pending": "blue", "injected": "orange", "reverted": "green", "failed": "red"}[self.value]
+
+
+class Compensation(models.Model):
+    """The ledger: one row written *before* each mutating AWS call, with the call, its
+    exact inverse and the value read before injecting. The reaper reverts every row not
+    yet reverted whose drill is not alive by `deadline`."""
+
+    drill = models.ForeignKey(
+        Drill, on_delete=models.PROTECT, related_name="compensations", db_index=False
+    )
+    step = models.ForeignKey(
+        DrillStep, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    component = models.ForeignKey(
+        Component, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    fault_kind = models.CharField(max_length=40, choices=FaultKind.choices)
+    target = models.JSONField(
+        encoder=DjangoJSONEncoder, help_text="Snapshot of the target (kind, identifier, region)."
+    )
+    call = models.JSONField(encoder=DjangoJSONEncoder, help_text="service, region, operation, params")
+    inverse = models.JSONField(encoder=DjangoJSONEncoder, help_text="The call that undoes it.")
+    previous_value = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    previous_read = models.BooleanField(
+        default=False, help_text="True once previous_value was read (before the call)."
+    )
+    deadline = models.DateTimeField()
+    state = models.CharField(
+        max_length=10, choices=CompensationState.choices, default=CompensationState.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0, help_text="Revert attempts.")
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    injected_at = models.DateTimeField(null=True, blank=True)
+    reverted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        indexes = [
+            # a drill's ledger in order (runner's revert pass, drill page); drill PROTECT.
+            models.Index(fields=["drill", "created_at"], name="compensation_drill"),
+            # the reaper: state IN (pending, injected, failed) AND deadline < now.
+            models.Index(
+                fields=["deadline"],
+                name="compensation_open_deadline",
+                condition=~models.Q(state="reverted"),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.call.get('operation')} ({self.state}) for drill #{self.drill_id}"
+
+
+class HaltState(models.Model):
+    """The halt-all switch: one row (pk=1). While halted no drill may start and running
+    drills are reverted. History is in the audit log."""
+
+    halted = models.BooleanField(default=False)
+    reason = models.TextField(blank=True)
+    halted_by = models.CharField(max_length=150, blank=True)
+    halted_at = models.DateTimeField(null=True, blank=True)
+    cleared_by = models.CharField(max_length=150, blank=True)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(pk=1), name="haltstate_single_row")]
+
+    def __str__(self):
+        return "halted" if self.halted else "not halted"

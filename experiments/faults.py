@@ -1,0 +1,721 @@
+"""The fault library: one class per fault kind, registered by slug.
+
+Every fault is one literal AWS call on one target (a `Target`: a component of the
+inventory plus the scenario's parameters) with an exact inverse:
+
+- `plan(target)` -> [Call]: the call and its inverse, as the approver sees them. The
+  inverse carries the value read *now* (`read_current`).
+- `read_current(target)`: the value the fault will overwrite (JSON-safe).
+- `inject(target, compensation)`: reads the current value again, stores it (and the
+  inverse built from it) in the compensation row, *then* makes the call.
+- `revert(compensation)`: replays the stored inverse, which restores the value read
+  before injecting (never a default). Idempotent: a reverted row is not replayed, and
+  replaying an inverse twice sets the same value twice.
+- `verify_reverted(compensation)`: reads again and compares with the stored value.
+
+The compensation row itself is written by `experiments.services.open_compensation`
+*before* `inject` is called, so a worker killed between the two leaves a row the reaper
+can act on. Every AWS call goes through `controlplane.aws`.
+"""
+
+import copy
+import fnmatch
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+from botocore import xform_name
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import F
+from django.utils import timezone
+
+from controlplane import aws
+from experiments.models import Compensation, CompensationState, FaultKind
+from regions.models import ComponentKind, Region
+
+# The sandbox's pause convention (docs/SANDBOX.md): tag the *receiving* replica.
+SANDBOX_PAUSE_TAG = "sandbox:replication-paused"
+FIS_PAUSE_ACTION = "aws:dynamodb:global-table-pause-replication"
+
+
+class FaultError(Exception):
+    """A fault cannot be planned or injected on this target (not retried)."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One literal AWS API call. `operation` is the API name (`UpdateHealthCheck`),
+    `params` its request parameters as the API (and boto3) spell them. `endpoint_url`
+    only for services reached at their own endpoints (ARC cluster endpoints)."""
+
+    service: str
+    region: str
+    operation: str
+    params: dict
+    inverse: "Call | None" = None
+    endpoint_urls: tuple = ()
+
+    def as_dict(self):
+        data = {
+            "service": self.service,
+            "region": self.region,
+            "operation": self.operation,
+            "params": _json_safe(self.params),
+        }
+        if self.endpoint_urls:
+            data["endpoint_urls"] = list(self.endpoint_urls)
+        if self.inverse is not None:
+            data["inverse"] = self.inverse.as_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data):
+        if data is None:
+            return None
+        return cls(
+            service=data["service"],
+            region=data["region"],
+            operation=data["operation"],
+            params=data.get("params") or {},
+            inverse=cls.from_dict(data.get("inverse")),
+            endpoint_urls=tuple(data.get("endpoint_urls") or ()),
+        )
+
+    def __str__(self):
+        return f"{self.service}:{self.operation} in {self.region} {json.dumps(self.params, sort_keys=True)}"
+
+
+@dataclass
+class Target:
+    """One component to break, with the scenario's parameters. JSON-serialisable
+    (`as_dict`/`from_dict`) so the ledger can rebuild it without the inventory."""
+
+    kind: str
+    identifier: str
+    name: str
+    region: str  # the stack's region code (credentials come from that Region row)
+    application: str
+    config: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+    component_id: int | None = None
+
+    @classmethod
+    def from_component(cls, component, params=None):
+        stack = component.stack
+        return cls(
+            kind=component.kind,
+            identifier=component.identifier,
+            name=component.name,
+            region=stack.region.code,
+            application=stack.application.name,
+            config=copy.deepcopy(component.config or {}),
+            params=dict(params or {}),
+            component_id=component.pk,
+        )
+
+    def as_dict(self):
+        return _json_safe(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(**data)
+
+    def identity(self):
+        """What the plan hash binds to: the target, not its last-seen config."""
+        return {"kind": self.kind, "identifier": self.identifier, "region": self.region}
+
+
+def _json_safe(value):
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+def canonical_json(value):
+    return json.dumps(value, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def plan_hash(plan):
+    """SHA-256 of the canonical JSON of a plan (see `build_plan`)."""
+    return hashlib.sha256(canonical_json(plan).encode()).hexdigest()
+
+
+def build_plan(scenario_slug, fault_kind, parameters, targets, calls, max_duration):
+    """The plan an approver approves: the literal calls with their inverses, the scenario
+    parameters, the target identifiers and the max duration."""
+    return _json_safe(
+        {
+            "scenario": scenario_slug,
+            "fault_kind": fault_kind,
+            "parameters": parameters,
+            "targets": [t.identity() for t in targets],
+            "calls": [c.as_dict() for c in calls],
+            "max_duration_seconds": int(max_duration.total_seconds()),
+        }
+    )
+
+
+# --- making calls -------------------------------------------------------------------
+
+def _region_row(code):
+    region = Region.objects.filter(code=code).first()
+    if region is None:  # not in the inventory: default credentials
+        region = Region(code=code)
+    return region
+
+
+def _client(service, region_code, *, credentials_region, endpoint_url=None):
+    region = _region_row(credentials_region)
+    return aws.client(
+        service,
+        region_code,
+        role_arn=region.role_arn,
+        external_id=region.external_id,
+        endpoint_url=endpoint_url,
+    )
+
+
+def execute(call, credentials_region):
+    """Make one `Call` through controlplane.aws and return the response."""
+    endpoints = list(call.endpoint_urls) or [None]
+    last = None
+    for endpoint in endpoints:
+        client = _client(
+            call.service, call.region, credentials_region=credentials_region, endpoint_url=endpoint
+        )
+        try:
+            return getattr(client, xform_name(call.operation))(**call.params)
+        except (aws.BotoCoreError, aws.ClientError) as exc:
+            # ARC: try the next cluster endpoint only when this one was unreachable.
+            if len(endpoints) == 1 or not aws.is_transient(exc):
+                raise
+            last = exc
+    raise last
+
+
+# --- the faults ---------------------------------------------------------------------
+
+
+class Fault:
+    slug = ""
+    label = ""
+    target_kind = ""  # ComponentKind the fault acts on
+    # parameter name -> default; `validate` checks them
+    defaults = {}
+
+    # -- to implement
+
+    def call(self, target, previous):
+        """The Call (with its inverse built from `previous`)."""
+        raise NotImplementedError
+
+    def read_current(self, target):
+        raise NotImplementedError
+
+    def validate(self, params):
+        """{parameter: message} for bad parameters."""
+        return {}
+
+    # -- shared
+
+    def params(self, target):
+        return {**self.defaults, **(target.params or {})}
+
+    def client(self, service, target, region=None):
+        return _client(service, region or target.region, credentials_region=target.region)
+
+    def effective(self, target):
+        """(fault, target) that will really act; PauseReplication may hand over to FIS."""
+        return self, target
+
+    def plan(self, target):
+        self.check_target(target)
+        return [self.call(target, self.read_current(target))]
+
+    def check_target(self, target):
+        if target.kind != self.target_kind:
+            raise FaultError(f"{self.slug} acts on {self.target_kind}, not {target.kind}")
+
+    def inject(self, target, compensation):
+        """Read the value, store it and the inverse in the (already written) ledger row,
+        then make the call."""
+        self.check_target(target)
+        previous = self.read_current(target)
+        call = self.call_for_inject(target, previous, compensation)
+        Compensation.objects.filter(pk=compensation.pk).update(
+            previous_value=_json_safe(previous),
+            previous_read=True,
+            call=call.as_dict() | {"inverse": None},
+            inverse=call.inverse.as_dict(),
+        )
+        compensation.previous_value, compensation.previous_read = _json_safe(previous), True
+        compensation.call, compensation.inverse = call.as_dict() | {"inverse": None}, call.inverse.as_dict()
+        response = execute(call, target.region)
+        self.after_inject(target, compensation, response)
+        now = timezone.now()
+        Compensation.objects.filter(pk=compensation.pk, state=CompensationState.PENDING).update(
+            state=CompensationState.INJECTED, injected_at=now
+        )
+        compensation.state, compensation.injected_at = CompensationState.INJECTED, now
+        return response
+
+    def call_for_inject(self, target, previous, compensation):
+        return self.call(target, previous)
+
+    def after_inject(self, target, compensation, response):
+        """Hook for calls whose inverse needs the response (FIS experiment id)."""
+
+    def revert(self, compensation):
+        """Replay the stored inverse; True when the row is reverted. Idempotent."""
+        if compensation.state == CompensationState.REVERTED:
+            return True
+        target = Target.from_dict(compensation.target)
+        try:
+            if compensation.previous_read:
+                self.replay_inverse(target, Call.from_dict(compensation.inverse))
+            # else: the worker stopped before reading, so before the call: nothing to undo
+        except (aws.BotoCoreError, aws.ClientError) as exc:
+            Compensation.objects.filter(pk=compensation.pk).update(
+                state=CompensationState.FAILED, attempts=F("attempts") + 1, last_error=str(exc)[:2000]
+            )
+            compensation.refresh_from_db()
+            raise
+        now = timezone.now()
+        Compensation.objects.filter(pk=compensation.pk).exclude(state=CompensationState.REVERTED).update(
+            state=CompensationState.REVERTED, reverted_at=now, attempts=F("attempts") + 1, last_error=""
+        )
+        compensation.refresh_from_db()
+        return True
+
+    def replay_inverse(self, target, inverse):
+        execute(inverse, target.region)
+
+    def verify_reverted(self, compensation):
+        if not compensation.previous_read:
+            return True
+        target = Target.from_dict(compensation.target)
+        return _json_safe(self.read_current(target)) == compensation.previous_value
+
+
+class HealthCheckInversion(Fault):
+    slug = FaultKind.HEALTH_CHECK_INVERT
+    label = FaultKind.HEALTH_CHECK_INVERT.label
+    target_kind = ComponentKind.ROUTE53_HEALTH_CHECK
+
+    def read_current(self, target):
+        r53 = self.client("route53", target, "us-east-1")
+        config = r53.get_health_check(HealthCheckId=target.identifier)["HealthCheck"]["HealthCheckConfig"]
+        return {"Inverted": bool(config.get("Inverted", False))}
+
+    def call(self, target, previous):
+        def update(inverted):
+            return Call("route53", "us-east-1", "UpdateHealthCheck",
+                        {"HealthCheckId": target.identifier, "Inverted": inverted})
+
+        return Call(**{**update(True).__dict__, "inverse": update(previous["Inverted"])})
+
+
+class TrafficDial(Fault):
+    slug = FaultKind.GA_TRAFFIC_DIAL
+    label = FaultKind.GA_TRAFFIC_DIAL.label
+    target_kind = ComponentKind.GA_ENDPOINT_GROUP
+    defaults = {"percentage": 0}
+
+    def validate(self, params):
+        pct = params.get("percentage", 0)
+        if not isinstance(pct, int | float) or isinstance(pct, bool) or not 0 <= pct <= 100:
+            return {"percentage": "percentage: a number from 0 to 100."}
+        return {}
+
+    def read_current(self, target):
+        ga = self.client("globalaccelerator", target, "us-west-2")
+        group = ga.describe_endpoint_group(EndpointGroupArn=target.identifier)["EndpointGroup"]
+        return {"TrafficDialPercentage": group.get("TrafficDialPercentage", 100.0)}
+
+    def call(self, target, previous):
+        def update(pct):
+            return Call("globalaccelerator", "us-west-2", "UpdateEndpointGroup",
+                        {"EndpointGroupArn": target.identifier, "TrafficDialPercentage": float(pct)})
+
+        pct = self.params(target)["percentage"]
+        return Call(**{**update(pct).__dict__, "inverse": update(previous["TrafficDialPercentage"])})
+
+
+class ReservedConcurrency(Fault):
+    slug = FaultKind.LAMBDA_CONCURRENCY_ZERO
+    label = FaultKind.LAMBDA_CONCURRENCY_ZERO.label
+    target_kind = ComponentKind.LAMBDA_FUNCTION
+    defaults = {"reserved_concurrency": 0}
+
+    def validate(self, params):
+        value = params.get("reserved_concurrency", 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            return {"reserved_concurrency": "reserved_concurrency: a whole number, 0 or more."}
+        return {}
+
+    def read_current(self, target):
+        lam = self.client("lambda", target)
+        result = lam.get_function_concurrency(FunctionName=target.identifier)
+        return {"ReservedConcurrentExecutions": result.get("ReservedConcurrentExecutions")}
+
+    def call(self, target, previous):
+        fn = target.identifier
+        before = previous["ReservedConcurrentExecutions"]
+        if before is None:
+            inverse = Call("lambda", target.region, "DeleteFunctionConcurrency", {"FunctionName": fn})
+        else:
+            inverse = Call("lambda", target.region, "PutFunctionConcurrency",
+                           {"FunctionName": fn, "ReservedConcurrentExecutions": before})
+        value = self.params(target)["reserved_concurrency"]
+        return Call("lambda", target.region, "PutFunctionConcurrency",
+                    {"FunctionName": fn, "ReservedConcurrentExecutions": value}, inverse)
+
+
+FAULT_TYPES = ("latency", "exception", "status_code")
+
+
+class FailureFlag(Fault):
+    """The chaos_lambda / failure-lambda flag in SSM, read by the functions."""
+
+    slug = FaultKind.SSM_FAILURE_FLAG
+    label = FaultKind.SSM_FAILURE_FLAG.label
+    target_kind = ComponentKind.SSM_FAULT_PARAMETER
+    defaults = {"fault_type": "status_code", "delay": 400, "error_code": 503, "rate": 1}
+
+    def validate(self, params):
+        errors = {}
+        p = {**self.defaults, **params}
+        if p["fault_type"] not in FAULT_TYPES:
+            errors["fault_type"] = f"fault_type: one of {', '.join(FAULT_TYPES)}."
+        rate = p["rate"]
+        if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 <= rate <= 1:
+            errors["rate"] = "rate: a number between 0 and 1."
+        delay = p["delay"]
+        if not isinstance(delay, int | float) or isinstance(delay, bool) or delay < 0:
+            errors["delay"] = "delay: milliseconds, 0 or more."
+        code = p["error_code"]
+        if not isinstance(code, int) or isinstance(code, bool) or not 400 <= code <= 599:
+            errors["error_code"] = "error_code: an HTTP error status, 4xx or 5xx."
+        return errors
+
+    def flag(self, target):
+        p = self.params(target)
+        return {
+            "is_enabled": True,
+            "fault_type": p["fault_type"],
+            "delay": p["delay"],
+            "error_code": p["error_code"],
+            "rate": p["rate"],
+        }
+
+    def read_current(self, target):
+        ssm = self.client("ssm", target)
+        try:
+            param = ssm.get_parameter(Name=target.identifier)["Parameter"]
+        except aws.ClientError as exc:
+            if exc.response["Error"]["Code"] == "ParameterNotFound":
+                return {"Value": None, "Type": None}
+            raise
+        return {"Value": param["Value"], "Type": param.get("Type", "String")}
+
+    def call(self, target, previous):
+        name = target.identifier
+        if previous["Value"] is None:
+            inverse = Call("ssm", target.region, "DeleteParameter", {"Name": name})
+        else:
+            inverse = Call("ssm", target.region, "PutParameter", {
+                "Name": name, "Value": previous["Value"], "Type": previous["Type"], "Overwrite": True,
+            })
+        return Call("ssm", target.region, "PutParameter",
+                    {"Name": name, "Value": json.dumps(self.flag(target), sort_keys=True),
+                     "Type": previous["Type"] or "String", "Overwrite": True}, inverse)
+
+
+class StageThrottle(Fault):
+    slug = FaultKind.API_STAGE_THROTTLE
+    label = FaultKind.API_STAGE_THROTTLE.label
+    target_kind = ComponentKind.API_GATEWAY_STAGE
+    defaults = {"rate_limit": 0, "burst_limit": 0, "resource_path": "/*/*"}
+
+    def validate(self, params):
+        errors = {}
+        p = {**self.defaults, **params}
+        for key in ("rate_limit", "burst_limit"):
+            v = p[key]
+            if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
+                errors[key] = f"{key}: requests per second, 0 or more."
+        return errors
+
+    def _ids(self, target):
+        rest_api_id = target.config.get("restApiId") or target.identifier.split("/restapis/")[1].split("/")[0]
+        stage = target.config.get("stageName") or target.identifier.rsplit("/", 1)[1]
+        return rest_api_id, stage
+
+    def _key(self, target):
+        return self.params(target)["resource_path"].lstrip("/")  # "*/*": methodSettings key
+
+    def read_current(self, target):
+        apigw = self.client("apigateway", target)
+        rest_api_id, stage = self._ids(target)
+        settings = apigw.get_stage(restApiId=rest_api_id, stageName=stage).get("methodSettings", {})
+        current = settings.get(self._key(target), {})
+        return {
+            "throttlingRateLimit": current.get("throttlingRateLimit"),
+            "throttlingBurstLimit": current.get("throttlingBurstLimit"),
+        }
+
+    def call(self, target, previous):
+        rest_api_id, stage = self._ids(target)
+        path = "/" + self._key(target)
+        p = self.params(target)
+
+        def ops(rate, burst):
+            out = []
+            for name, value in (("rateLimit", rate), ("burstLimit", burst)):
+                if value is None:
+                    out.append({"op": "remove", "path": f"{path}/throttling/{name}"})
+                else:
+                    out.append({"op": "replace", "path": f"{path}/throttling/{name}", "value": _num(value)})
+            return out
+
+        def update(patch):
+            return Call("apigateway", target.region, "UpdateStage",
+                        {"restApiId": rest_api_id, "stageName": stage, "patchOperations": patch})
+
+        inverse = update(ops(previous["throttlingRateLimit"], previous["throttlingBurstLimit"]))
+        return Call(**{**update(ops(p["rate_limit"], p["burst_limit"])).__dict__, "inverse": inverse})
+
+
+
+def _num(value):
+    value = float(value)
+    return str(int(value)) if value.is_integer() else str(value)
+
+
+class ListenerFixedResponse(Fault):
+    slug = FaultKind.ALB_FIXED_RESPONSE
+    label = FaultKind.ALB_FIXED_RESPONSE.label
+    target_kind = ComponentKind.ALB_LISTENER
+    defaults = {"status_code": 503, "content_type": "application/json",
+                "message_body": '{"message": "Service Unavailable (failover drill)"}'}
+
+    def validate(self, params):
+        code = {**self.defaults, **params}["status_code"]
+        if not isinstance(code, int) or isinstance(code, bool) or not 400 <= code <= 599:
+            return {"status_code": "status_code: an HTTP error status, 4xx or 5xx."}
+        return {}
+
+    def read_current(self, target):
+        elb = self.client("elbv2", target)
+        listener = elb.describe_listeners(ListenerArns=[target.identifier])["Listeners"][0]
+        return {"DefaultActions": listener["DefaultActions"]}
+
+    def call(self, target, previous):
+        p = self.params(target)
+        fixed = [{"Type": "fixed-response", "FixedResponseConfig": {
+            "StatusCode": str(p["status_code"]), "ContentType": p["content_type"],
+            "MessageBody": p["message_body"]}}]
+        inverse = Call("elbv2", target.region, "ModifyListener", {
+            "ListenerArn": target.identifier,
+            "DefaultActions": _clean_actions(previous["DefaultActions"]),
+        })
+        return Call("elbv2", target.region, "ModifyListener",
+                    {"ListenerArn": target.identifier, "DefaultActions": fixed}, inverse)
+
+    def verify_reverted(self, compensation):
+        if not compensation.previous_read:
+            return True
+        target = Target.from_dict(compensation.target)
+        now = _clean_actions(self.read_current(target)["DefaultActions"])
+        return _json_safe(now) == _json_safe(_clean_actions(compensation.previous_value["DefaultActions"]))
+
+
+def _clean_actions(actions):
+    """DescribeListeners adds read-only detail ModifyListener does not take back as is
+    (a ForwardConfig mirroring TargetGroupArn); keep what restores the same actions."""
+    out = []
+    for action in actions:
+        action = dict(action)
+        if action.get("TargetGroupArn") and "ForwardConfig" in action:
+            groups = action["ForwardConfig"].get("TargetGroups", [])
+            if len(groups) == 1 and groups[0].get("TargetGroupArn") == action["TargetGroupArn"]:
+                action.pop("ForwardConfig")
+        out.append(action)
+    return out
+
+
+class RoutingControlOff(Fault):
+    slug = FaultKind.ARC_ROUTING_CONTROL_OFF
+    label = FaultKind.ARC_ROUTING_CONTROL_OFF.label
+    target_kind = ComponentKind.ARC_ROUTING_CONTROL
+
+    def _endpoints(self, target):
+        endpoints = target.config.get("ClusterEndpoints") or []
+        if not endpoints:
+            raise FaultError(f"routing control {target.identifier}: no cluster endpoints in the inventory")
+        return endpoints
+
+    def read_current(self, target):
+        endpoints = self._endpoints(target)
+        call = Call("route53-recovery-cluster", endpoints[0]["Region"], "GetRoutingControlState",
+                    {"RoutingControlArn": target.identifier},
+                    endpoint_urls=tuple(e["Endpoint"] for e in endpoints))
+        return {"RoutingControlState": execute(call, target.region)["RoutingControlState"]}
+
+    def call(self, target, previous):
+        endpoints = self._endpoints(target)
+
+        def update(state):
+            return Call("route53-recovery-cluster", endpoints[0]["Region"], "UpdateRoutingControlState",
+                        {"RoutingControlArn": target.identifier, "RoutingControlState": state},
+                        endpoint_urls=tuple(e["Endpoint"] for e in endpoints))
+
+        return Call(**{**update("Off").__dict__, "inverse": update(previous["RoutingControlState"])})
+
+
+class PauseReplication(Fault):
+    """Pause replication *to* the region's replica.
+
+    method "tag" (the default, what the sandbox honours): TagResource
+    `sandbox:replication-paused=true` on the receiving table / UntagResource (or the
+    previous tag value). In AWS the same effect is FIS's
+    `aws:dynamodb:global-table-pause-replication` action, which attaches a deny resource
+    policy to the replica for the duration: method "fis" starts the application's FIS
+    experiment template with that action targeting the table (see FisExperiment)."""
+
+    slug = FaultKind.PAUSE_REPLICATION
+    label = FaultKind.PAUSE_REPLICATION.label
+    target_kind = ComponentKind.DYNAMODB_REPLICA
+    defaults = {"method": "tag"}
+
+    def validate(self, params):
+        method = {**self.defaults, **params}["method"]
+        if method not in ("tag", "fis"):
+            return {"method": 'method: "tag" (sandbox) or "fis" (AWS FIS template).'}
+        return {}
+
+    def effective(self, target):
+        if self.params(target)["method"] != "fis":
+            return self, target
+        from regions.models import Component
+
+        templates = Component.objects.filter(
+            kind=ComponentKind.FIS_EXPERIMENT_TEMPLATE, stack__application__name=target.application
+        ).select_related("stack__region", "stack__application")
+        for template in templates:
+            actions = (template.config or {}).get("actions", {}).values()
+            arns = [
+                arn
+                for t in (template.config or {}).get("targets", {}).values()
+                for arn in t.get("resourceArns", [])
+            ]
+            if any(a.get("actionId") == FIS_PAUSE_ACTION for a in actions) and target.identifier in arns:
+                return REGISTRY[FaultKind.FIS_EXPERIMENT], Target.from_component(template)
+        raise FaultError(
+            f"no FIS experiment template with {FIS_PAUSE_ACTION} on {target.identifier} in the inventory"
+        )
+
+    def read_current(self, target):
+        ddb = self.client("dynamodb", target)
+        tags = ddb.list_tags_of_resource(ResourceArn=target.identifier).get("Tags", [])
+        value = next((t["Value"] for t in tags if t["Key"] == SANDBOX_PAUSE_TAG), None)
+        return {"tag": value}
+
+    def call(self, target, previous):
+        arn = target.identifier
+        if previous["tag"] is None:
+            inverse = Call("dynamodb", target.region, "UntagResource",
+                           {"ResourceArn": arn, "TagKeys": [SANDBOX_PAUSE_TAG]})
+        else:
+            tags = [{"Key": SANDBOX_PAUSE_TAG, "Value": previous["tag"]}]
+            inverse = Call("dynamodb", target.region, "TagResource", {"ResourceArn": arn, "Tags": tags})
+        return Call("dynamodb", target.region, "TagResource",
+                    {"ResourceArn": arn, "Tags": [{"Key": SANDBOX_PAUSE_TAG, "Value": "true"}]}, inverse)
+
+
+class FisExperiment(Fault):
+    """StartExperiment on a template; the inverse is StopExperiment of the experiment
+    started (its id is known only after the call: stored in the ledger's inverse)."""
+
+    slug = FaultKind.FIS_EXPERIMENT
+    label = FaultKind.FIS_EXPERIMENT.label
+    target_kind = ComponentKind.FIS_EXPERIMENT_TEMPLATE
+    EXPERIMENT_ID = "${experiment.id}"  # placeholder in the planned inverse
+    STOPPED = ("stopping", "stopped", "completed", "failed", "cancelled")
+
+    def read_current(self, target):
+        fis = self.client("fis", target)
+        running = [
+            e["id"]
+            for e in fis.list_experiments().get("experiments", [])
+            if e.get("experimentTemplateId") == target.identifier
+            and e.get("state", {}).get("status") in ("pending", "initiating", "running")
+        ]
+        return {"running_experiments": sorted(running)}
+
+    def call(self, target, previous):
+        inverse = Call("fis", target.region, "StopExperiment", {"id": self.EXPERIMENT_ID})
+        return Call("fis", target.region, "StartExperiment",
+                    {"experimentTemplateId": target.identifier,
+                     "tags": {"controlplane:drill-target": target.application}}, inverse)
+
+    def call_for_inject(self, target, previous, compensation):
+        # A deterministic client token: a redelivered inject starts no second experiment.
+        call = self.call(target, previous)
+        token = f"drill-{compensation.drill_id}-compensation-{compensation.pk}"
+        return Call(**{**call.__dict__, "params": {**call.params, "clientToken": token}})
+
+    def after_inject(self, target, compensation, response):
+        inverse = Call.from_dict(compensation.inverse)
+        inverse = Call(**{**inverse.__dict__, "params": {"id": response["experiment"]["id"]}})
+        Compensation.objects.filter(pk=compensation.pk).update(inverse=inverse.as_dict())
+        compensation.inverse = inverse.as_dict()
+
+    def replay_inverse(self, target, inverse):
+        if inverse.params.get("id") == self.EXPERIMENT_ID:
+            return  # the start call never answered: nothing known to stop
+        fis = self.client("fis", target)
+        status = fis.get_experiment(id=inverse.params["id"])["experiment"]["state"]["status"]
+        if status not in self.STOPPED:
+            execute(inverse, target.region)
+
+    def verify_reverted(self, compensation):
+        inverse = Call.from_dict(compensation.inverse)
+        if not compensation.previous_read or inverse.params.get("id") == self.EXPERIMENT_ID:
+            return True
+        fis = self.client("fis", Target.from_dict(compensation.target))
+        status = fis.get_experiment(id=inverse.params["id"])["experiment"]["state"]["status"]
+        return status in self.STOPPED
+
+
+REGISTRY = {
+    fault.slug: fault
+    for fault in (
+        HealthCheckInversion(),
+        TrafficDial(),
+        ReservedConcurrency(),
+        FailureFlag(),
+        StageThrottle(),
+        ListenerFixedResponse(),
+        RoutingControlOff(),
+        PauseReplication(),
+        FisExperiment(),
+    )
+}
+assert set(REGISTRY) == set(FaultKind.values), "every FaultKind has a fault class"
+
+
+def get_fault(slug):
+    try:
+        return REGISTRY[slug]
+    except KeyError:
+        raise FaultError(f"unknown fault kind {slug!r}") from None
+
+
+def select_targets(components, fault, selector, params=None):
+    """The Targets a scenario's selector picks among a stack's components."""
+    kind = (selector or {}).get("component_kind") or fault.target_kind
+    pattern = (selector or {}).get("name") or "*"
+    return [
+        Target.from_component(c, params)
+        for c in components
+        if c.kind == kind and fnmatch.fnmatchcase(c.name or c.identifier, pattern)
+    ]

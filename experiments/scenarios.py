@@ -1,0 +1,259 @@
+"""Scenarios: the built-in recipes, and validation of the ones operators write.
+
+`validate_scenario` raises one ValidationError with a message per field (fault_kind,
+target_selector, parameters, hypothesis, stop_conditions, max_duration); it is what
+`Scenario.clean()` runs, so the console form, the admin and the API agree.
+"""
+
+from datetime import timedelta
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from experiments.models import FaultKind, Scenario, max_drill_duration
+from regions.models import Architecture, ComponentKind
+
+STOP_METRICS = {
+    "global_error_rate": "Error rate through the global endpoint above threshold_percent for for_seconds",
+    "global_p95_latency": "p95 latency through the global endpoint above threshold_ms for for_seconds",
+    "other_region_unhealthy": "Any other region of the application unhealthy",
+    "replication_lag": "Replication lag above threshold_ms for for_seconds",
+}
+STEADY_STATE_CHECKS = (
+    "global_success_rate", "global_p95_latency_ms", "regions_healthy", "replication_lag_ms",
+)
+
+_HYPOTHESIS_A = {
+    "steady_state": [{"check": "global_success_rate", "min_percent": 99}],
+    "max_time_to_failover_seconds": 60,
+}
+_STOP = [
+    {"metric": "global_error_rate", "threshold_percent": 20, "for_seconds": 30},
+    {"metric": "other_region_unhealthy"},
+]
+
+BUILTIN_SCENARIOS = [
+    {
+        "slug": "fail-region-health-check",
+        "name": "Fail the region's health check",
+        "description": "Invert the region's Route 53 health check: Route 53 treats the region as "
+        "unhealthy and DNS answers with the other regions.",
+        "fault_kind": FaultKind.HEALTH_CHECK_INVERT,
+        "target_selector": {"component_kind": ComponentKind.ROUTE53_HEALTH_CHECK},
+        "parameters": {},
+        "architecture": Architecture.DNS,
+    },
+    {
+        "slug": "dial-region-to-zero",
+        "name": "Dial the region to zero",
+        "description": "Set the region's Global Accelerator endpoint group traffic dial to 0 %: "
+        "the accelerator sends its traffic to the next region.",
+        "fault_kind": FaultKind.GA_TRAFFIC_DIAL,
+        "target_selector": {"component_kind": ComponentKind.GA_ENDPOINT_GROUP},
+        "parameters": {"percentage": 0},
+        "architecture": Architecture.ANYCAST,
+    },
+    {
+        "slug": "throttle-region-functions",
+        "name": "Throttle the region's functions",
+        "description": "Set reserved concurrency 0 on every Lambda function of the region: every "
+        "invocation is throttled (429) and the health check fails.",
+        "fault_kind": FaultKind.LAMBDA_CONCURRENCY_ZERO,
+        "target_selector": {"component_kind": ComponentKind.LAMBDA_FUNCTION},
+        "parameters": {"reserved_concurrency": 0},
+        "architecture": "",
+    },
+    {
+        "slug": "error-rate-50",
+        "name": "Half the requests fail with 503",
+        "description": "Turn on the region's failure-injection flag (SSM): status code 503 for half "
+        "the requests. A partial failure: does the health check notice?",
+        "fault_kind": FaultKind.SSM_FAILURE_FLAG,
+        "target_selector": {"component_kind": ComponentKind.SSM_FAULT_PARAMETER},
+        "parameters": {"fault_type": "status_code", "error_code": 503, "rate": 0.5, "delay": 0},
+        "architecture": "",
+    },
+    {
+        "slug": "pause-replication",
+        "name": "Pause replication to the region",
+        "description": "Pause DynamoDB global table replication to the region's replica (sandbox: the "
+        "sandbox:replication-paused tag; AWS: FIS aws:dynamodb:global-table-pause-replication). "
+        "Measures lag during and after.",
+        "fault_kind": FaultKind.PAUSE_REPLICATION,
+        "target_selector": {"component_kind": ComponentKind.DYNAMODB_REPLICA},
+        "parameters": {"method": "tag"},
+        "architecture": "",
+        "hypothesis": {
+            "steady_state": [{"check": "replication_lag_ms", "max_ms": 2000}],
+            "max_time_to_failover_seconds": 0,
+        },
+        "stop_conditions": [{"metric": "other_region_unhealthy"}],
+    },
+]
+
+
+def ensure_builtin_scenarios(apps=None, schema_editor=None):
+    """Create or update the built-ins by slug (idempotent; used by a data migration)."""
+    model = apps.get_model("experiments", "Scenario") if apps is not None else Scenario
+    for spec in BUILTIN_SCENARIOS:
+        values = {
+            "hypothesis": _HYPOTHESIS_A,
+            "stop_conditions": _STOP,
+            "max_duration": timedelta(minutes=10),
+            **{k: v for k, v in spec.items() if k != "slug"},
+            "built_in": True,
+        }
+        values["fault_kind"] = str(values["fault_kind"])
+        values["target_selector"] = {k: str(v) for k, v in values["target_selector"].items()}
+        values["architecture"] = str(values["architecture"])
+        model.objects.update_or_create(slug=spec["slug"], defaults=values)
+
+
+# --- validation ------------------------------------------------------------------------
+
+
+def _number(value):
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _validate_selector(fault, selector):
+    if not isinstance(selector, dict):
+        return 'An object such as {"component_kind": "lambda_function"}.'
+    unknown = set(selector) - {"component_kind", "name"}
+    if unknown:
+        return f"Unknown key(s): {', '.join(sorted(unknown))}. Use component_kind and name."
+    kind = selector.get("component_kind")
+    if kind is not None and kind not in ComponentKind.values:
+        return f"Unknown component kind {kind!r}."
+    if fault is not None and kind is not None and kind != fault.target_kind:
+        return f"{fault.label} acts on {ComponentKind(fault.target_kind).label} components, not {kind}."
+    if "name" in selector and not isinstance(selector["name"], str):
+        return "name: a pattern such as *-api."
+    return None
+
+
+def _validate_hypothesis(hypothesis, max_duration):
+    if not isinstance(hypothesis, dict):
+        return ["An object with steady_state and max_time_to_failover_seconds."]
+    errors = []
+    expected = hypothesis.get("max_time_to_failover_seconds")
+    if expected is not None and (not _number(expected) or expected < 0):
+        errors.append("max_time_to_failover_seconds: seconds, 0 or more.")
+    elif expected is not None and max_duration and expected > max_duration.total_seconds():
+        errors.append("max_time_to_failover_seconds: longer than the scenario's max duration.")
+    checks = hypothesis.get("steady_state", [])
+    if not isinstance(checks, list):
+        return errors + ["steady_state: a list of checks."]
+    for i, check in enumerate(checks, 1):
+        name = check.get("check") if isinstance(check, dict) else None
+        if name not in STEADY_STATE_CHECKS:
+            errors.append(f"steady_state #{i}: check is one of {', '.join(STEADY_STATE_CHECKS)}.")
+            continue
+        pct = check.get("min_percent")
+        if pct is not None and (not _number(pct) or not 0 <= pct <= 100):
+            errors.append(f"steady_state #{i}: min_percent between 0 and 100.")
+        for key in ("max_ms",):
+            if key in check and (not _number(check[key]) or check[key] < 0):
+                errors.append(f"steady_state #{i}: {key}, 0 or more.")
+    return errors
+
+
+def _validate_stop_conditions(conditions, max_duration):
+    if not isinstance(conditions, list):
+        return ["A list of conditions."]
+    errors = []
+    for i, cond in enumerate(conditions, 1):
+        metric = cond.get("metric") if isinstance(cond, dict) else None
+        if metric not in STOP_METRICS:
+            errors.append(f"#{i}: metric is one of {', '.join(STOP_METRICS)}.")
+            continue
+        if metric == "global_error_rate":
+            pct = cond.get("threshold_percent")
+            if not _number(pct) or not 0 < pct <= 100:
+                errors.append(f"#{i}: threshold_percent must be above 0 and at most 100.")
+        if metric in ("global_p95_latency", "replication_lag"):
+            ms = cond.get("threshold_ms")
+            if not _number(ms) or ms <= 0:
+                errors.append(f"#{i}: threshold_ms must be above 0.")
+        if metric != "other_region_unhealthy":
+            secs = cond.get("for_seconds", 0)
+            if not _number(secs) or secs < 0:
+                errors.append(f"#{i}: for_seconds must be 0 or more.")
+            elif max_duration and secs > max_duration.total_seconds():
+                errors.append(f"#{i}: for_seconds is longer than the scenario's max duration.")
+    return errors
+
+
+def validate_scenario(scenario):
+    """Raise ValidationError({field: [messages]}) for everything wrong with `scenario`."""
+    from experiments.faults import REGISTRY
+
+    errors = {}
+    fault = REGISTRY.get(scenario.fault_kind)
+    if fault is None:
+        errors["fault_kind"] = [f"Unknown fault kind {scenario.fault_kind!r}." if scenario.fault_kind
+                                else "Choose a fault kind."]
+
+    problem = _validate_selector(fault, scenario.target_selector)
+    if problem:
+        errors["target_selector"] = [problem]
+
+    params = scenario.parameters
+    if not isinstance(params, dict):
+        errors["parameters"] = ["An object of parameters."]
+    elif fault is not None:
+        unknown = set(params) - set(fault.defaults)
+        messages = [f"{k}: not a parameter of {fault.label}." for k in sorted(unknown)]
+        messages += list(fault.validate(params).values())
+        if messages:
+            errors["parameters"] = messages
+
+    cap = max_drill_duration()
+    duration = scenario.max_duration
+    if duration is None or duration <= timedelta(0):
+        errors["max_duration"] = ["Must be longer than zero."]
+        duration = None
+    elif duration > cap:
+        errors["max_duration"] = [f"At most {_human(cap)}."]
+
+    problems = _validate_hypothesis(scenario.hypothesis, duration)
+    if problems:
+        errors["hypothesis"] = problems
+    problems = _validate_stop_conditions(scenario.stop_conditions, duration)
+    if problems:
+        errors["stop_conditions"] = problems
+    if errors:
+        raise ValidationError(errors)
+
+
+def _human(delta):
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
+
+
+class ScenarioForm(forms.ModelForm):
+    """Operators create and edit their own scenarios (built-ins are read-only)."""
+
+    class Meta:
+        model = Scenario
+        fields = [
+            "slug", "name", "description", "fault_kind", "target_selector", "parameters",
+            "hypothesis", "stop_conditions", "max_duration", "architecture",
+        ]
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        if self.instance.pk:
+            self.fields["slug"].disabled = True  # stable
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk and self.instance.built_in:
+            raise ValidationError("Built-in scenarios cannot be edited; copy one instead.")
+        return cleaned
+
+    def save(self, commit=True):
+        if self.user is not None and not self.instance.pk:
+            self.instance.created_by = self.user
+        return super().save(commit)

@@ -1,0 +1,43 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from experiments.models import Drill, Scenario
+from experiments.scenarios import ensure_builtin_scenarios
+from regions.discovery import run_discovery
+from regions.models import Application, Architecture, Region
+
+REGIONS = ["eu-central-1", "us-east-1", "us-west-2"]
+
+
+@pytest.fixture
+def inventory(sandbox_settings, db):
+    """The inventory filled from the sandbox, as discovery does it."""
+    report = run_discovery(actor="test", regions=REGIONS)
+    assert report.warnings == []
+    return sandbox_settings
+
+
+@pytest.fixture
+def make_drill(operator):
+    """A drill row (no plan needed) to hang ledger rows and approvals on."""
+
+    def make(app="orders", region="us-east-1", scenario="throttle-region-functions", **fields):
+        application = Application.objects.filter(name=app).first() or Application.objects.create(
+            name=app, architecture=Architecture.DNS
+        )
+        region_row, _ = Region.objects.get_or_create(code=region)
+        ensure_builtin_scenarios()  # a transactional test before this one flushed them
+        values = {"plan": {"calls": []}, "plan_hash": "0" * 64, "requested_by": operator, **fields}
+        return Drill.objects.create(
+            scenario=Scenario.objects.get(slug=scenario), application=application, region=region_row,
+            **values,
+        )
+
+    return make
+
+
+@pytest.fixture
+def deadline():
+    return timezone.now() + timedelta(minutes=10)

@@ -1,0 +1,111 @@
+"""Approval rules: never the requester, bound to the plan hash, void after 24 h."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.utils import timezone
+
+from controlplane.models import AuditEvent
+from controlplane.roles import APPROVER, OPERATOR
+from experiments import services
+from experiments.faults import plan_hash
+from experiments.models import Approval, Decision, DrillState
+
+pytestmark = pytest.mark.django_db
+
+PLAN = {"calls": [{"service": "lambda", "operation": "PutFunctionConcurrency", "params": {"x": 0}}]}
+
+
+@pytest.fixture
+def drill(make_drill):
+    return make_drill(plan=PLAN, plan_hash=plan_hash(PLAN))
+
+
+def test_an_approver_approves_the_exact_plan(drill, approver):
+    approval = services.decide(drill, approver, Decision.APPROVE, comment="go")
+    drill.refresh_from_db()
+    assert drill.state == DrillState.APPROVED
+    assert approval.plan_hash == drill.plan_hash
+    assert approval.expires_at - approval.created_at == timedelta(hours=24)
+    assert services.valid_approval(drill) == approval
+    assert AuditEvent.objects.get(action="drill.approved").after["plan_hash"] == drill.plan_hash
+
+
+def test_requester_cannot_approve_own_drill(make_user, make_drill):
+    both = make_user("rita-requester", OPERATOR, APPROVER)
+    drill = make_drill(requested_by=both, plan=PLAN, plan_hash=plan_hash(PLAN))
+    with pytest.raises(PermissionDenied):
+        services.decide(drill, both, Decision.APPROVE)
+    drill.refresh_from_db()
+    assert drill.state == DrillState.REQUESTED
+    assert not Approval.objects.exists()
+
+
+def test_an_approval_row_by_the_requester_is_never_valid(drill):
+    approval = Approval(drill=drill, approver=drill.requested_by, decision=Decision.APPROVE,
+                        plan_hash=drill.plan_hash)
+    assert not approval.is_valid_for(drill)
+
+
+def test_an_operator_cannot_approve(drill, make_user):
+    other_operator = make_user("olga-operator", OPERATOR)
+    with pytest.raises(PermissionDenied):
+        services.decide(drill, other_operator, Decision.APPROVE)
+
+
+def test_an_expired_approval_is_void(drill, approver):
+    approval = services.decide(drill, approver, Decision.APPROVE)
+    assert services.valid_approval(drill, now=approval.created_at + timedelta(hours=23)) == approval
+    assert services.valid_approval(drill, now=approval.created_at + timedelta(hours=24, seconds=1)) is None
+    Approval.objects.filter(pk=approval.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert services.valid_approval(drill) is None
+
+
+def test_a_changed_plan_voids_the_approval_and_sends_the_drill_back_to_requested(drill, approver, operator):
+    services.decide(drill, approver, Decision.APPROVE)
+    changed = {"calls": [{**PLAN["calls"][0], "params": {"x": 1}}]}
+    assert services.replan(drill.pk, changed, actor=operator)
+    drill.refresh_from_db()
+    assert drill.state == DrillState.REQUESTED
+    assert drill.plan_hash == plan_hash(changed)
+    assert services.valid_approval(drill) is None
+
+
+def test_an_approval_of_a_plan_that_changed_meanwhile_is_not_recorded(drill, approver):
+    stale = type(drill).objects.get(pk=drill.pk)
+    services.replan(drill.pk, {"calls": []}, actor="someone")
+    assert services.decide(stale, approver, Decision.APPROVE) is None
+    assert not Approval.objects.exists()
+
+
+def test_a_rejection_ends_the_drill_and_a_second_decision_does_nothing(drill, approver, make_user):
+    services.decide(drill, approver, Decision.REJECT, comment="not today")
+    drill.refresh_from_db()
+    assert drill.state == DrillState.REJECTED
+    assert services.valid_approval(drill) is None
+    second = make_user("arne-approver", APPROVER)
+    assert services.decide(drill, second, Decision.APPROVE) is None
+    assert Approval.objects.count() == 1
+
+
+def test_halt_and_clear_are_audited_once(operator, admin):
+    assert services.halt(operator, "game day over")
+    assert not services.halt(operator, "again")
+    assert services.is_halted()
+    assert services.clear_halt(admin)
+    assert not services.clear_halt(admin)
+    assert not services.is_halted()
+    assert [e.action for e in AuditEvent.objects.order_by("seq")] == ["drills.halt", "drills.clear_halt"]
+
+
+def test_roles_hold_the_drill_permissions(viewer, operator, approver, admin):
+    assert viewer.has_perm("experiments.view_drill") and viewer.has_perm("experiments.view_scenario")
+    assert not viewer.has_perm("experiments.request_drill")
+    assert operator.has_perm("experiments.request_drill") and operator.has_perm("experiments.halt_drills")
+    assert operator.has_perm("experiments.change_scenario")
+    assert not operator.has_perm("experiments.approve_drill")
+    assert approver.has_perm("experiments.approve_drill") and approver.has_perm("experiments.abort_drill")
+    assert not approver.has_perm("experiments.request_drill")
+    assert admin.has_perm("experiments.clear_halt") and admin.has_perm("experiments.approve_drill")
+    assert not operator.has_perm("experiments.clear_halt")
