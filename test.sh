@@ -7,13 +7,18 @@ cd "$(dirname "$0")"
 source scripts/bootstrap.sh
 ensure_venv requirements-dev.txt
 
-# The browser tests drive Debian's Chromium (Playwright cannot download its own here).
-if [ ! -x /usr/bin/chromium ]; then
+# The browser tests drive Debian's Chromium (Playwright cannot download its own here);
+# one drill test stops and starts a private redis-server to show a drill survives a
+# broker outage.
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "==> installing chromium (apt)"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+        echo "==> installing ${missing[*]} (apt)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
-        echo "Chromium is needed for the browser tests: sudo apt-get install chromium" >&2
+        echo "The tests need: ${missing[*]}. Install them, e.g.: sudo apt-get install ${missing[*]}" >&2
         exit 1
     fi
 fi

@@ -2,21 +2,32 @@
 
     DJANGO_SETTINGS_MODULE=controlplane.settings .venv/bin/python bench/probe_throughput.py
 
-Measures side by side in one run:
+Measures side by side in one run, cycles interleaved (the machine is noisy):
 
 (a) the probe engine as `probe_batch` runs it: load the targets (2 queries), probe them
-    all on one aiohttp session (bounded connector), store the samples in one bulk insert.
-    Wall time per cycle, and checks per CPU-second of this process (time.process_time:
-    the engine, the ORM and, on SQLite, the database itself). The endpoint servers run
-    in child processes; their CPU is reported apart (they stand in for the world).
+    all (`run_probes`: persistent loop and session, kept-alive connections), store the
+    samples (`store_results`: COPY on PostgreSQL, executemany on SQLite).
+(a0) the previous engine, for the ratio: a new event loop and session per cycle
+    (`asyncio.run(probe_many(...))`, a TCP connect per target per cycle) and
+    `HealthSample.objects.bulk_create` of model instances.
+(c) aiohttp alone: a bare `session.get` + `read()` loop on one kept session, nothing
+    classified or stored: the floor of what this machine spends per check.
 (b) a naive sequential loop with urllib.request on a small subset, extrapolated to all
     endpoints (clearly labelled).
 
-Loopback only. It works in a throwaway test database (created and destroyed here) and
-stops by itself: a fixed number of cycles and an alarm after BENCH_TIMEOUT seconds.
-Options through the environment: BENCH_ENDPOINTS (2000), BENCH_CYCLES (5),
-BENCH_SERVERS (2 processes), BENCH_PORTS (10 per process), BENCH_CONCURRENCY (500),
-BENCH_NAIVE (40).
+For each: wall time per cycle, and checks per CPU-second of this process
+(time.process_time: the engine, its loop thread, the ORM and, on SQLite, the database
+itself; user and system time shown apart: on loopback the kernel's work for both ends
+of a connection is largely charged to the sender). The endpoint servers run in child
+processes; their CPU is reported apart (they stand in for the world, and share the
+machine's 2 CPUs, which is what bounds the wall time here).
+
+Loopback only. It works in a throwaway database (created and destroyed here: a SQLite
+file in CONTROLPLANE_VAR_DIR, or <NAME>_probes next to DATABASE_URL's database on
+PostgreSQL) and stops by itself: a fixed number of cycles and an alarm after
+BENCH_TIMEOUT seconds. Options through the environment: BENCH_ENDPOINTS (2000),
+BENCH_CYCLES (5 per variant), BENCH_SERVERS (2 processes), BENCH_PORTS (10 per process),
+BENCH_CONCURRENCY (500), BENCH_NAIVE (40), BENCH_TIMEOUT (300).
 """
 
 import asyncio
@@ -44,7 +55,7 @@ SERVERS = int(os.environ.get("BENCH_SERVERS", 2))
 PORTS = int(os.environ.get("BENCH_PORTS", 10))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", 500))
 NAIVE = int(os.environ.get("BENCH_NAIVE", 40))
-TIMEOUT = int(os.environ.get("BENCH_TIMEOUT", 180))
+TIMEOUT = int(os.environ.get("BENCH_TIMEOUT", 300))
 DELAY = 0.05
 
 
@@ -137,6 +148,68 @@ def engine_cycle(keys):
     return results, stored
 
 
+def previous_cycle(keys):
+    """The engine before this change: a new loop, session and connections per cycle,
+    and model instances through bulk_create."""
+    from django.db import transaction
+
+    from regions import monitoring, probes
+    from regions.models import HealthSample
+
+    targets = monitoring.targets_for_keys(keys)
+    results = asyncio.run(
+        probes.probe_many(targets, concurrency=CONCURRENCY, connect_timeout=2.0, read_timeout=2.0)
+    )
+    rows = [
+        HealthSample(
+            stack_id=r.target.stack_id, application_id=r.target.application_id, target=r.target.kind,
+            vantage="bench-prev", at=r.at, ok=r.ok, status_code=r.status_code, latency_ms=r.latency_ms,
+            served_region=r.served_region, error_class=r.error_class,
+        )
+        for r in results
+    ]
+    with transaction.atomic():
+        HealthSample.objects.bulk_create(rows, batch_size=2000)
+    return results, len(rows)
+
+
+class Bare:
+    """aiohttp alone on one kept session and loop (a thread of its own, like the engine)."""
+
+    def __init__(self):
+        import threading
+
+        import aiohttp
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+        async def make():
+            return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY))
+
+        self.session = asyncio.run_coroutine_threadsafe(make(), self.loop).result()
+
+    async def _all(self, urls):
+        sem = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(url):
+            async with sem, self.session.get(url) as resp:
+                await resp.read()
+                return resp.status == 200
+
+        return await asyncio.gather(*(one(u) for u in urls))
+
+    def cycle(self, urls):
+        results = asyncio.run_coroutine_threadsafe(self._all(urls), self.loop).result()
+        return results, len(results)
+
+    def close(self):
+        asyncio.run_coroutine_threadsafe(self.session.close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
 def naive(urls):
     ok = 0
     for url in urls:
@@ -147,6 +220,27 @@ def naive(urls):
         except OSError:
             pass
     return ok
+
+
+def measure(fn, arg):
+    r0, cpu0, wall0 = os.times(), time.process_time(), time.perf_counter()
+    results, stored = fn(arg)
+    wall, cpu, r1 = time.perf_counter() - wall0, time.process_time() - cpu0, os.times()
+    failed = sum(not (r if isinstance(r, bool) else r.ok) for r in results)
+    return wall, cpu, r1.user - r0.user, r1.system - r0.system, failed, stored
+
+
+def report(label, rows, checks_per_cycle):
+    walls = [r[0] for r in rows]
+    cpu = sum(r[1] for r in rows)
+    per_cpu_s = checks_per_cycle * len(rows) / cpu
+    print(f"{label}")
+    print(f"    cycle wall: median {statistics.median(walls):.3f} s (min {min(walls):.3f}, "
+          f"max {max(walls):.3f}); CPU/cycle median {statistics.median(r[1] for r in rows):.3f} s "
+          f"(user {sum(r[2] for r in rows) / len(rows):.3f}, "
+          f"system {sum(r[3] for r in rows) / len(rows):.3f})")
+    print(f"    checks per CPU-second: {per_cpu_s:,.0f}; failed checks: {sum(r[4] for r in rows)}")
+    return statistics.median(walls), per_cpu_s
 
 
 def main():
@@ -160,35 +254,37 @@ def main():
 
         settings_dict["TEST"]["NAME"] = str(Path(settings.VAR_DIR) / "bench-probes.sqlite3")
     else:
-        settings_dict["TEST"]["NAME"] = "bench_probe_throughput"
+        settings_dict["TEST"]["NAME"] = f"{settings_dict['NAME']}_probes"
     old_name = settings_dict["NAME"]
     connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    procs, pipes = [], []
+    procs, pipes, bare = [], [], None
     try:
         procs, pipes, ports = start_servers()
         keys = seed(ports)
-        print(f"{len(keys)} endpoints on {len(ports)} loopback ports in {SERVERS} server processes, "
-              f"each answering after {DELAY * 1000:.0f} ms; database: {vendor}; "
-              f"concurrency {CONCURRENCY}; {os.cpu_count()} CPUs")
+        urls = [f"http://127.0.0.1:{ports[n % len(ports)]}/ep/{n}" for n in range(len(keys))]
+        print(f"{time.strftime('%Y-%m-%d %H:%M')}; {len(keys)} endpoints on {len(ports)} loopback ports "
+              f"in {SERVERS} server processes, each answering after {DELAY * 1000:.0f} ms; "
+              f"database: {vendor}; concurrency {CONCURRENCY}; {os.cpu_count()} CPUs; "
+              f"load average {os.getloadavg()[0]:.1f}")
 
-        engine_cycle(keys[:50])  # warm up imports and the connection
         from regions.models import HealthSample
 
+        bare = Bare()
+        variants = {"engine": (engine_cycle, keys), "previous": (previous_cycle, keys),
+                    "bare": (bare.cycle, urls)}
+        for fn, arg in variants.values():  # warm up: imports, the DB connection, kept connections
+            fn(arg)
         HealthSample.objects.all().delete()
 
-        walls, cpus, failures = [], [], 0
-        for _ in range(CYCLES):
-            cpu0, wall0 = time.process_time(), time.perf_counter()
-            results, stored = engine_cycle(keys)
-            walls.append(time.perf_counter() - wall0)
-            cpus.append(time.process_time() - cpu0)
-            failures += sum(not r.ok for r in results)
-            assert stored == len(keys)
-        checks = CYCLES * len(keys)
-        per_cpu_s = checks / sum(cpus)
-        assert HealthSample.objects.count() == checks
+        rows = {name: [] for name in variants}
+        for _ in range(CYCLES):  # interleaved, so every variant sees the same noise
+            for name, (fn, arg) in variants.items():
+                rows[name].append(measure(fn, arg))
+        for name in ("engine", "previous"):
+            assert all(r[5] == len(keys) for r in rows[name])
+        assert HealthSample.objects.count() == 2 * CYCLES * len(keys)
 
-        subset = [f"http://127.0.0.1:{ports[n % len(ports)]}/ep/{n}" for n in range(NAIVE)]
+        subset = urls[:NAIVE]
         cpu0, wall0 = time.process_time(), time.perf_counter()
         naive_ok = naive(subset)
         naive_wall = time.perf_counter() - wall0
@@ -196,24 +292,35 @@ def main():
         naive_wall_all = naive_wall / NAIVE * len(keys)
         naive_per_cpu_s = NAIVE / naive_cpu if naive_cpu else float("inf")
     finally:
+        if bare is not None:
+            bare.close()
         server_cpu = stop_servers(procs, pipes)
+        from regions import probes
+
+        probes.close_engine()
         connection.creation.destroy_test_db(old_name, verbosity=0)
         signal.alarm(0)
 
+    n = len(keys)
     print()
-    print(f"(a) probe engine + storing samples, {CYCLES} cycles x {len(keys)} endpoints")
-    print(f"    cycle wall time: median {statistics.median(walls):.3f} s, max {max(walls):.3f} s "
-          f"(target <= 1.5 s)")
-    print(f"    CPU per cycle (this process): median {statistics.median(cpus):.3f} s")
-    print(f"    checks per CPU-second: {per_cpu_s:,.0f} (target >= 3,000)")
-    print(f"    failed checks: {failures}")
-    print(f"    endpoint servers' CPU (child processes, not the engine): {server_cpu:.2f} s total")
+    wall_a, cpu_a = report(f"(a) probe engine + storing the samples, {CYCLES} cycles x {n} endpoints "
+                           "(target: <= 1.5 s, >= 3,000 checks/CPU-s)", rows["engine"], n)
+    wall_p, cpu_p = report("(a0) previous engine (new loop + session per cycle, bulk_create of instances)",
+                           rows["previous"], n)
+    wall_c, cpu_c = report("(c) aiohttp alone (kept session, no classification, nothing stored)",
+                           rows["bare"], n)
+    print(f"    endpoint servers' CPU (child processes, not counted above): {server_cpu:.2f} s "
+          f"over {3 * (CYCLES + 1)} cycles")
     print(f"(b) naive sequential urllib loop on {NAIVE} endpoints ({naive_ok} ok): {naive_wall:.2f} s, "
           f"{naive_per_cpu_s:,.0f} checks per CPU-second")
-    print(f"    EXTRAPOLATED to {len(keys)} endpoints: {naive_wall_all:.1f} s per cycle")
-    print(f"ratio (naive extrapolated wall / engine median wall): "
-          f"{naive_wall_all / statistics.median(walls):.0f}x faster per cycle")
-    print(f"ratio (engine / naive checks per CPU-second): {per_cpu_s / naive_per_cpu_s:.1f}x")
+    print(f"    EXTRAPOLATED to {n} endpoints: {naive_wall_all:.1f} s per cycle")
+    print("ratios, same run:")
+    print(f"    engine vs previous engine: {wall_p / wall_a:.2f}x faster per cycle, "
+          f"{cpu_a / cpu_p:.2f}x checks per CPU-second")
+    print(f"    engine vs aiohttp alone: {cpu_a / cpu_c:.2f}x checks per CPU-second "
+          f"(wall {wall_a / wall_c:.2f}x of aiohttp alone's)")
+    print(f"    engine vs naive (extrapolated): {naive_wall_all / wall_a:.0f}x faster per cycle, "
+          f"{cpu_a / naive_per_cpu_s:.1f}x checks per CPU-second")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,19 @@ SCHEMAS = {
         "status": _ref("HealthStatus"),
         "reason": {"type": "string"},
         "in_rotation": {"type": "boolean", "description": "Inventory intent, not health."},
+        "receives_traffic": _nullable({
+            "type": "boolean",
+            "description": (
+                "Effective routing now: whether the global front end (Route 53 records and "
+                "health checks, or Global Accelerator dials, weights and endpoint health, and "
+                "ARC routing controls) sends this region traffic; null when the inventory "
+                "has no routing component for it."
+            ),
+        }),
+        "routing_reason": {
+            "type": "string",
+            "examples": ["traffic dial 0 %", "health check inverted", "routing control Off"],
+        },
         "health": _ref("HealthVerdict"),
         "replication": _ref("Verdict"),
     }),
@@ -69,6 +82,13 @@ SCHEMAS = {
             "type": "boolean",
             "description": "False: a canary was still not readable in the receiving region.",
         },
+    }),
+    "DriftFinding": _object({
+        "region": REGION_CODE,
+        "component_kind": {"type": "string", "enum": list(ComponentKind.values)},
+        "identifier": {"type": "string", "description": "The component's ARN or id."},
+        "what": {"type": "string", "examples": ["health check 1234 is inverted"]},
+        "undo": {"type": "string", "examples": ["UpdateHealthCheck Inverted=false"]},
     }),
     "ApplicationStatus": _object({
         "name": {"type": "string"},
@@ -88,8 +108,11 @@ SCHEMAS = {
         },
         "drift": {
             "type": "array",
-            "items": {"type": "object"},
-            "description": "Configuration drift findings (empty until the drift detector runs).",
+            "items": _ref("DriftFinding"),
+            "description": (
+                "Faults left on while no drill runs on the application, each with the "
+                "call that undoes it."
+            ),
         },
     }),
     "Status": _object({

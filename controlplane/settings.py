@@ -208,6 +208,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A down broker must not hang a console request: give up publishing quickly (work that
+# must not be lost, like a queued drill, is kept in the database and resent).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
@@ -231,7 +239,55 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=15),
         "options": {"expires": 900.0},
     },
+    # AWS's own view: Route 53 check status (cached 30 s per check), GA endpoint
+    # health, alarm states, replica status, routing control states.
+    "monitoring-aws-health": {
+        "task": "regions.tasks.poll_aws_health",
+        "schedule": timedelta(seconds=env_float("CONTROLPLANE_AWS_HEALTH_INTERVAL", 10.0, minimum=1.0)),
+        "options": {"expires": 10.0},
+    },
+    "monitoring-live-config": {
+        "task": "regions.tasks.refresh_live_config",
+        "schedule": timedelta(seconds=env_float("CONTROLPLANE_LIVE_CONFIG_INTERVAL", 10.0, minimum=1.0)),
+        "options": {"expires": 10.0},
+    },
+    "monitoring-lag-metrics": {
+        "task": "regions.tasks.sample_replication_metrics",
+        "schedule": timedelta(seconds=env_float("CONTROLPLANE_LAG_METRIC_INTERVAL", 60.0, minimum=1.0)),
+        "options": {"expires": 60.0},
+    },
+    "monitoring-lag-canary": {
+        "task": "regions.tasks.lag_canary_cycle",
+        "schedule": timedelta(seconds=env_float("CONTROLPLANE_CANARY_INTERVAL", 30.0, minimum=1.0)),
+        "options": {"expires": 30.0},
+    },
+    # Reverts the ledger of drills whose worker stopped beating; resends queued drills.
+    "drills-reaper": {
+        "task": "experiments.tasks.reap_drills",
+        "schedule": timedelta(seconds=env_float("DRILL_REAPER_INTERVAL", 2.0, minimum=0.5)),
+        "options": {"expires": 10.0, "queue": env_str("CONTROLPLANE_DRILL_QUEUE", "celery")},
+    },
+    # Queues approved drills when their window opens; expires what waited too long.
+    "drills-scheduler": {
+        "task": "experiments.tasks.expire_drills",
+        "schedule": timedelta(seconds=5),
+        "options": {"expires": 10.0, "queue": env_str("CONTROLPLANE_DRILL_QUEUE", "celery")},
+    },
 }
+
+# --- Drills (docs/DRILLS.md) -------------------------------------------------------
+# The queue drill runs and the reaper go to (tests give each run its own).
+DRILL_QUEUE = env_str("CONTROLPLANE_DRILL_QUEUE", "celery")
+# The runner beats every DRILL_HEARTBEAT_SECONDS; the reaper takes over a drill whose
+# heartbeat is older than DRILL_HEARTBEAT_TIMEOUT_SECONDS and reverts its ledger.
+DRILL_HEARTBEAT_SECONDS = env_float("DRILL_HEARTBEAT_SECONDS", 1.0, minimum=0.1)
+DRILL_HEARTBEAT_TIMEOUT_SECONDS = env_float("DRILL_HEARTBEAT_TIMEOUT_SECONDS", 10.0, minimum=1.0)
+DRILL_REDISPATCH_AFTER_SECONDS = env_float("DRILL_REDISPATCH_AFTER_SECONDS", 15.0, minimum=1.0)
+DRILL_STEADY_STATE_SECONDS = env_float("DRILL_STEADY_STATE_SECONDS", 2.0, minimum=0.0)
+DRILL_HOLD_SECONDS = env_float("DRILL_HOLD_SECONDS", 3.0, minimum=0.0)
+DRILL_OBSERVER_PERIOD = env_float("DRILL_OBSERVER_PERIOD", 0.1, minimum=0.01)
+DRILL_RECOVERY_TIMEOUT_SECONDS = env_float("DRILL_RECOVERY_TIMEOUT_SECONDS", 60.0, minimum=1.0)
+DRILL_REVERT_GRACE_SECONDS = env_float("DRILL_REVERT_GRACE_SECONDS", 60.0, minimum=0.0)
 
 # --- Monitoring (docs/MONITORING.md) ----------------------------------------------
 # The region label of this worker: it consumes the queue probes.<label> and stamps it
@@ -256,6 +312,24 @@ CONTROLPLANE_LAG_STALE_SECONDS = env_float("CONTROLPLANE_LAG_STALE_SECONDS", 300
 # Retention: raw samples, then per-minute rollups.
 CONTROLPLANE_RAW_RETENTION_HOURS = env_float("CONTROLPLANE_RAW_RETENTION_HOURS", 48.0, minimum=1.0)
 CONTROLPLANE_ROLLUP_RETENTION_DAYS = env_float("CONTROLPLANE_ROLLUP_RETENTION_DAYS", 30.0, minimum=1.0)
+# AWS's own view (regions/aws_health.py): how often beat polls it, and the minimum age of
+# a cached Route 53 GetHealthCheckStatus answer before that check is asked again (AWS:
+# the call is not meant for high query rates).
+CONTROLPLANE_AWS_HEALTH_INTERVAL = env_float("CONTROLPLANE_AWS_HEALTH_INTERVAL", 10.0, minimum=1.0)
+CONTROLPLANE_ROUTE53_STATUS_MIN_INTERVAL = env_float(
+    "CONTROLPLANE_ROUTE53_STATUS_MIN_INTERVAL", 30.0, minimum=0.0
+)
+# Live configuration refresh for routing and drift (regions/drift.py).
+CONTROLPLANE_LIVE_CONFIG_INTERVAL = env_float("CONTROLPLANE_LIVE_CONFIG_INTERVAL", 10.0, minimum=1.0)
+# Replication lag (regions/lag.py): CloudWatch ReplicationLatency sampling, and the canary.
+CONTROLPLANE_LAG_METRIC_INTERVAL = env_float("CONTROLPLANE_LAG_METRIC_INTERVAL", 60.0, minimum=1.0)
+CONTROLPLANE_LAG_METRIC_MINUTES = env_int("CONTROLPLANE_LAG_METRIC_MINUTES", 5, minimum=1)
+CONTROLPLANE_LAG_METRIC_PERIOD = env_int("CONTROLPLANE_LAG_METRIC_PERIOD", 60, minimum=1)
+CONTROLPLANE_CANARY_INTERVAL = env_float("CONTROLPLANE_CANARY_INTERVAL", 30.0, minimum=1.0)
+CONTROLPLANE_CANARY_TIMEOUT = env_float("CONTROLPLANE_CANARY_TIMEOUT", 10.0, minimum=0.1)
+CONTROLPLANE_CANARY_POLL_INTERVAL = env_float("CONTROLPLANE_CANARY_POLL_INTERVAL", 0.05, minimum=0.01)
+CONTROLPLANE_CANARY_TTL_ATTRIBUTE = env_str("CONTROLPLANE_CANARY_TTL_ATTRIBUTE", "expires_at")
+CONTROLPLANE_CANARY_TTL_SECONDS = env_int("CONTROLPLANE_CANARY_TTL_SECONDS", 3600, minimum=60)
 
 # --- AWS ------------------------------------------------------------------------
 # Sends every boto3 call to this endpoint (the sandbox, or a test's moto server).

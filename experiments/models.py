@@ -180,6 +180,11 @@ class Drill(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True, help_text="hostname:pid of the runner.")
+    dispatched_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the run message was last sent (the reaper resends)."
+    )
+    abort_requested_at = models.DateTimeField(null=True, blank=True)
+    abort_reason = models.CharField(max_length=500, blank=True)
     outcome_reason = models.TextField(blank=True)
     figures = models.JSONField(
         default=dict,

@@ -9,7 +9,7 @@ from django.utils import timezone
 from controlplane.api import api_view
 from regions import inventory as inventory_lib
 from regions import monitoring
-from regions.models import Application, LagSample
+from regions.models import LagSample
 
 
 @api_view(["GET"], permission="regions.view_stack")
@@ -72,20 +72,19 @@ def _latest_lags(app_ids, now):
 
 @api_view(["GET"], permission="regions.view_stack")
 def status(request):
-    """Every application's computed status, its regions, and the latest replication lag
-    per region pair. Six queries (plus authentication) whatever the inventory holds."""
+    """Every application's computed status, its regions with their effective routing,
+    drift findings, and the latest replication lag per region pair. Six queries (plus
+    authentication) whatever the inventory holds: the status loader's five
+    (monitoring.load_picture) and the latest lags."""
     now = timezone.now()
-    statuses = monitoring.load_status(now)
-    apps = list(Application.objects.order_by("name").values_list("pk", "name", "architecture"))
-    lags = _latest_lags([pk for pk, _, _ in apps], now)
+    pictures = monitoring.load_picture(now)
+    lags = _latest_lags(list(pictures), now)
     applications = []
-    for pk, name, architecture in apps:
-        app_status = statuses.get(pk)
-        if app_status is None:  # created between the two queries
-            continue
+    for pk, picture in pictures.items():
+        app_status = picture.status
         applications.append({
-            "name": name,
-            "architecture": architecture,
+            "name": picture.name,
+            "architecture": picture.architecture,
             "status": app_status.status.value,
             "reason": app_status.reason,
             "served_region": app_status.served_region or None,
@@ -96,13 +95,16 @@ def status(request):
                     "status": region.status.value,
                     "reason": region.reason,
                     "in_rotation": region.in_rotation,
+                    "receives_traffic": routing.receives_traffic if routing else None,
+                    "routing_reason": routing.reason if routing else "routing not observed yet",
                     "health": _health(region.health),
                     "replication": _verdict(region.replication),
                 }
                 for region in app_status.regions
+                for routing in [picture.routing.get(region.region)]
             ],
             "lag": lags.get(pk, []),
-            "drift": [],  # drift findings arrive with the drift detector
+            "drift": [finding.as_dict() for finding in picture.drift],
         })
     response = JsonResponse({"generated_at": now.isoformat(), "applications": applications})
     response["Cache-Control"] = "no-store"

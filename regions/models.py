@@ -308,3 +308,49 @@ class LagRollup(models.Model):
 
     def __str__(self):
         return f"{self.source_region}->{self.receiving_region} {self.minute:%Y-%m-%d %H:%M}"
+
+
+# --- Monitoring: what AWS itself says (regions/aws_health.py) ----------------------
+
+
+class ObservationKind(models.TextChoices):
+    # value, label; each kind belongs to one component kind (see OBSERVED_COMPONENT_KIND).
+    ROUTE53_HEALTH = "route53_health", "Route 53 health check status"
+    GA_ENDPOINT_HEALTH = "ga_endpoint_health", "Global Accelerator endpoint health"
+    ALARM_STATE = "alarm_state", "CloudWatch alarm state"
+    REPLICA_STATUS = "replica_status", "DynamoDB replica status"
+    ROUTING_CONTROL_STATE = "routing_control_state", "ARC routing control state"
+
+
+OBSERVED_COMPONENT_KIND = {
+    ObservationKind.ROUTE53_HEALTH: ComponentKind.ROUTE53_HEALTH_CHECK,
+    ObservationKind.GA_ENDPOINT_HEALTH: ComponentKind.GA_ENDPOINT_GROUP,
+    ObservationKind.ALARM_STATE: ComponentKind.CLOUDWATCH_ALARM,
+    ObservationKind.REPLICA_STATUS: ComponentKind.DYNAMODB_REPLICA,
+    ObservationKind.ROUTING_CONTROL_STATE: ComponentKind.ARC_ROUTING_CONTROL,
+}
+
+
+class AwsObservation(models.Model):
+    """The latest thing AWS said about a component (one row per component and kind,
+    upserted by the beat tasks of regions/aws_health.py; the console and the API read
+    these rows, never AWS).
+
+    `state` is short and normalised ("healthy", "unhealthy", "ALARM", "On", ...);
+    `detail` keeps AWS's own words (per checker region, per endpoint, per replica)."""
+
+    component = models.ForeignKey(Component, on_delete=models.CASCADE, related_name="observations")
+    kind = models.CharField(max_length=32, choices=ObservationKind.choices)
+    state = models.CharField(max_length=32)
+    detail = models.JSONField(default=dict, blank=True)
+    observed_at = models.DateTimeField(help_text="When AWS was last asked.")
+    changed_at = models.DateTimeField(help_text="When `state` last changed.")
+
+    class Meta:
+        constraints = [
+            # the upsert key; also serves the component's ON DELETE CASCADE.
+            models.UniqueConstraint(fields=["component", "kind"], name="awsobservation_component_kind")
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {self.state} ({self.component_id})"

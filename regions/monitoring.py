@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F, Max, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
@@ -103,22 +103,53 @@ def all_targets():
 # --- storing -----------------------------------------------------------------------
 
 
+# Columns of a HealthSample row as store_results writes them (values tuples, no model
+# instances: building 2,000 instances and letting bulk_create adapt each field cost
+# about as much CPU as probing the targets).
+_SAMPLE_COLUMNS = (
+    "stack_id", "application_id", "target", "vantage", "at", "ok", "status_code",
+    "latency_ms", "served_region", "error_class",
+)
+
+
 def _sample_rows(results, vantage):
     return [
-        HealthSample(
-            stack_id=r.target.stack_id,
-            application_id=r.target.application_id,
-            target=r.target.kind,
-            vantage=vantage,
-            at=r.at,
-            ok=r.ok,
-            status_code=r.status_code,
-            latency_ms=r.latency_ms,
-            served_region=r.served_region,
-            error_class=r.error_class,
+        (
+            r.target.stack_id,
+            r.target.application_id,
+            r.target.kind,
+            vantage,
+            r.at,
+            r.ok,
+            r.status_code,
+            r.latency_ms,
+            r.served_region,
+            r.error_class,
         )
         for r in results
     ]
+
+
+def _insert_samples(rows):
+    """One INSERT of many rows: COPY on PostgreSQL, executemany elsewhere (SQLite)."""
+    connection = connections[router.db_for_write(HealthSample)]
+    quote = connection.ops.quote_name
+    table = quote(HealthSample._meta.db_table)
+    columns = ", ".join(quote(c) for c in _SAMPLE_COLUMNS)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with connection.wrap_database_errors, cursor.cursor.copy(
+                f"COPY {table} ({columns}) FROM STDIN"
+            ) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            adapt = connection.ops.adapt_datetimefield_value
+            placeholders = ", ".join(["%s"] * len(_SAMPLE_COLUMNS))
+            cursor.executemany(
+                f"INSERT INTO {table} ({columns}) VALUES ({placeholders})",  # noqa: S608 - names from the model
+                [(*row[:4], adapt(row[4]), *row[5:]) for row in rows],
+            )
 
 
 def store_results(results, vantage):
@@ -131,15 +162,16 @@ def store_results(results, vantage):
         return 0
     try:
         with transaction.atomic():
-            HealthSample.objects.bulk_create(rows, batch_size=2000)
+            _insert_samples(rows)
     except IntegrityError:
-        stacks = set(Stack.objects.filter(pk__in={r.stack_id for r in rows if r.stack_id})
+        stacks = set(Stack.objects.filter(pk__in={r[0] for r in rows if r[0]})
                      .values_list("pk", flat=True))
-        apps = set(Application.objects.filter(pk__in={r.application_id for r in rows})
+        apps = set(Application.objects.filter(pk__in={r[1] for r in rows})
                    .values_list("pk", flat=True))
-        rows = [r for r in rows if r.application_id in apps and (r.stack_id is None or r.stack_id in stacks)]
-        with transaction.atomic():
-            HealthSample.objects.bulk_create(rows, batch_size=2000)
+        rows = [r for r in rows if r[1] in apps and (r[0] is None or r[0] in stacks)]
+        if rows:
+            with transaction.atomic():
+                _insert_samples(rows)
     return len(rows)
 
 
@@ -306,15 +338,76 @@ def load_status(now=None, *, application_ids=None):
     Four queries whatever the number of applications and stacks: applications, stacks,
     the last `Thresholds.window` health samples per (target, vantage) within a bounded
     horizon (a ROW_NUMBER() window, on SQLite and PostgreSQL), and the latest lag
-    sample per (source, receiving, method). Ordered by application name."""
+    sample per (source, receiving, method). Ordered by application name. The status
+    from the probes and the lag only: `load_picture` adds AWS's own view (one more
+    query), the effective routing and drift; the console and the API use that."""
+    pictures = load_picture(now, application_ids=application_ids, aws_view=False)
+    return {pk: picture.status for pk, picture in pictures.items()}
+
+
+@dataclasses.dataclass
+class Picture:
+    """One application as the console and the API show it: computed status (with AWS's
+    own view folded in), effective routing per region, and drift findings."""
+
+    application_id: int
+    name: str
+    architecture: str
+    status: object  # status.ApplicationStatus
+    routing: dict  # region code -> routing.Routing
+    drift: list  # drift.Finding
+
+
+def _component_views(app_ids):
+    """{application id: [routing.ComponentView]} with their AWS observations. One query
+    (components LEFT JOIN observations)."""
+    from regions.aws_health import Obs
+    from regions.models import Component, ComponentKind
+    from regions.routing import ComponentView
+
+    rows = (
+        Component.objects.filter(stack__application_id__in=app_ids)
+        .exclude(kind=ComponentKind.FIS_EXPERIMENT_TEMPLATE)
+        .order_by("pk")
+        .values_list(
+            "pk", "stack__application_id", "stack_id", "stack__region__code", "kind", "identifier",
+            "name", "config", "observations__kind", "observations__state", "observations__detail",
+            "observations__observed_at",
+        )
+    )
+    views = {}
+    for pk, app_id, stack_id, region, kind, identifier, name, config, o_kind, o_state, o_detail, o_at in rows:
+        view = views.get(pk)
+        if view is None:
+            view = views[pk] = ComponentView(
+                pk, app_id, stack_id, region, kind, identifier, name, config or {}, {}
+            )
+        if o_kind:
+            view.observations[o_kind] = Obs(o_kind, o_state, o_detail or {}, o_at)
+    by_app = defaultdict(list)
+    for view in views.values():
+        by_app[view.application_id].append(view)
+    return by_app
+
+
+def load_picture(now=None, *, application_ids=None, aws_view=True):
+    """{application id: Picture}: `load_status`'s four queries, plus one for the
+    components and their AWS observations (unless `aws_view` is False): AWS's reasons
+    folded into the status (regions.aws_health.apply_observations), routing, drift."""
+    from regions import aws_health, drift, routing
+
     now = now or timezone.now()
     base = Thresholds.from_settings()
-    apps = Application.objects.order_by("name").values_list("pk", "probe_interval", "global_endpoint_url")
+    apps = Application.objects.order_by("name").values_list(
+        "pk", "probe_interval", "global_endpoint_url", "name", "architecture"
+    )
     if application_ids is not None:
         apps = apps.filter(pk__in=application_ids)
     apps = list(apps)
     if not apps:
         return {}
+    names = {pk: (name, arch) for pk, _, _, name, arch in apps}
+    apps = [(pk, interval, url) for pk, interval, url, _, _ in apps]
     app_ids = [pk for pk, _, _ in apps]
     thresholds = {
         pk: dataclasses.replace(base, interval=interval) if interval else base for pk, interval, _ in apps
@@ -374,10 +467,13 @@ def load_status(now=None, *, application_ids=None):
     for app_id, *fields in latest_lags:
         lags[app_id].append(Lag(*fields))
 
+    components = _component_views(app_ids) if aws_view else {}
+    stale = aws_health.stale_after()
+    running = drift.drills_running_for(app_ids) if components else set()
     result = {}
     for pk, _, global_url in apps:
         samples = health.get(pk, {})
-        result[pk] = application_status(
+        app_status = application_status(
             pk,
             stacks.get(pk, []),
             samples,
@@ -386,5 +482,20 @@ def load_status(now=None, *, application_ids=None):
             now,
             global_samples=samples.get("global", {}) if global_url else None,
             searched_since=since,
+        )
+        views = components.get(pk, [])
+        app_status = aws_health.apply_observations(
+            app_status, aws_health.observation_reasons(views, now, stale)
+        )
+        name, architecture = names[pk]
+        result[pk] = Picture(
+            pk,
+            name,
+            architecture,
+            app_status,
+            routing.routing_state(
+                architecture, [region for _, region, _ in stacks.get(pk, [])], views, now=now, stale=stale
+            ) if views else {},
+            drift.find_drift(views, running, now=now, stale=stale),
         )
     return result

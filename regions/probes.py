@@ -1,7 +1,9 @@
 """The probe engine: many concurrent HTTP health probes on one aiohttp session.
 
-One cycle = one `ClientSession` over a bounded `TCPConnector` (total and per-host
-connection limits) with separate connect and socket-read timeouts. Each probe records
+`run_probes` runs every batch on one persistent event loop per process (a daemon thread)
+and one `ClientSession` over a bounded `TCPConnector` (total and per-host connection
+limits) kept from batch to batch, so a target's kept-alive connection serves the next
+cycle; connect and socket-read timeouts are separate. Each probe records
 the status code, the latency to the end of the body, the region that answered
 (`X-Served-By-Region`, else the JSON body's "region") and an error class.
 
@@ -13,17 +15,21 @@ This module does no database work; regions/monitoring.py loads targets and store
 """
 
 import asyncio
-import concurrent.futures
+import atexit
 import errno
+import functools
 import json
 import math
+import os
 import ssl
+import threading
 import time
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aiohttp
+import yarl
 
 from regions.models import ErrorClass, ProbeTargetKind
 
@@ -115,27 +121,75 @@ def classify_exception(exc):
     return ErrorClass.OTHER, f"{type(exc).__name__}: {exc}"[:200]
 
 
-async def _probe_one(session, semaphore, target):
-    async with semaphore:
-        # The clock starts once the probe holds a slot: waiting for one is not latency.
-        at = datetime.now(UTC)
-        started = time.perf_counter()
-        try:
-            async with session.get(target.url, allow_redirects=False) as resp:
-                body = await resp.content.read(MAX_BODY_BYTES)
-                latency_ms = (time.perf_counter() - started) * 1000.0
-                status = resp.status
-                served = resp.headers.get(REGION_HEADER, "")
-                body_region, body_unhealthy = _parse_body(body, resp.headers.get("Content-Type"))
-        except Exception as exc:  # every failure is an outcome to record
-            return _failure(target, at, started, exc)
+def _body_verdict(body, content_type, served):
+    """(served region from the body, body says unhealthy), parsing JSON only when needed.
+
+    The common healthy answer (the region in `X-Served-By-Region`, a body without any
+    unhealthy word) is decided by a byte search, without json.loads: parsing is only
+    for bodies that might say "unhealthy" (or fail, error, down) and for answers
+    without the region header."""
+    if not body:
+        return "", False
+    if served:
+        lowered = body.lower()
+        if not any(word in lowered for word in _UNHEALTHY_BYTES):
+            return "", False
+    return _parse_body(body, content_type)
+
+
+_UNHEALTHY_BYTES = tuple(sorted({w.encode() for w in _UNHEALTHY_WORDS if w != "failed"}))
+
+
+def _timeout(connect_timeout, read_timeout):
+    # The whole probe is capped at connect + read + 1 s so no target holds a cycle open.
+    return aiohttp.ClientTimeout(
+        total=connect_timeout + read_timeout + 1.0,
+        sock_connect=connect_timeout,
+        sock_read=read_timeout,
+    )
+
+
+# Global endpoints are resolved through DNS (Route 53 failover): a kept-alive connection
+# would keep probing the old address, so their probes close the connection.
+_CLOSE_HEADERS = {"Connection": "close"}
+
+
+@functools.lru_cache(maxsize=65536)
+def _url(url):
+    """The parsed URL of a target, kept from cycle to cycle (aiohttp would parse it per request)."""
+    return yarl.URL(url)
+
+
+_GLOBAL_ENDPOINT = str(ProbeTargetKind.GLOBAL_ENDPOINT.value)
+_NONE = str(ErrorClass.NONE.value)
+_BAD_BODY = str(ErrorClass.BAD_BODY.value)
+
+
+async def _probe_one(session, target, timeout):
+    """One probe; the caller holds a concurrency slot, so the clock starts now (waiting
+    for a slot is not latency)."""
+    headers = _CLOSE_HEADERS if target.kind == _GLOBAL_ENDPOINT else None
+    at = datetime.now(UTC)
+    started = time.perf_counter()
+    try:
+        async with session.get(
+            _url(target.url), allow_redirects=False, timeout=timeout, headers=headers
+        ) as resp:
+            body = await resp.content.read(MAX_BODY_BYTES)
+            latency_ms = (time.perf_counter() - started) * 1000.0
+            status = resp.status
+            served = resp.headers.get(REGION_HEADER, "")
+            content_type = resp.headers.get("Content-Type")
+    except Exception as exc:  # every failure is an outcome to record
+        return _failure(target, at, started, exc)
+    body_region, body_unhealthy = _body_verdict(body, content_type, served)
     error_class = classify_status(status)
-    if error_class == ErrorClass.NONE and body_unhealthy:
-        error_class = ErrorClass.BAD_BODY
+    if error_class == _NONE and body_unhealthy:
+        error_class = _BAD_BODY
     return ProbeResult(
         target,
         at,
-        error_class == ErrorClass.NONE,
+        error_class == _NONE,
         status_code=status,
         latency_ms=latency_ms,
         served_region=(served or body_region)[:32],
@@ -155,64 +209,156 @@ def _failure(target, at, started, exc):
     )
 
 
-async def probe_many(
-    targets, *, concurrency=500, connect_timeout=1.0, read_timeout=2.0, limit_per_host=None
-):
-    """Probe every target concurrently on one session; one ProbeResult per target, in order.
+# Idle kept-alive connections live this long (longer than the usual 2 s interval, so a
+# target's connection is reused from cycle to cycle; shorter than the usual server
+# keep-alive timeouts: ALB 60 s, API Gateway and aiohttp.web 75 s).
+KEEPALIVE_SECONDS = 30.0
+# Host names (global endpoints) are resolved again after this many seconds.
+DNS_CACHE_SECONDS = 5
 
-    At most `concurrency` connections are open at once (`limit_per_host` per host:port,
-    default the same). A connect slower than `connect_timeout` or a socket read
-    waiting longer than `read_timeout` is a timeout; the whole probe is also capped at
-    connect + read + 1 s so no single target can hold a cycle open."""
-    if not targets:
-        return []
+
+def _session(concurrency, limit_per_host):
+    """A ClientSession over a bounded `TCPConnector` (call it on the loop that will use it)."""
     connector = aiohttp.TCPConnector(
         limit=concurrency,
         limit_per_host=limit_per_host or concurrency,
-        ttl_dns_cache=60,
+        ttl_dns_cache=DNS_CACHE_SECONDS,
+        keepalive_timeout=KEEPALIVE_SECONDS,
         enable_cleanup_closed=False,
     )
-    timeout = aiohttp.ClientTimeout(
-        total=connect_timeout + read_timeout + 1.0,
-        sock_connect=connect_timeout,
-        sock_read=read_timeout,
-    )
-    semaphore = asyncio.Semaphore(concurrency)
-    async with aiohttp.ClientSession(
+    return aiohttp.ClientSession(
         connector=connector,
-        timeout=timeout,
         cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=False,
         headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         raise_for_status=False,
-    ) as session:
-        return await asyncio.gather(*(_probe_one(session, semaphore, t) for t in targets))
+    )
+
+
+async def _probe_all(session, targets, concurrency, connect_timeout, read_timeout):
+    """`concurrency` workers take the targets in turn (no task and no semaphore wait per
+    target); results come back in the order of `targets`."""
+    timeout = _timeout(connect_timeout, read_timeout)
+    results = [None] * len(targets)
+    pending = iter(enumerate(targets))
+
+    async def worker():
+        for index, target in pending:
+            results[index] = await _probe_one(session, target, timeout)
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(targets)))))
+    return results
+
+
+async def probe_many(
+    targets, *, concurrency=500, connect_timeout=1.0, read_timeout=2.0, limit_per_host=None
+):
+    """Probe every target concurrently on one new session; one ProbeResult per target, in order.
+
+    At most `concurrency` connections are open at once (`limit_per_host` per host:port,
+    default the same). A connect slower than `connect_timeout` or a socket read
+    waiting longer than `read_timeout` is a timeout; the whole probe is also capped at
+    connect + read + 1 s so no single target can hold a cycle open.
+
+    The session is closed at the end (for async callers and one-off use); `run_probes`
+    keeps its sessions, and their connections, from call to call instead."""
+    if not targets:
+        return []
+    async with _session(concurrency, limit_per_host) as session:
+        return await _probe_all(session, targets, concurrency, connect_timeout, read_timeout)
+
+
+class _Engine:
+    """One event loop per process, in a daemon thread, with its sessions.
+
+    Celery prefork children (and scripts) call `run_probes` synchronously, batch after
+    batch: the loop and its sessions persist, so the kept-alive connections of one cycle
+    serve the next (no TCP connect per target per cycle, no new loop per batch). The
+    loop runs in its own thread so that callers that already run an event loop (async
+    code, Playwright's sync API in tests) can use it too."""
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.sessions = {}  # (concurrency, limit_per_host) -> ClientSession
+        ready = threading.Event()
+        self.thread = threading.Thread(
+            target=self._run, args=(ready,), name="probe-engine", daemon=True
+        )
+        self.thread.start()
+        ready.wait()
+
+    def _run(self, ready):
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(ready.set)
+        self.loop.run_forever()
+
+    async def _probe(self, targets, concurrency, connect_timeout, read_timeout, limit_per_host):
+        key = (concurrency, limit_per_host or concurrency)
+        session = self.sessions.get(key)
+        if session is None or session.closed:
+            session = self.sessions[key] = _session(concurrency, limit_per_host)
+        return await _probe_all(session, targets, concurrency, connect_timeout, read_timeout)
+
+    def run(self, targets, **kwargs):
+        return asyncio.run_coroutine_threadsafe(self._probe(targets, **kwargs), self.loop).result()
+
+    async def _close_sessions(self):
+        sessions, self.sessions = list(self.sessions.values()), {}
+        for session in sessions:
+            await session.close()
+
+    def close(self):
+        if self.loop.is_closed():
+            return
+        if self.thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._close_sessions(), self.loop).result(10)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+        if not self.thread.is_alive():
+            self.loop.close()
+
+
+_engine = None
+_engine_lock = threading.Lock()
+
+
+def _get_engine():
+    global _engine
+    with _engine_lock:
+        # A forked child (Celery prefork) inherits the parent's object but not its
+        # thread: it makes its own loop and sessions.
+        if _engine is None or _engine.pid != os.getpid() or not _engine.thread.is_alive():
+            _engine = _Engine()
+        return _engine
+
+
+def close_engine():
+    """Close the process's kept-alive sessions and stop its probe loop (tests, shutdown)."""
+    global _engine
+    with _engine_lock:
+        engine, _engine = _engine, None
+    if engine is not None and engine.pid == os.getpid():
+        engine.close()
+
+
+atexit.register(close_engine)
 
 
 def run_probes(targets, *, concurrency=500, connect_timeout=1.0, read_timeout=2.0, limit_per_host=None):
-    """Synchronous wrapper for Celery tasks and scripts (runs its own event loop).
+    """Synchronous entry point for Celery tasks and scripts; one ProbeResult per target.
 
-    When this thread already runs an event loop (a caller inside async code, or a test
-    session driving Playwright's sync API), the probes run on a short-lived thread of
-    their own instead, since asyncio.run() refuses to nest."""
-
-    def run():
-        return asyncio.run(
-            probe_many(
-                targets,
-                concurrency=concurrency,
-                connect_timeout=connect_timeout,
-                read_timeout=read_timeout,
-                limit_per_host=limit_per_host,
-            )
-        )
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return run()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result()
+    Runs on the process's persistent probe loop and reuses its session (and kept-alive
+    connections) for the same `concurrency` / `limit_per_host` from call to call."""
+    if not targets:
+        return []
+    return _get_engine().run(
+        targets,
+        concurrency=concurrency,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        limit_per_host=limit_per_host,
+    )
 
 
 def stable_bucket(key, buckets):

@@ -102,3 +102,63 @@ def prune_samples():
 
     deleted = monitoring.prune(timezone.now())
     log.info("monitoring prune: %s", deleted)
+
+
+# --- AWS's own view, live configuration, replication lag (docs/MONITORING.md) ----------
+
+
+@shared_task(ignore_result=True)
+def poll_aws_health():
+    """Beat, every CONTROLPLANE_AWS_HEALTH_INTERVAL: Route 53 check status (each check
+    at most every CONTROLPLANE_ROUTE53_STATUS_MIN_INTERVAL), GA endpoint health, alarm
+    states, replica status and routing control states -> AwsObservation rows."""
+    from regions import aws_health
+
+    counts = aws_health.poll()
+    log.info("aws health: %s", counts)
+
+
+@shared_task(ignore_result=True)
+def refresh_live_config():
+    """Beat, every CONTROLPLANE_LIVE_CONFIG_INTERVAL: re-read the components that can
+    carry a fault (the reads of discovery), for routing and drift."""
+    from regions import drift
+
+    updated, warnings = drift.refresh_live_config()
+    log.info("live config: %d component(s) changed", updated)
+    for warning in warnings:
+        log.warning("live config: %s", warning)
+
+
+@shared_task(ignore_result=True)
+def sample_replication_metrics():
+    """Beat, every CONTROLPLANE_LAG_METRIC_INTERVAL: ReplicationLatency through one
+    batched GetMetricData per source region -> LagSample(method=metric)."""
+    from regions import lag
+
+    log.info("lag metrics: %d sample(s)", lag.sample_metrics())
+
+
+@shared_task(ignore_result=True)
+def lag_canary_cycle():
+    """Beat, every CONTROLPLANE_CANARY_INTERVAL: one `lag_canary` task per application
+    with at least two replicas, expiring after one interval."""
+    from django.conf import settings
+
+    from regions import lag
+
+    app_ids = lag.canary_application_ids()
+    for app_id in app_ids:
+        lag_canary.apply_async((app_id,), expires=settings.CONTROLPLANE_CANARY_INTERVAL)
+    return len(app_ids)
+
+
+@shared_task(ignore_result=True, soft_time_limit=120)
+def lag_canary(application_id):
+    """Write a marker item to each replica of one application and time its arrival in
+    the others (bounded by CONTROLPLANE_CANARY_TIMEOUT) -> LagSample(method=canary)."""
+    from regions import lag
+
+    lags = lag.run_canary(application_id)
+    lost = sum(1 for item in lags if not item.replicated)
+    log.info("lag canary %s: %d pair(s), %d not replicated", application_id, len(lags), lost)

@@ -38,28 +38,35 @@ def _render(request, template, context, partial=None):
 
 
 def _overview_context():
-    """Applications x regions with their computed status. Eight queries whatever the
-    size of the inventory: regions, applications, their stacks (with region), the
-    status loader's four (monitoring.load_status), heartbeats."""
+    """Applications x regions with their computed status, routing and drift. Nine queries
+    whatever the size of the inventory: regions, applications, their stacks (with
+    region), the status loader's five (monitoring.load_picture), heartbeats."""
     regions = list(Region.objects.filter(stacks__isnull=False).distinct().order_by("code"))
     applications = list(
         Application.objects.prefetch_related(
             Prefetch("stacks", queryset=Stack.objects.select_related("region"))
         ).order_by("name")
     )
-    statuses = monitoring.load_status()
+    pictures = monitoring.load_picture()
     rows = []
     stack_count = 0
     for app in applications:
-        status = statuses.get(app.pk)
+        picture = pictures.get(app.pk)
+        status = picture.status if picture else None
+        drift = picture.drift if picture else []
         by_stack = {r.stack_id: r for r in status.regions} if status else {}
         by_region = {s.region.code: s for s in app.stacks.all()}
         stack_count += len(by_region)
         cells = []
         for region in regions:
             stack = by_region.get(region.code)
-            cells.append({"stack": stack, "status": by_stack.get(stack.pk)} if stack else None)
-        rows.append({"application": app, "status": status, "cells": cells})
+            cells.append({
+                "stack": stack,
+                "status": by_stack.get(stack.pk),
+                "routing": picture.routing.get(region.code) if picture else None,
+                "drift": [f for f in drift if f.region == region.code],
+            } if stack else None)
+        rows.append({"application": app, "status": status, "cells": cells, "drift": drift})
     return {
         "regions": regions,
         "rows": rows,
@@ -295,14 +302,15 @@ def stack_detail(request, app, region):
         window = _parse_window(request.GET.get("window"))
     except BadWindow as error:
         window, window_error = DEFAULT_WINDOW, str(error)
-    app_status = monitoring.load_status(application_ids=[stack.application_id]).get(
-        stack.application_id
-    )
+    picture = monitoring.load_picture(application_ids=[stack.application_id]).get(stack.application_id)
+    app_status = picture.status if picture else None
     status = next((r for r in app_status.regions if r.stack_id == stack.pk), None) if app_status else None
     context = {
         "stack": stack,
         "status": status,
         "app_status": app_status,
+        "routing": picture.routing.get(stack.region.code) if picture else None,
+        "drift": [f for f in picture.drift if f.region == stack.region.code] if picture else [],
         "failures": _last_failures(stack),
         "window": window,
         "windows": list(WINDOWS),

@@ -99,3 +99,24 @@ def test_error_responses_match_the_documented_schema(client, outsider):
 
     for response in (anonymous, forbidden):
         validator_for("Error").validate(response.json())
+
+
+def test_status_with_routing_and_drift_matches_the_documented_schema(client, viewer):
+    from tests.regions.test_status_api import add_routing_components
+
+    (app,) = populate(1)
+    add_routing_components(app)
+    token = issue_token(viewer)[1]
+
+    data = client.get(reverse("api-status"), headers={"Authorization": f"Bearer {token}"}).json()
+
+    assert data["applications"][0]["drift"]
+    validator_for("Status").validate(data)
+
+
+def test_the_schema_rejects_a_drift_finding_without_its_undo():
+    finding = {"region": "us-east-1", "component_kind": "route53_health_check", "identifier": "x",
+               "what": "health check x is inverted"}
+
+    assert not validator_for("DriftFinding").is_valid(finding)
+    assert validator_for("DriftFinding").is_valid({**finding, "undo": "UpdateHealthCheck Inverted=false"})

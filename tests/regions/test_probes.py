@@ -40,6 +40,16 @@ class LocalServer:
         await self.release.wait()  # answers only when the test ends
         return web.json_response({"status": "healthy"})
 
+    async def peer(self, request):
+        # The client's port: the same port from call to call = a kept-alive connection.
+        port = request.transport.get_extra_info("peername")[1]
+        return web.json_response({"status": "healthy"}, headers={"X-Served-By-Region": str(port)})
+
+    async def header_and_unhealthy_body(self, request):
+        return web.json_response(
+            {"status": "DOWN", "region": "us-west-2"}, headers={"X-Served-By-Region": "eu-central-1"}
+        )
+
     async def delayed(self, request):
         await asyncio.sleep(0.05)  # the scenario: every endpoint takes 50 ms
         return web.json_response({"status": "healthy", "region": request.match_info["n"]})
@@ -52,6 +62,8 @@ class LocalServer:
         app.router.add_get("/status/{code}", self.status)
         app.router.add_get("/hang", self.hang)
         app.router.add_get("/delayed/{n}", self.delayed)
+        app.router.add_get("/peer", self.peer)
+        app.router.add_get("/header-and-unhealthy-body", self.header_and_unhealthy_body)
         return app
 
     def _run(self):
@@ -210,7 +222,7 @@ def test_probe_results_are_stored_in_one_insert(server, stacks, django_assert_ma
         target(server.url(path), stack_id=s.pk, application_id=s.application_id)
         for s, path in zip(stacks, ["/health", "/status/503", "/hang"], strict=True)
     ]
-    results = run_probes(targets, connect_timeout=1.0, read_timeout=0.3)
+    results = run_probes(targets, connect_timeout=1.0, read_timeout=2.0)
     with django_assert_max_num_queries(3):  # savepoint, insert, release
         assert monitoring.store_results(results, "eu-west-1") == 3
     rows = {s.stack_id: s for s in HealthSample.objects.all()}
@@ -262,3 +274,85 @@ def test_probe_cycle_sends_due_targets_to_each_vantage_queue(stacks, settings, m
     for (keys, vantage), queue in sent:
         assert queue == f"probes.{vantage}"
         assert sorted(keys) == sorted(f"s:{s.pk}" for s in stacks)
+
+
+def test_connections_are_kept_alive_from_one_batch_to_the_next(server):
+    first = probe(server.url("/peer"))
+    second = probe(server.url("/peer"))
+    assert first.ok and second.ok
+    assert first.served_region == second.served_region  # the same client port
+
+
+def test_global_endpoint_probes_reconnect_each_time(server):
+    # Global endpoints resolve through DNS (failover records): no kept-alive connection.
+    url = server.url("/peer")
+    targets = [ProbeTarget(url, 1, None, ProbeTargetKind.GLOBAL_ENDPOINT)]
+    first = run_probes(targets, connect_timeout=1.0, read_timeout=1.0)[0]
+    second = run_probes(targets, connect_timeout=1.0, read_timeout=1.0)[0]
+    assert first.ok and second.ok
+    assert first.served_region != second.served_region
+
+
+def test_an_unhealthy_body_counts_even_with_the_region_header(server):
+    result = probe(server.url("/header-and-unhealthy-body"))
+    assert not result.ok
+    assert result.error_class == ErrorClass.BAD_BODY
+    assert result.served_region == "eu-central-1"  # the header wins over the body
+
+
+def test_run_probes_works_from_inside_a_running_event_loop(server):
+    async def caller():
+        return run_probes([target(server.url("/health"))], connect_timeout=1.0, read_timeout=1.0)
+
+    assert asyncio.run(caller())[0].ok
+
+
+def test_probe_many_on_its_own_session_gives_the_same_results(server):
+    targets = [target(server.url(p)) for p in ("/health", "/status/503", "/body-region")]
+    results = asyncio.run(probes.probe_many(targets, connect_timeout=1.0, read_timeout=1.0))
+    assert [(r.ok, r.status_code, r.served_region) for r in results] == [
+        (True, 200, "eu-central-1"), (False, 503, ""), (True, 200, "us-west-2")
+    ]
+
+
+def test_stored_samples_keep_every_field(stacks):
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
+    app_id = stacks[0].application_id
+    results = [
+        probes.ProbeResult(target("u", stacks[0].pk, app_id), at, True, 200, 12.5, "us-east-1", ""),
+        probes.ProbeResult(ProbeTarget("g", app_id, None, ProbeTargetKind.GLOBAL_ENDPOINT), at, False,
+                           None, 1000.0, "", ErrorClass.TIMEOUT),
+    ]
+    assert monitoring.store_results(results, "eu-west-1") == 2
+    rows = list(HealthSample.objects.order_by("target").values(
+        "stack_id", "application_id", "target", "vantage", "at", "ok", "status_code", "latency_ms",
+        "served_region", "error_class",
+    ))
+    assert rows == [
+        {"stack_id": None, "application_id": app_id, "target": ProbeTargetKind.GLOBAL_ENDPOINT,
+         "vantage": "eu-west-1", "at": at, "ok": False, "status_code": None, "latency_ms": 1000.0,
+         "served_region": "", "error_class": ErrorClass.TIMEOUT},
+        {"stack_id": stacks[0].pk, "application_id": app_id, "target": ProbeTargetKind.STACK_HEALTH,
+         "vantage": "eu-west-1", "at": at, "ok": True, "status_code": 200, "latency_ms": 12.5,
+         "served_region": "us-east-1", "error_class": ""},
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_samples_of_a_stack_deleted_mid_probe_are_dropped_and_the_rest_stored():
+    from datetime import UTC, datetime
+
+    app = Application.objects.create(name="shop", architecture="A")
+    kept = Stack.objects.create(application=app, region=Region.objects.create(code="us-east-1"))
+    gone = Stack.objects.create(application=app, region=Region.objects.create(code="us-west-2"))
+    gone_pk = gone.pk
+    gone.delete()
+    at = datetime.now(UTC)
+    results = [
+        probes.ProbeResult(target("u", kept.pk, app.pk), at, True, 200, 1.0),
+        probes.ProbeResult(target("u", gone_pk, app.pk), at, True, 200, 1.0),
+    ]
+    assert monitoring.store_results(results, "local") == 1
+    assert list(HealthSample.objects.values_list("stack_id", flat=True)) == [kept.pk]

@@ -180,3 +180,104 @@ def test_query_count_is_pinned(client, viewer_token, django_assert_max_num_queri
 
     with django_assert_max_num_queries(MAX_QUERIES):
         assert get(client, viewer_token).status_code == 200
+
+
+# --- routing and drift (regions/routing.py, regions/drift.py) -------------------------
+
+
+def add_routing_components(app, *, inverted_region="us-west-2"):
+    """Architecture A components with observations: each stack's record and health
+    check (the one in `inverted_region` inverted and unhealthy in Route 53's eyes)."""
+    from regions.models import AwsObservation, Component, ComponentKind, ObservationKind
+
+    now = timezone.now()
+    for stack in app.stacks.select_related("region"):
+        code = stack.region.code
+        inverted = code == inverted_region
+        check = Component.objects.create(
+            stack=stack, kind=ComponentKind.ROUTE53_HEALTH_CHECK, identifier=f"hc-{app.pk}-{code}",
+            config={"Inverted": inverted, "Disabled": False},
+        )
+        Component.objects.create(
+            stack=stack, kind=ComponentKind.ROUTE53_RECORD, identifier=f"Z/api/CNAME/{code}",
+            config={"HealthCheckId": check.identifier, "Region": code, "SetIdentifier": code},
+        )
+        AwsObservation.objects.create(
+            component=check, kind=ObservationKind.ROUTE53_HEALTH,
+            state="unhealthy" if inverted else "healthy",
+            detail={"checkers": {"us-east-1": "Failure: Inverted health check" if inverted else "Success"},
+                    "healthy_checkers": 0 if inverted else 1, "checkers_total": 1},
+            observed_at=now, changed_at=now,
+        )
+
+
+def test_status_reports_routing_and_drift(client, viewer_token):
+    (app,) = populate()
+    add_routing_components(app)
+
+    (entry,) = get(client, viewer_token).json()["applications"]
+
+    east, west = entry["regions"]
+    assert (east["receives_traffic"], east["routing_reason"]) == (True, "health check healthy")
+    assert (west["receives_traffic"], west["routing_reason"]) == (False, "health check inverted")
+    assert entry["drift"] == [{
+        "region": "us-west-2", "component_kind": "route53_health_check",
+        "identifier": f"hc-{app.pk}-us-west-2", "what": f"health check hc-{app.pk}-us-west-2 is inverted",
+        "undo": "UpdateHealthCheck Inverted=false",
+    }]
+    assert "Route 53 health check" in west["reason"]
+
+
+def test_regions_without_routing_components_say_so(client, viewer_token):
+    populate()
+
+    (entry,) = get(client, viewer_token).json()["applications"]
+
+    assert entry["regions"][0]["receives_traffic"] is None
+    assert entry["regions"][0]["routing_reason"] == "routing not observed yet"
+
+
+def test_query_count_stays_constant_with_components_and_observations(client, viewer_token):
+    (app,) = populate(1)
+    add_routing_components(app)
+    get(client, viewer_token)
+    with CaptureQueriesContext(connection) as small:
+        get(client, viewer_token)
+
+    for other in populate(6, ("us-east-1", "us-west-2", "eu-central-1"), prefix="svc")[1:]:
+        add_routing_components(other)
+    with CaptureQueriesContext(connection) as large:
+        assert len(get(client, viewer_token).json()["applications"]) == 7
+
+    assert len(large) == len(small) <= MAX_QUERIES
+
+
+@pytest.mark.sandbox
+def test_status_returns_drift_and_routing_from_the_sandbox(client, viewer_token, sandbox_settings, settings):
+    from regions import aws_health, drift
+    from regions.discovery import run_discovery
+    from tests.controlplane.test_openapi import validator_for
+
+    sb = sandbox_settings
+    settings.CONTROLPLANE_ROUTE53_STATUS_MIN_INTERVAL = 0
+    run_discovery(actor="test", regions=["eu-central-1", "us-east-1", "us-west-2"])
+    sb.client("globalaccelerator", "us-west-2").update_endpoint_group(
+        EndpointGroupArn=sb.stack("payments", "eu-central-1").endpoint_group_arn, TrafficDialPercentage=0
+    )
+    drift.refresh_live_config()
+    aws_health.poll()
+
+    data = get(client, viewer_token).json()
+
+    validator_for("Status").validate(data)
+    apps = {a["name"]: a for a in data["applications"]}
+    (finding,) = apps["payments"]["drift"]
+    assert finding["region"] == "eu-central-1"
+    assert finding["component_kind"] == "ga_endpoint_group"
+    assert finding["undo"] == "UpdateEndpointGroup TrafficDialPercentage=100"
+    regions = {r["region"]: r for r in apps["payments"]["regions"]}
+    assert regions["eu-central-1"]["receives_traffic"] is False
+    assert regions["eu-central-1"]["routing_reason"] == "traffic dial 0 %"
+    assert regions["us-west-2"]["receives_traffic"] is True
+    assert apps["orders"]["drift"] == []
+    assert all(r["receives_traffic"] for r in apps["orders"]["regions"])

@@ -1,0 +1,305 @@
+"""Console pages at scale: 1,000 stacks and 10 million raw HealthSample rows (PostgreSQL).
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_h7 CONTROLPLANE_VAR_DIR=/tmp/h7var \
+        .venv/bin/python bench/pages.py
+
+Data (in its own database, <NAME>_pages, next to DATABASE_URL's):
+- 250 applications x 4 regions = 1,000 stacks;
+- BENCH_SAMPLES (10,000,000) raw HealthSample rows spread evenly over the last 48 h
+  (one sample per stack every 17.3 s; 1 % failures), plus, before each measurement, a
+  live tail: every 2 s per stack from 2 minutes ago to 7 minutes ahead (rows become
+  visible as the clock passes them), so every stack has a current status throughout;
+- HealthRollup rows: one per stack per minute over the 48 h (2.88 M).
+Generated with INSERT ... SELECT ... FROM generate_series(...) through Django's
+connection, the secondary indexes dropped during the load and rebuilt after (the same
+definitions, read from pg_indexes), then VACUUM ANALYZE. A few minutes on 2 CPUs.
+
+Measured side by side, requests interleaved (page A, page B, trivial, page A, ...), on
+a real HTTP server (gunicorn, 1 sync worker, in a child process) with a logged-in
+session cookie: the overview `/`, a stack page `/apps/<app>/<region>/` (default
+window 1 h: raw samples) and its 24 h window (rollups), and `/healthz` (a trivial
+Django view) for the ratio. p50/p95 per page and the ratio to the trivial view.
+Query counts: django.test.Client in this process under CaptureQueriesContext, for the
+overview and for two different stacks (constant: they do not grow with rows or stacks).
+
+BENCH_REQUESTS (100 per page), BENCH_SAMPLES, BENCH_REUSE=1 (reuse the database of a
+previous BENCH_KEEP=1 run instead of generating it again), BENCH_KEEP=1 (keep the
+database at the end; default: dropped), BENCH_TIMEOUT (1200 s), BENCH_EXPLAIN=1
+(print EXPLAIN ANALYZE of the heaviest queries).
+"""
+
+import http.client
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+
+import django
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
+
+APPS, REGIONS = 250, ["us-east-1", "us-west-2", "eu-central-1", "ap-southeast-2"]
+SAMPLES = int(os.environ.get("BENCH_SAMPLES", 10_000_000))
+REQUESTS = int(os.environ.get("BENCH_REQUESTS", 100))
+REUSE = os.environ.get("BENCH_REUSE") == "1"
+KEEP = os.environ.get("BENCH_KEEP") == "1" or REUSE
+TIMEOUT = int(os.environ.get("BENCH_TIMEOUT", 1200))
+EXPLAIN = os.environ.get("BENCH_EXPLAIN") == "1"
+SPAN_S = 48 * 3600
+TAIL_S, TAIL_STEP_S, TAIL_AHEAD_S = 120, 2, 420
+
+
+def step(label, started):
+    print(f"    {label}: {time.perf_counter() - started:.1f} s", flush=True)
+
+
+def generate():
+    from regions.models import Application, HealthRollup, HealthSample, Region, Stack
+
+    t0 = time.perf_counter()
+    regions = Region.objects.bulk_create([Region(code=c) for c in REGIONS])
+    apps = Application.objects.bulk_create(
+        [Application(name=f"app-{n:03d}", architecture="A") for n in range(APPS)]
+    )
+    Stack.objects.bulk_create(
+        [Stack(application=a, region=r, health_url=f"http://127.0.0.1:9/{a.name}/{r.code}/health")
+         for a in apps for r in regions]
+    )
+    stacks = Stack.objects.count()
+    per_stack = SAMPLES // stacks
+    spacing = SPAN_S / per_stack
+    sample_table, rollup_table = HealthSample._meta.db_table, HealthRollup._meta.db_table
+    with connection.cursor() as cursor:
+        indexes = {}
+        for table in (sample_table, rollup_table):
+            cursor.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s AND indexname NOT LIKE %s",
+                [table, "%pkey"],
+            )
+            indexes.update(cursor.fetchall())
+        for name in indexes:
+            cursor.execute(f'DROP INDEX "{name}"')
+        # The FK checks of 10 M rows cost more than the rows: disable the triggers
+        # during the load (the ids come from the stacks just created).
+        cursor.execute(f'ALTER TABLE "{sample_table}" DISABLE TRIGGER ALL')
+        cursor.execute(f'ALTER TABLE "{rollup_table}" DISABLE TRIGGER ALL')
+        columns = ("stack_id, application_id, target, vantage, at, ok, status_code, latency_ms, "
+                   "served_region, error_class")
+        body = """
+            SELECT s.id, s.application_id, 'stack_health', 'us-east-1', {at},
+                   f.fail = false, CASE WHEN f.fail THEN 503 ELSE 200 END,
+                   20 + random() * 30, CASE WHEN f.fail THEN '' ELSE r.code END,
+                   CASE WHEN f.fail THEN 'http_5xx' ELSE '' END
+            FROM regions_stack s JOIN regions_region r ON r.id = s.region_id
+            CROSS JOIN generate_series(%s, %s) g
+            CROSS JOIN LATERAL (SELECT random() < 0.01 AS fail) f
+            WHERE s.id BETWEEN %s AND %s"""
+        ids = list(Stack.objects.order_by("pk").values_list("pk", flat=True))
+        chunk = 100
+        for i in range(0, len(ids), chunk):
+            cursor.execute(
+                f"INSERT INTO {sample_table} ({columns}) "
+                + body.format(at=f"now() - make_interval(secs => {TAIL_S} + g * {spacing})"),
+                [1, per_stack, ids[i], ids[min(i + chunk, len(ids)) - 1]],
+            )
+            step(f"raw samples, stacks {i + 1}-{min(i + chunk, len(ids))}", t0)
+        cursor.execute(
+            f"""INSERT INTO {rollup_table} (stack_id, application_id, target, vantage, minute, count,
+                    ok_count, latency_p50_ms, latency_max_ms, latency_avg_ms)
+                SELECT s.id, s.application_id, 'stack_health', 'us-east-1',
+                       date_trunc('minute', now()) - make_interval(mins => g), 30, 30, 30, 60, 32
+                FROM regions_stack s CROSS JOIN generate_series(1, {SPAN_S // 60}) g"""  # noqa: S608
+        )
+        step("rollups", t0)
+        cursor.execute(f'ALTER TABLE "{sample_table}" ENABLE TRIGGER ALL')
+        cursor.execute(f'ALTER TABLE "{rollup_table}" ENABLE TRIGGER ALL')
+        for name, definition in indexes.items():
+            cursor.execute(definition)
+            step(f"index {name}", t0)
+    connection.set_autocommit(True)
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM ANALYZE {sample_table}")
+        cursor.execute(f"VACUUM ANALYZE {rollup_table}")
+    step("vacuum analyze", t0)
+
+
+def add_live_tail():
+    """Samples every 2 s for every stack from 2 minutes ago to TAIL_AHEAD_S ahead: the
+    rows with `at` in the future become visible as the clock passes them, as if the
+    probes kept running during the measurement (the status window looks back ~60 s)."""
+    from regions.models import HealthSample
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {HealthSample._meta.db_table} (stack_id, application_id, target, vantage, at,
+                    ok, status_code, latency_ms, served_region, error_class)
+                SELECT s.id, s.application_id, 'stack_health', 'us-east-1',
+                       now() + make_interval(secs => g * {TAIL_STEP_S}), true, 200, 20 + random() * 30,
+                       r.code, ''
+                FROM regions_stack s JOIN regions_region r ON r.id = s.region_id
+                CROSS JOIN generate_series({-TAIL_S // TAIL_STEP_S}, {TAIL_AHEAD_S // TAIL_STEP_S}) g"""  # noqa: S608
+        )
+        return cursor.rowcount
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get(conn, path, cookie):
+    started = time.perf_counter()
+    conn.request("GET", path, headers={"Cookie": cookie, "Host": "127.0.0.1"})
+    resp = conn.getresponse()
+    resp.read()
+    elapsed = time.perf_counter() - started
+    if resp.status != 200:
+        raise RuntimeError(f"GET {path}: {resp.status}")
+    return elapsed * 1000.0
+
+
+def pct(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, round(q / 100 * len(values) + 0.5) - 1))]
+
+
+def query_counts(user, paths):
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    if "testserver" not in settings.ALLOWED_HOSTS:
+        settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    client = Client()
+    client.force_login(user)
+    counts = {}
+    for path in paths:
+        client.get(path)  # warm caches (permissions, content types)
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(path).status_code == 200, path
+        counts[path] = len(ctx)
+    return counts, client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def explain(sql_label, queryset):
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+        print(f"EXPLAIN ANALYZE {sql_label}:")
+        for (line,) in cursor.fetchall():
+            print("    " + line)
+
+
+def main():
+    from django.contrib.auth.models import User
+
+    from regions.models import HealthSample, Stack
+
+    signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("benchmark timed out")))
+    signal.alarm(TIMEOUT)
+    if connection.vendor != "postgresql":
+        raise SystemExit("bench/pages.py needs PostgreSQL: set DATABASE_URL")
+    settings_dict = connection.settings_dict
+    settings_dict.setdefault("TEST", {})["NAME"] = f"{settings_dict['NAME']}_pages"
+    old_name = settings_dict["NAME"]
+    db_name = connection.creation.create_test_db(verbosity=0, autoclobber=not REUSE, keepdb=REUSE)
+    server = None
+    try:
+        print(f"{time.strftime('%Y-%m-%d %H:%M')}; PostgreSQL database {db_name}; {os.cpu_count()} CPUs; "
+              f"load average {os.getloadavg()[0]:.1f}")
+        if not (REUSE and Stack.objects.exists()):
+            print(f"generating {APPS * len(REGIONS)} stacks and {SAMPLES:,} raw samples:")
+            generate()
+        print(f"live tail: {add_live_tail():,} samples from 2 min ago to {TAIL_AHEAD_S // 60} min ahead")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s",
+                           [HealthSample._meta.db_table])
+            print(f"raw HealthSample rows (estimate): {cursor.fetchone()[0]:,}; "
+                  f"stacks: {Stack.objects.count()}")
+
+        user, _ = User.objects.get_or_create(username="bench", defaults={"is_superuser": True,
+                                                                         "is_staff": True})
+        stacks = list(Stack.objects.select_related("application", "region").order_by("pk")[:2])
+        pages = {
+            "overview": "/",
+            "stack 1h": f"/apps/{stacks[0].application.name}/{stacks[0].region.code}/",
+            "stack 24h": f"/apps/{stacks[0].application.name}/{stacks[0].region.code}/?window=24h",
+            "trivial /healthz": "/healthz",
+        }
+        other_stack = f"/apps/{stacks[1].application.name}/{stacks[1].region.code}/"
+        counts, session = query_counts(user, [pages["overview"], pages["stack 1h"], other_stack,
+                                              pages["stack 24h"]])
+        if EXPLAIN:
+            from django.utils import timezone
+
+            from regions import monitoring  # noqa: F401
+
+            now = timezone.now()
+            explain("last failures", HealthSample.objects.filter(
+                stack=stacks[0], target="stack_health", ok=False).order_by("-at")[:20])
+            explain("stack 1h raw series", HealthSample.objects.filter(
+                stack=stacks[0], target="stack_health", at__gte=now - (now - now.replace(minute=0)),
+            ))
+
+        port = free_port()
+        env = {**os.environ, "DATABASE_URL": f"postgres://{settings_dict['USER'] or 'postgres'}@"
+               f"{settings_dict['HOST']}:{settings_dict['PORT'] or 5432}/{db_name}"}
+        server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "controlplane.wsgi", "-b", f"127.0.0.1:{port}",
+             "-w", "1", "--log-level", "warning"],
+            cwd=settings.BASE_DIR, env=env,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("gunicorn did not start") from None
+                time.sleep(0.2)
+        cookie = f"{settings.SESSION_COOKIE_NAME}={session}"
+        times = {label: [] for label in pages}
+        for path in pages.values():  # warm-up
+            get(http.client.HTTPConnection("127.0.0.1", port, timeout=30), path, cookie)
+        for _ in range(REQUESTS):
+            for label, path in pages.items():  # interleaved: the same noise for every page
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                times[label].append(get(conn, path, cookie))
+                conn.close()
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(15)
+        if KEEP:
+            print(f"database {db_name} kept: rerun with BENCH_REUSE=1 to reuse it; "
+                  f"drop it with `dropdb -h 127.0.0.1 -U postgres {db_name}`")
+        else:
+            connection.creation.destroy_test_db(old_name, verbosity=0)
+        signal.alarm(0)
+
+    print()
+    trivial = statistics.median(times["trivial /healthz"])
+    print(f"{REQUESTS} requests per page, interleaved, gunicorn 1 sync worker, logged-in session:")
+    for label, path in pages.items():
+        t = times[label]
+        print(f"    {label:18} {path:40} p50 {statistics.median(t):7.1f} ms  p95 {pct(t, 95):7.1f} ms  "
+              f"p50 ratio to trivial {statistics.median(t) / trivial:5.1f}x")
+    print("target: p95 <= 150 ms for the overview and stack pages")
+    print("queries per request (CaptureQueriesContext, in-process client):")
+    for path, count in counts.items():
+        print(f"    {path:40} {count}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""The reaper: what makes rollback survive a killed worker.
+
+Run by beat every few seconds (and once when a worker starts). It does not rely on
+the broker handing a killed worker's message back: the compensation ledger in the
+database is the truth.
+
+1. A live drill (running or reverting) whose heartbeat is older than
+   DRILL_HEARTBEAT_TIMEOUT_SECONDS, or that has an open ledger row past its deadline,
+   is claimed with a conditional UPDATE (so two reapers never both act), its open
+   ledger rows are reverted newest first, and it ends as errored: "worker lost, fault
+   reverted".
+2. Open ledger rows of drills that already ended (a runner that died between its
+   last revert and its last write) are reverted too.
+3. Queued drills that no worker picked up (the broker was down when they were
+   approved) are dispatched again; the runner's queued -> running claim makes a
+   duplicate message harmless.
+"""
+
+import logging
+import socket
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from controlplane import aws
+from experiments import faults, services
+from experiments.models import FINAL_STATES, Compensation, CompensationState, Drill, DrillState, StepKind
+
+log = logging.getLogger(__name__)
+OPEN = [CompensationState.PENDING, CompensationState.INJECTED, CompensationState.FAILED]
+
+
+def _revert_open(drill_id):
+    problems = []
+    for compensation in services.open_compensations(drill_id):
+        fault = faults.get_fault(compensation.fault_kind)
+        try:
+            fault.revert(compensation)
+            services.add_step(
+                drill_id,
+                StepKind.REVERT,
+                f"Reaper reverted {compensation.call.get('operation')}",
+                {"compensation": compensation.pk},
+            )
+        except (aws.BotoCoreError, aws.ClientError) as exc:
+            problems.append(f"{compensation}: {exc}")
+    return problems
+
+
+def reap(now=None):
+    """One pass. Returns {"drills": [ids ended], "rows": n reverted, "redispatched": [ids]}."""
+    now = now or timezone.now()
+    timeout = timedelta(seconds=getattr(settings, "DRILL_HEARTBEAT_TIMEOUT_SECONDS", 10))
+    me = f"reaper@{socket.gethostname()}"
+    ended, reverted, redispatched = [], 0, []
+
+    overdue = Compensation.objects.filter(state__in=OPEN, deadline__lt=now).values_list("drill_id", flat=True)
+    stale = Drill.objects.filter(
+        Q(heartbeat_at__lt=now - timeout) | Q(heartbeat_at__isnull=True) | Q(pk__in=list(overdue)),
+        state__in=[DrillState.RUNNING, DrillState.REVERTING],
+    ).values_list("pk", "state", "worker")
+    for drill_id, state, worker in stale:
+        # Claim: only if nobody beat since we looked.
+        claimed = Drill.objects.filter(
+            Q(heartbeat_at__lt=now - timeout) | Q(heartbeat_at__isnull=True) | Q(pk__in=list(overdue)),
+            pk=drill_id,
+            state=state,
+            worker=worker,
+        ).update(worker=me, heartbeat_at=now)
+        if not claimed:
+            continue
+        before = Compensation.objects.filter(drill_id=drill_id, state__in=OPEN).count()
+        problems = _revert_open(drill_id)
+        reverted += before - len(problems)
+        reason = (
+            "worker lost, fault reverted"
+            if not problems
+            else ("worker lost; revert failed, retrying: " + "; ".join(problems))
+        )
+        if problems:
+            # Leave it live for the next pass; errors are in the ledger rows.
+            log.error("drill %s: %s", drill_id, reason)
+            continue
+        services.transition(
+            drill_id,
+            [DrillState.RUNNING, DrillState.REVERTING],
+            DrillState.ERRORED,
+            outcome_reason=f"{reason} (last worker {worker or 'unknown'})",
+            audit_data={"reason": reason, "worker": worker},
+        )
+        ended.append(drill_id)
+
+    for compensation in Compensation.objects.filter(state__in=OPEN, drill__state__in=list(FINAL_STATES)):
+        try:
+            faults.get_fault(compensation.fault_kind).revert(compensation)
+            reverted += 1
+        except (aws.BotoCoreError, aws.ClientError) as exc:
+            log.error("ledger row %s: revert failed: %s", compensation.pk, exc)
+
+    wait = timedelta(seconds=getattr(settings, "DRILL_REDISPATCH_AFTER_SECONDS", 15))
+    from experiments import lifecycle
+
+    for drill_id in Drill.objects.filter(state=DrillState.QUEUED, queued_at__lt=now - wait).values_list(
+        "pk", flat=True
+    ):
+        if lifecycle.dispatch(drill_id):
+            redispatched.append(drill_id)
+    return {"drills": ended, "rows": reverted, "redispatched": redispatched}

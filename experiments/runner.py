@@ -1,0 +1,571 @@
+"""The drill runner: preflight, steady state, inject, observe, revert, verify, outcome.
+
+`run(drill_id)` is called by the Celery task `experiments.tasks.run_drill` with the id
+only. It claims the drill with a conditional UPDATE (queued -> running); a redelivered
+message or a second worker finds it no longer queued and returns. Every mutating AWS
+call is preceded by its ledger row (`services.inject` writes the Compensation first), and
+the runner beats a heartbeat while the fault is on: if the worker dies, the reaper
+(`experiments.reaper`) reverts the ledger and ends the drill as errored.
+
+The figures come from what a client sees through the global endpoint (the observer)
+and from the runner's own probes of the faulted region, so they do not depend on the
+monitoring pipeline being up:
+
+- time_to_detect: injection -> the region looks failed to the control plane (its
+  /health failed `CONTROLPLANE_STATUS_FAILURES` times in a row, or Route 53's checkers
+  report its health check unhealthy);
+- time_to_failover: injection -> first success served by another region;
+- time_to_recover: revert -> first success served by the region again;
+- client error rate and p95 latency while the fault was on; replication lag from the
+  latest lag samples during and after.
+"""
+
+import logging
+import os
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from controlplane import aws
+from experiments import faults, services
+from experiments.models import (
+    Compensation,
+    CompensationState,
+    Drill,
+    DrillState,
+    StepKind,
+)
+from experiments.observer import GlobalEndpointObserver, failover_figures
+from regions.models import ComponentKind, LagSample, Stack
+
+log = logging.getLogger(__name__)
+
+
+class Stop(Exception):
+    """The drill ends before or instead of injecting: `state` and `reason` say how."""
+
+    def __init__(self, state, reason):
+        super().__init__(reason)
+        self.state, self.reason = state, reason
+
+
+class Lost(Exception):
+    """The reaper took the drill over (this worker stopped beating in time)."""
+
+
+def worker_name():
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _setting(name, default):
+    return getattr(settings, name, default)
+
+
+def _http_ok(url, timeout=2.0):
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - inventory URL
+            response.read(1024)
+            return 200 <= response.status < 300, str(response.status)
+    except urllib.error.HTTPError as exc:
+        return False, str(exc.code)
+    except (OSError, ValueError) as exc:
+        return False, type(exc).__name__
+
+
+class RegionWatcher:
+    """Probes the faulted region's /health (and, for a Route 53 health-check fault, asks
+    Route 53's checkers) on a thread; records when the region first looked failed."""
+
+    def __init__(self, health_url, *, health_check_id=None, period=0.25):
+        self.health_url = health_url
+        self.health_check_id = health_check_id
+        self.period = period
+        self.failures_needed = _setting("CONTROLPLANE_STATUS_FAILURES", 2)
+        self.detected_at = None
+        self.detected_by = ""
+        self.armed_at = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="drill-region-watcher", daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def arm(self):
+        """Start looking for the failure (right after injection)."""
+        self.armed_at = time.monotonic()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _route53_unhealthy(self):
+        route53 = aws.client("route53", "us-east-1")
+        observations = route53.get_health_check_status(HealthCheckId=self.health_check_id)[
+            "HealthCheckObservations"
+        ]
+        failed = sum(1 for o in observations if not o["StatusReport"]["Status"].startswith("Success"))
+        return observations and failed * 2 > len(observations)
+
+    def _run(self):
+        streak = 0
+        last_route53 = 0.0
+        while not self._stop.is_set():
+            if self.armed_at is not None and self.detected_at is None:
+                ok, _ = _http_ok(self.health_url) if self.health_url else (True, "")
+                streak = 0 if ok else streak + 1
+                if streak >= self.failures_needed:
+                    self.detected_at, self.detected_by = time.monotonic(), "regional /health failing"
+                elif self.health_check_id and time.monotonic() - last_route53 >= 1.0:
+                    last_route53 = time.monotonic()
+                    try:
+                        if self._route53_unhealthy():
+                            self.detected_at = time.monotonic()
+                            self.detected_by = "Route 53 checkers report the health check unhealthy"
+                    except (aws.BotoCoreError, aws.ClientError) as exc:
+                        log.warning("route53 status during drill: %s", exc)
+            self._stop.wait(self.period)
+
+
+class DrillRun:
+    def __init__(self, drill):
+        self.drill = drill
+        self.scenario = drill.scenario
+        self.application = drill.application
+        self.region = drill.region
+        self.worker = worker_name()
+        self.figures = {}
+        self.observer = None
+        self.watcher = None
+        self.injected_at = None
+        self.reverted_at = None
+        self._last_beat = 0.0
+
+    # -- bookkeeping -----------------------------------------------------------------
+
+    def step(self, kind, message, **data):
+        services.add_step(self.drill.pk, kind, message, data)
+
+    def beat(self, force=False):
+        """Heartbeat; False when this worker no longer owns the drill (the reaper took it)."""
+        now = time.monotonic()
+        if not force and now - self._last_beat < _setting("DRILL_HEARTBEAT_SECONDS", 1.0):
+            return True
+        self._last_beat = now
+        owned = Drill.objects.filter(
+            pk=self.drill.pk, state__in=[DrillState.RUNNING, DrillState.REVERTING], worker=self.worker
+        ).update(heartbeat_at=timezone.now())
+        return owned == 1
+
+    def publish_figures(self):
+        Drill.objects.filter(pk=self.drill.pk).update(figures=self.figures)
+
+    def stop_requested(self):
+        """The reason to stop now (abort or halt), or ''."""
+        row = Drill.objects.filter(pk=self.drill.pk).values("abort_requested_at", "abort_reason").first()
+        if row and row["abort_requested_at"]:
+            return row["abort_reason"] or "aborted"
+        if services.is_halted():
+            return f"halted: {services.halt_state().reason}"
+        return ""
+
+    # -- phases ------------------------------------------------------------------------
+
+    def preflight(self):
+        now = timezone.now()
+        if services.is_halted():
+            raise Stop(DrillState.ABORTED, "Preflight: drills are halted")
+        if services.valid_approval(self.drill, now) is None:
+            raise Stop(DrillState.ABORTED, "Preflight: no valid approval for this plan (expired or changed)")
+        _plan, digest = services.make_plan(self.scenario, self.application, self.region)
+        if digest != self.drill.plan_hash:
+            raise Stop(
+                DrillState.ABORTED,
+                "Preflight: the plan changed since it was approved (the targets or their "
+                "current values differ); request the drill again",
+            )
+        if self.drill.window_start and now < self.drill.window_start:
+            raise Stop(
+                DrillState.ABORTED,
+                f"Preflight: before the window ({self.drill.window_start:%Y-%m-%d %H:%M} UTC)",
+            )
+        if self.drill.window_end and now > self.drill.window_end:
+            raise Stop(
+                DrillState.ABORTED,
+                f"Preflight: after the window ({self.drill.window_end:%Y-%m-%d %H:%M} UTC)",
+            )
+        other_live = (
+            Drill.objects.filter(
+                application=self.application, state__in=[DrillState.RUNNING, DrillState.REVERTING]
+            )
+            .exclude(pk=self.drill.pk)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if other_live:
+            raise Stop(
+                DrillState.ABORTED, f"Preflight: drill #{other_live} is running on {self.application.name}"
+            )
+        others = list(
+            Stack.objects.filter(application=self.application)
+            .exclude(region=self.region)
+            .select_related("region")
+        )
+        serving = []
+        for stack in others:
+            ok, detail = _http_ok(stack.health_url) if stack.health_url else (False, "no health URL")
+            if not ok:
+                raise Stop(DrillState.ABORTED, f"Preflight: {stack.region.code} is not healthy ({detail})")
+            if stack.in_rotation:
+                serving.append(stack.region.code)
+        if not serving:
+            raise Stop(
+                DrillState.ABORTED,
+                "Preflight: no other region is in rotation, so failing this one would take the "
+                "application down (at least one region must stay in rotation)",
+            )
+        lag_limit = _setting("CONTROLPLANE_LAG_DEGRADED_SECONDS", 2.0) * 1000
+        lagging = (
+            LagSample.objects.filter(
+                application=self.application, at__gte=now - timedelta(minutes=5), lag_ms__gt=lag_limit
+            )
+            .order_by("-at")
+            .first()
+        )
+        if lagging:
+            raise Stop(
+                DrillState.ABORTED,
+                f"Preflight: replication {lagging.source_region} -> {lagging.receiving_region} lags "
+                f"{lagging.lag_ms / 1000:.1f} s (limit {lag_limit / 1000:.1f} s)",
+            )
+        self.step(StepKind.NOTE, f"Preflight passed: {', '.join(serving)} healthy and in rotation")
+
+    def steady_state(self):
+        url = self.application.global_endpoint_url
+        if not url:
+            raise Stop(DrillState.ABORTED, f"{self.application.name} has no global endpoint URL to observe")
+        self.observer = GlobalEndpointObserver(url, period=_setting("DRILL_OBSERVER_PERIOD", 0.1)).start()
+        seconds = _setting("DRILL_STEADY_STATE_SECONDS", 2.0)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.beat()
+            if reason := self.stop_requested():
+                raise Stop(DrillState.ABORTED, reason)
+            time.sleep(0.1)
+        samples = self.observer.snapshot()
+        ok = sum(1 for s in samples if s.ok)
+        needed = self._steady_min_percent()
+        rate = 100.0 * ok / len(samples) if samples else 0.0
+        if rate < needed:
+            raise Stop(
+                DrillState.ABORTED,
+                f"Steady state not met before injecting: {rate:.1f} % of {len(samples)} requests "
+                f"succeeded through the global endpoint (need {needed:g} %)",
+            )
+        self.step(StepKind.OBSERVATION, f"Steady state: {rate:.1f} % of {len(samples)} requests succeeded")
+
+    def _steady_min_percent(self):
+        for check in (self.scenario.hypothesis or {}).get("steady_state", []):
+            if check.get("check") == "global_success_rate":
+                return float(check.get("min_percent", 99))
+        return 99.0
+
+    def _max_failover_seconds(self):
+        """Seconds the hypothesis allows for failover; 0 means no failover is expected
+        (e.g. pausing replication: the region keeps serving, the drill measures lag)."""
+        value = (self.scenario.hypothesis or {}).get("max_time_to_failover_seconds")
+        if value is None:
+            return self.scenario.max_duration.total_seconds()
+        return float(value)
+
+    def inject(self):
+        deadline = (
+            timezone.now()
+            + self.scenario.max_duration
+            + timedelta(seconds=_setting("DRILL_REVERT_GRACE_SECONDS", 60))
+        )
+        targets = [
+            (faults.get_fault(kind), faults.Target.from_dict(data))
+            for kind, data in zip(
+                self.drill.plan["fault_kinds"], self.drill.plan["target_snapshots"], strict=True
+            )
+        ]
+        health_check = next(
+            (t.identifier for _, t in targets if t.kind == ComponentKind.ROUTE53_HEALTH_CHECK), None
+        )
+        stack = Stack.objects.filter(application=self.application, region=self.region).first()
+        self.watcher = RegionWatcher(stack.health_url if stack else "", health_check_id=health_check).start()
+        for fault, target in targets:
+            step = services.add_step(
+                self.drill.pk,
+                StepKind.INJECT,
+                f"{fault.label}: {target.name or target.identifier}",
+                {"target": target.identity()},
+            )
+            services.inject(self.drill, fault, target, deadline=deadline, step=step)
+            if self.injected_at is None:
+                self.injected_at = time.monotonic()
+                self.watcher.arm()
+        self.figures["injected_at"] = timezone.now().isoformat()
+        self.publish_figures()
+
+    def observe(self):
+        """Until failover has held for a while, a stop condition trips, an abort or halt
+        arrives, or time runs out. Returns (state if the drill should end as it, reason)."""
+        hold = _setting("DRILL_HOLD_SECONDS", 3.0)
+        max_failover = self._max_failover_seconds()
+        max_total = self.scenario.max_duration.total_seconds()
+        stop_conditions = self.scenario.stop_conditions or []
+        target = self.region.code
+        failover_at = None
+        last_publish = 0.0
+        expects_failover = max_failover > 0
+        while True:
+            now = time.monotonic()
+            if not self.beat():
+                raise Lost()
+            if reason := self.stop_requested():
+                return DrillState.ABORTED, reason
+            samples = self.observer.snapshot()
+            if failover_at is None:
+                first = next(
+                    (
+                        s
+                        for s in samples
+                        if s.at >= self.injected_at and s.ok and s.region and s.region != target
+                    ),
+                    None,
+                )
+                if first is not None:
+                    failover_at = first.at
+                    self.step(
+                        StepKind.OBSERVATION,
+                        f"Failed over: {first.region} served "
+                        f"{first.at - self.injected_at:.1f} s after injection",
+                    )
+            for condition in stop_conditions:
+                tripped = self._tripped(condition, samples, now)
+                if tripped:
+                    self.step(StepKind.STOP_CONDITION, tripped, condition=condition)
+                    return DrillState.FAILED, f"Stop condition: {tripped}"
+            if now - last_publish >= 1.0:
+                last_publish = now
+                self._update_figures(samples)
+            if failover_at is not None and now - failover_at >= hold:
+                return None, ""
+            if not expects_failover and now - self.injected_at >= hold:
+                return None, "held the fault; no failover expected by the hypothesis"
+            if failover_at is None and now - self.injected_at > max_failover:
+                if not any(s.ok and s.region == target for s in samples if s.at < self.injected_at):
+                    return (
+                        None,
+                        "the global endpoint did not route this vantage to the region; "
+                        "failover not measurable",
+                    )
+                return DrillState.FAILED, f"No failover within {max_failover:g} s (hypothesis)"
+            if now - self.injected_at > max_total:
+                return DrillState.FAILED, f"Maximum duration {max_total:g} s reached"
+            time.sleep(0.1)
+
+    def _tripped(self, condition, samples, now):
+        if condition.get("metric") == "other_region_unhealthy":
+            return self._other_region_unhealthy(now)
+        if condition.get("metric") == "global_error_rate":
+            window = float(condition.get("for_seconds", 10))
+            threshold = float(condition.get("threshold_percent", 50))
+            recent = [s for s in samples if s.at >= max(self.injected_at, now - window)]
+            if now - self.injected_at < window or not recent:
+                return ""
+            rate = 100.0 * sum(1 for s in recent if not s.ok) / len(recent)
+            if rate > threshold:
+                return f"global error rate {rate:.0f} % > {threshold:g} % for {window:g} s"
+        return ""
+
+    def _other_region_unhealthy(self, now):
+        """Probe the other regions once a second; trip after N failures in a row."""
+        if now - getattr(self, "_others_checked", 0.0) < 1.0:
+            return ""
+        self._others_checked = now
+        streaks = getattr(self, "_other_streaks", {})
+        self._other_streaks = streaks
+        for stack in (
+            Stack.objects.filter(application=self.application)
+            .exclude(region=self.region)
+            .select_related("region")
+        ):
+            ok, detail = _http_ok(stack.health_url, timeout=1.0) if stack.health_url else (True, "")
+            streaks[stack.region.code] = 0 if ok else streaks.get(stack.region.code, 0) + 1
+            if streaks[stack.region.code] >= _setting("CONTROLPLANE_STATUS_FAILURES", 2):
+                return f"{stack.region.code} became unhealthy during the drill ({detail})"
+        return ""
+
+    def _update_figures(self, samples):
+        ended = self.reverted_at
+        fig = failover_figures(
+            samples, region=self.region.code, injected_at=self.injected_at, reverted_at=ended
+        )
+        self.figures.update(
+            {
+                "time_to_failover": fig["time_to_failover"],
+                "time_to_recover": fig["time_to_recover"],
+                "error_rate": fig["error_rate"],
+                "p95_latency_ms": fig["p95_latency_ms"],
+                "requests_during": fig["requests_during"],
+                "regions_during": fig["regions_during"],
+                "note": fig["note"],
+                "time_to_detect": (
+                    self.watcher.detected_at - self.injected_at
+                    if self.watcher and self.watcher.detected_at
+                    else None
+                ),
+                "detected_by": self.watcher.detected_by if self.watcher else "",
+                "success_series": _success_series(samples, self.injected_at),
+            }
+        )
+        self.publish_figures()
+
+    def revert(self):
+        """Revert every open ledger row of this drill, newest first; verify each."""
+        problems = []
+        for compensation in services.open_compensations(self.drill.pk):
+            fault = faults.get_fault(compensation.fault_kind)
+            try:
+                fault.revert(compensation)
+                if not fault.verify_reverted(compensation):
+                    problems.append(f"{compensation}: value after revert differs from before")
+            except (aws.BotoCoreError, aws.ClientError) as exc:
+                problems.append(f"{compensation}: {exc}")
+            self.step(
+                StepKind.REVERT,
+                f"Reverted {compensation.call.get('operation')}",
+                compensation=compensation.pk,
+                state=compensation.state,
+            )
+        if self.reverted_at is None:
+            self.reverted_at = time.monotonic()
+        return problems
+
+    def verify_recovery(self):
+        timeout = _setting("DRILL_RECOVERY_TIMEOUT_SECONDS", 60.0)
+        deadline = time.monotonic() + timeout
+        target = self.region.code
+        served_before = any(
+            s.ok and s.region == target for s in self.observer.snapshot() if s.at < self.injected_at
+        )
+        stack = Stack.objects.filter(application=self.application, region=self.region).first()
+        while time.monotonic() < deadline:
+            self.beat()
+            samples = self.observer.snapshot()
+            back = (
+                any(s.at >= self.reverted_at and s.ok and s.region == target for s in samples)
+                if served_before
+                else _http_ok(stack.health_url)[0]
+                if stack and stack.health_url
+                else True
+            )
+            if back:
+                self._update_figures(samples)
+                return ""
+            time.sleep(0.1)
+        return f"{target} did not serve again within {timeout:g} s after the revert"
+
+    def lag_figures(self):
+        started = self.drill.started_at or timezone.now()
+        samples = LagSample.objects.filter(
+            application=self.application, receiving_region=self.region.code, at__gte=started
+        ).order_by("at")
+        during = [s.lag_ms for s in samples if s.lag_ms is not None]
+        if during:
+            self.figures["lag_during_ms"] = max(during)
+            self.figures["lag_after_ms"] = during[-1]
+
+    def close(self):
+        if self.observer:
+            self.observer.stop()
+        if self.watcher:
+            self.watcher.stop()
+
+
+def _success_series(samples, injected_at):
+    """Success % per second, relative to injection: [[second, percent], ...]."""
+    buckets = {}
+    for s in samples:
+        key = int((s.at - injected_at) // 1)
+        total, ok = buckets.get(key, (0, 0))
+        buckets[key] = (total + 1, ok + (1 if s.ok else 0))
+    return [[k, round(100.0 * ok / total, 1)] for k, (total, ok) in sorted(buckets.items())][-600:]
+
+
+def run(drill_id):
+    """Run one drill to its outcome. Safe to call twice: only the first claims it."""
+    worker = worker_name()
+    if not services.transition(
+        drill_id, [DrillState.QUEUED], DrillState.RUNNING, worker=worker, heartbeat_at=timezone.now()
+    ):
+        return None
+    drill = Drill.objects.select_related("scenario", "application", "region").get(pk=drill_id)
+    runner = DrillRun(drill)
+    runner.worker = worker
+    final_state, reason, problems = None, "", []
+    try:
+        runner.preflight()
+        runner.steady_state()
+        runner.inject()
+        final_state, reason = runner.observe()
+        runner.beat(force=True)
+        services.transition(drill_id, [DrillState.RUNNING], DrillState.REVERTING)
+        problems = runner.revert()
+        recovery = runner.verify_recovery()
+        runner.lag_figures()
+        if problems:
+            final_state, reason = DrillState.ERRORED, "Revert problems: " + "; ".join(problems)
+        elif final_state is None and recovery:
+            final_state, reason = DrillState.FAILED, recovery
+        elif final_state is None:
+            ttf = runner.figures.get("time_to_failover")
+            final_state = DrillState.PASSED
+            reason = reason or (
+                f"Failed over in {ttf:.1f} s and recovered" if ttf is not None else "Recovered"
+            )
+    except Lost:
+        runner.close()
+        log.warning("drill %s: the reaper took over; leaving the revert to it", drill_id)
+        return None
+    except Stop as stop:
+        final_state, reason = stop.state, stop.reason
+        if runner.injected_at is not None or Compensation.objects.filter(drill_id=drill_id).exists():
+            problems = runner.revert()
+    except Exception as exc:
+        log.exception("drill %s errored", drill_id)
+        final_state, reason = DrillState.ERRORED, f"{type(exc).__name__}: {exc}"
+        runner.step(StepKind.ERROR, reason[:500])
+        try:
+            problems = runner.revert()
+        except Exception as revert_exc:  # the reaper retries what is left open
+            problems = [f"revert failed: {revert_exc}"]
+    finally:
+        runner.close()
+        close_old_connections()
+    if problems and final_state != DrillState.ERRORED:
+        final_state, reason = DrillState.ERRORED, f"{reason}; revert problems: {'; '.join(problems)}"
+    left_open = (
+        Compensation.objects.filter(drill_id=drill_id).exclude(state=CompensationState.REVERTED).count()
+    )
+    if left_open:
+        reason += f" ({left_open} ledger row(s) left for the reaper)"
+    services.transition(
+        drill_id,
+        [DrillState.RUNNING, DrillState.REVERTING],
+        final_state,
+        outcome_reason=reason[:2000],
+        figures=runner.figures,
+        audit_data={"reason": reason[:500]},
+    )
+    return final_state
