@@ -253,8 +253,12 @@ class DrillRun:
             raise Stop(DrillState.ABORTED, f"{self.application.name} has no global endpoint URL to observe")
         self.observer = GlobalEndpointObserver(url, period=_setting("DRILL_OBSERVER_PERIOD", 0.1)).start()
         seconds = _setting("DRILL_STEADY_STATE_SECONDS", 2.0)
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        started = time.monotonic()
+        # At least the window, and at least a few answers (the endpoint may be slow),
+        # but never longer than the window plus the observer's timeouts.
+        while time.monotonic() - started < seconds or (
+            len(self.observer.snapshot()) < 3 and time.monotonic() - started < seconds + 5
+        ):
             self.beat()
             if reason := self.stop_requested():
                 raise Stop(DrillState.ABORTED, reason)
