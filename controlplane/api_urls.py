@@ -1,10 +1,18 @@
 from django.urls import path
 
 from controlplane import openapi
+from experiments import api as drills_api
 from regions import api as regions_api
 
 urlpatterns = [
     path("status", regions_api.status, name="api-status"),
     path("inventory", regions_api.inventory, name="api-inventory"),
+    path("scenarios", drills_api.scenarios, name="api-scenarios"),
+    path("drills", drills_api.drills, name="api-drills"),
+    path("drills/<int:pk>", drills_api.drill, name="api-drill"),
+    path("drills/<int:pk>/approve", drills_api.approve, name="api-drill-approve"),
+    path("drills/<int:pk>/reject", drills_api.reject, name="api-drill-reject"),
+    path("drills/<int:pk>/abort", drills_api.abort, name="api-drill-abort"),
+    path("halt", drills_api.halt, name="api-halt"),
     path("openapi.json", openapi.openapi_json, name="api-openapi"),
 ]

@@ -8,6 +8,7 @@ under /api/v1/ is in it, and validate real responses against its schemas."""
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
+from experiments import openapi as experiments_openapi
 from regions.models import Architecture, ComponentKind, LagMethod
 from regions.status import HealthStatus
 
@@ -189,7 +190,8 @@ DOCUMENT = {
         "title": "Failover Control Plane API",
         "version": "1.0.0",
         "description": (
-            "Read API of the multi-region failover control plane. Authenticate with a "
+            "API of the multi-region failover control plane: status, inventory, scenarios "
+            "and drills. Authenticate with a "
             "personal token (`python manage.py create_token USERNAME`) sent as "
             "`Authorization: Bearer TOKEN`."
         ),
@@ -238,6 +240,10 @@ DOCUMENT = {
         "schemas": SCHEMAS,
     },
 }
+
+# The drills' endpoints are documented beside their views (experiments/openapi.py).
+DOCUMENT["paths"] |= experiments_openapi.PATHS
+DOCUMENT["components"]["schemas"] |= experiments_openapi.SCHEMAS
 
 
 @require_GET

@@ -11,5 +11,6 @@ urlpatterns = [
     path("audit.csv", views.audit_csv, name="audit-csv"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("controlplane.api_urls")),
+    path("drills/", include("experiments.urls")),
     path("", include("regions.urls")),
 ]

@@ -24,7 +24,13 @@ PUBLIC = {
 }
 # Every URL whose view accepts a mutating method. The walk asserts this list is
 # complete, so a new mutating URL must be added here (and so get the viewer check).
-MUTATING = {"logout", "regions:discover"}
+MUTATING = {
+    "logout", "regions:discover",
+    "experiments:create", "experiments:halt", "experiments:clear-halt", "experiments:approve",
+    "experiments:reject", "experiments:abort", "experiments:scenario-create",
+    "experiments:scenario-save",
+    "api-drills", "api-drill-approve", "api-drill-reject", "api-drill-abort", "api-halt",
+}
 # Mutating, yet open to every signed-in user whatever their role.
 MUTATING_FOR_EVERYONE = {"logout": "anyone signed in may sign out"}
 
@@ -99,6 +105,9 @@ def values(db):
         "content_type_id": 1,
         "app_label": "regions",
         "url": "no-such-page/",
+        # drills (no such drill or scenario: the role checks answer before the lookup)
+        "pk": 999999,
+        "slug": "fail-region-health-check",
     }
 
 
@@ -126,6 +135,13 @@ def test_the_walk_covers_the_known_console_urls(values):
         "api-status", "api-openapi",
         "regions:overview", "regions:application", "regions:stack", "regions:series",
         "regions:discover", "regions:export", "admin:index",
+        "experiments:list", "experiments:new", "experiments:create", "experiments:detail",
+        "experiments:approval", "experiments:approve", "experiments:reject", "experiments:abort",
+        "experiments:halt", "experiments:clear-halt", "experiments:halt-banner",
+        "experiments:scorecard", "experiments:scenarios", "experiments:scenario",
+        "experiments:scenario-new", "experiments:scenario-create", "experiments:scenario-save",
+        "api-scenarios", "api-drills", "api-drill", "api-drill-approve", "api-drill-reject",
+        "api-drill-abort", "api-halt",
     ):
         assert expected in names
 

@@ -1,0 +1,241 @@
+"""The drills JSON API under /api/v1/ (bearer token, roles as in the console).
+
+Every change goes through `experiments.lifecycle`, which checks the role again and
+writes the audit event (source "api"). Request bodies are JSON objects; anything else
+is a 400 with a message, never a 500. Documented in `experiments.openapi`.
+"""
+
+import json
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404
+
+from controlplane.api import api_error, api_view
+from controlplane.models import AuditSource
+from experiments import lifecycle
+from experiments.forms import DrillRequestForm
+from experiments.models import Drill, DrillState, DrillStep, Scenario
+
+FIGURE_SECONDS = ("time_to_detect", "time_to_failover", "time_to_recover")
+
+
+class BadBody(ValueError):
+    pass
+
+
+def _body(request):
+    """The request's JSON object ({} for an empty body); BadBody otherwise."""
+    if not request.body.strip():
+        return {}
+    try:
+        data = json.loads(request.body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadBody(f"The body is not valid JSON: {exc}.") from exc
+    if not isinstance(data, dict):
+        raise BadBody("The body must be a JSON object.")
+    return data
+
+
+def _text(data, key, limit):
+    value = data.get(key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadBody(f"{key} must be a string.")
+    return value[:limit]
+
+
+def _iso(when):
+    return when.isoformat() if when else None
+
+
+def scenario_json(scenario):
+    return {
+        "slug": scenario.slug,
+        "name": scenario.name,
+        "description": scenario.description,
+        "fault_kind": scenario.fault_kind,
+        "architecture": scenario.architecture or None,
+        "parameters": scenario.parameters,
+        "hypothesis": scenario.hypothesis,
+        "stop_conditions": scenario.stop_conditions,
+        "max_duration_seconds": int(scenario.max_duration.total_seconds()),
+        "built_in": scenario.built_in,
+    }
+
+
+def _number(value):
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def drill_json(drill, steps):
+    figures = dict(drill.figures or {})
+    for key in FIGURE_SECONDS:
+        figures[key] = _number(figures.get(key))
+    return {
+        "id": drill.pk,
+        "state": drill.state,
+        "scenario": drill.scenario.slug,
+        "application": drill.application.name,
+        "region": drill.region.code,
+        "requested_by": drill.requested_by.get_username(),
+        "requested_at": _iso(drill.requested_at),
+        "window_start": _iso(drill.window_start),
+        "window_end": _iso(drill.window_end),
+        "finished_at": _iso(drill.finished_at),
+        "plan_hash": drill.plan_hash,
+        "plan": drill.plan,
+        "steps": [{"at": _iso(s.at), "kind": s.kind, "message": s.message} for s in steps],
+        "figures": figures,
+        "outcome_reason": drill.outcome_reason,
+    }
+
+
+def _get_drill(pk):
+    return get_object_or_404(
+        Drill.objects.select_related("scenario", "application", "region", "requested_by"), pk=pk
+    )
+
+
+def _drill_response(drill, status=200):
+    steps = list(DrillStep.objects.filter(drill_id=drill.pk).order_by("at", "pk"))
+    response = JsonResponse(drill_json(drill, steps), status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@api_view(["GET"], permission="experiments.view_scenario")
+def scenarios(request):
+    """Every scenario, built-ins first."""
+    rows = Scenario.objects.order_by("-built_in", "name")
+    return JsonResponse({"scenarios": [scenario_json(s) for s in rows]})
+
+
+@api_view(["POST"], permission="experiments.request_drill")
+def drills(request):
+    """POST {"scenario", "application", "region", "window_start"?, "window_end"?}:
+    201 with the drill's id, state and plan hash; 400 with a message per field."""
+    try:
+        data = _body(request)
+    except BadBody as exc:
+        return api_error(400, str(exc))
+    unknown = sorted(set(data) - set(DrillRequestForm.base_fields))
+    if unknown:
+        return api_error(400, "Unknown field(s).", fields={k: ["Unknown field."] for k in unknown})
+    form = DrillRequestForm({k: v for k, v in data.items() if v is not None})
+    if form.is_valid():
+        cleaned = form.cleaned_data
+        try:
+            drill = lifecycle.request(
+                user=request.user,
+                scenario=cleaned["scenario"],
+                application=cleaned["application"],
+                region=cleaned["region"],
+                window_start=cleaned.get("window_start"),
+                window_end=cleaned.get("window_end"),
+                source=AuditSource.API,
+                request_id=request.request_id,
+            )
+        except PermissionDenied as exc:
+            return api_error(403, str(exc) or "Your role does not allow this action.")
+        except ValidationError as exc:
+            form.add_lifecycle_errors(exc)
+        else:
+            response = JsonResponse(
+                {"id": drill.pk, "state": drill.state, "plan_hash": drill.plan_hash}, status=201
+            )
+            response["Location"] = f"/api/v1/drills/{drill.pk}"
+            return response
+    fields = {name: [str(m) for m in errors] for name, errors in form.errors.items()}
+    if "__all__" in fields:
+        fields["non_field_errors"] = fields.pop("__all__")
+    return api_error(400, "The drill request is not valid.", fields=fields)
+
+
+@api_view(["GET"], permission="experiments.view_drill")
+def drill(request, pk):
+    return _drill_response(_get_drill(pk))
+
+
+def _decide(request, pk, action):
+    drill = _get_drill(pk)
+    try:
+        data = _body(request)
+        comment = _text(data, "comment", 2000)
+        seen = _text(data, "plan_hash", 64)
+    except BadBody as exc:
+        return api_error(400, str(exc))
+    if request.user.pk == drill.requested_by_id:
+        return api_error(403, "The requester of a drill cannot approve or reject it.")
+    if drill.state != DrillState.REQUESTED:
+        return api_error(409, f"Drill {drill.pk} is {drill.state}, not waiting for a decision.",
+                         state=drill.state)
+    if seen and seen != drill.plan_hash:
+        return api_error(409, "The plan changed: the plan_hash sent is not the drill's current one.",
+                         plan_hash=drill.plan_hash)
+    try:
+        result = action(drill, request.user, comment=comment, source=AuditSource.API,
+                        request_id=request.request_id)
+    except PermissionDenied as exc:
+        return api_error(403, str(exc) or "Your role does not allow this action.")
+    except ValidationError as exc:
+        return api_error(409, " ".join(exc.messages))
+    if result is None:
+        drill.refresh_from_db(fields=["state", "plan_hash"])
+        return api_error(409, f"Drill {drill.pk} was no longer waiting for a decision.", state=drill.state)
+    drill.refresh_from_db()
+    return _drill_response(drill)
+
+
+@api_view(["POST"], permission="experiments.approve_drill")
+def approve(request, pk):
+    """Approve the drill's current plan (optionally `plan_hash`: the plan you reviewed)."""
+    return _decide(request, pk, lifecycle.approve)
+
+
+@api_view(["POST"], permission="experiments.approve_drill")
+def reject(request, pk):
+    return _decide(request, pk, lifecycle.reject)
+
+
+@api_view(["POST"], permission="experiments.abort_drill")
+def abort(request, pk):
+    drill = _get_drill(pk)
+    try:
+        reason = _text(_body(request), "reason", 500)
+    except BadBody as exc:
+        return api_error(400, str(exc))
+    result = lifecycle.abort(drill, request.user, reason=reason, source=AuditSource.API,
+                             request_id=request.request_id)
+    if not result:
+        return api_error(409, f"Drill {drill.pk} has already ended ({drill.state}).", state=drill.state)
+    drill.refresh_from_db()
+    response = _drill_response(drill, status=202 if result == "abort requested" else 200)
+    return response
+
+
+@api_view(["POST", "DELETE"])
+def halt(request):
+    """POST {"reason"}: halt all drills (operator). DELETE: clear the halt (admin)."""
+    if request.method == "DELETE":
+        try:
+            changed = lifecycle.clear_halt(
+                request.user, source=AuditSource.API, request_id=request.request_id
+            )
+        except PermissionDenied as exc:
+            return api_error(403, str(exc))
+        return JsonResponse({"halted": False, "changed": changed})
+    if not request.user.has_perm("experiments.halt_drills"):
+        return api_error(403, "Halting drills needs the operator role.")
+    try:
+        reason = _text(_body(request), "reason", 500)
+    except BadBody as exc:
+        return api_error(400, str(exc))
+    try:
+        changed = lifecycle.halt_all(
+            request.user, reason, source=AuditSource.API, request_id=request.request_id
+        )
+    except ValidationError as exc:
+        return api_error(400, "The halt needs a reason.", fields={"reason": exc.messages})
+    return JsonResponse({"halted": True, "changed": changed, "reason": reason.strip()})

@@ -1,0 +1,123 @@
+"""Forms of the drills console and API: requesting a drill, deciding on one, halting.
+
+The form checks what it can check alone (the scenario applies to the application's
+architecture, the application has a stack in the region, the window is sane); the
+lifecycle function checks again (roles, halt) and its ValidationError messages are put
+back on the same fields, so the console and the API answer with one message per field.
+"""
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from experiments.models import Scenario
+from regions.models import Application, Region
+
+
+class _SlugChoiceField(forms.ModelChoiceField):
+    """A ModelChoiceField that names the value it could not find."""
+
+    def __init__(self, *args, noun, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.noun = noun
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except ValidationError as exc:
+            if exc.code == "invalid_choice":
+                message = f"Unknown {self.noun} {str(value)[:80]!r}."
+                raise ValidationError(message, code="invalid_choice") from exc
+            raise
+
+
+class DrillRequestForm(forms.Form):
+    application = _SlugChoiceField(
+        Application.objects.order_by("name"), to_field_name="name", noun="application",
+        error_messages={"required": "Choose the application."},
+    )
+    region = _SlugChoiceField(
+        Region.objects.order_by("code"), to_field_name="code", noun="region",
+        error_messages={"required": "Choose the target region."},
+    )
+    scenario = _SlugChoiceField(
+        Scenario.objects.order_by("-built_in", "name"), to_field_name="slug", noun="scenario",
+        error_messages={"required": "Choose a scenario."},
+    )
+    window_start = forms.DateTimeField(
+        required=False, label="Window opens (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="Empty: as soon as approved.",
+    )
+    window_end = forms.DateTimeField(
+        required=False, label="Window closes (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Offer only the scenarios that apply to the chosen application's architecture.
+        name = self.data.get("application") if self.is_bound else self.initial.get("application")
+        app = Application.objects.filter(name=name).first() if isinstance(name, str) and name else None
+        self.chosen_application = app
+        if app is not None:
+            self.fields["scenario"].queryset = Scenario.objects.filter(
+                architecture__in=["", app.architecture]
+            ).order_by("-built_in", "name")
+            # the regions the application has a stack in
+            self.fields["region"].queryset = Region.objects.filter(stacks__application=app).order_by("code")
+            if self.is_bound:
+                # Keep every scenario selectable so a wrong one gets a clear message
+                # (not "unknown scenario") from clean().
+                self.fields["scenario"].queryset = Scenario.objects.all()
+                self.fields["region"].queryset = Region.objects.all()
+
+    def clean(self):
+        cleaned = super().clean()
+        scenario, app, region = cleaned.get("scenario"), cleaned.get("application"), cleaned.get("region")
+        if scenario and app and not scenario.applies_to(app):
+            self.add_error(
+                "scenario",
+                f"{scenario.name} applies to architecture {scenario.architecture}, "
+                f"not {app.name}'s {app.architecture} ({app.get_architecture_display()}).",
+            )
+        if app and region and not app.stacks.filter(region=region).exists():
+            self.add_error("region", f"{app.name} has no stack in {region.code}.")
+        start, end = cleaned.get("window_start"), cleaned.get("window_end")
+        if start and end and end <= start:
+            self.add_error("window_end", "The window must end after it starts.")
+        return cleaned
+
+    def add_lifecycle_errors(self, error):
+        """Put a lifecycle ValidationError's messages on the form's fields."""
+        if hasattr(error, "error_dict"):
+            for field, messages in error.message_dict.items():
+                self.add_error(field if field in self.fields else None, messages)
+        else:
+            self.add_error(None, error.messages)
+
+
+class DecisionForm(forms.Form):
+    comment = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3}))
+    plan_hash = forms.CharField(
+        max_length=64, widget=forms.HiddenInput,
+        error_messages={"required": "The form did not say which plan you reviewed; reload the page."},
+    )
+
+
+class HaltForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500, strip=True, error_messages={"required": "Say why you halt all drills."}
+    )
+
+
+class AbortForm(forms.Form):
+    reason = forms.CharField(required=False, max_length=500)
+
+
+class DrillFilterForm(forms.Form):
+    """The drill list's filters (GET); unknown values are ignored, not errors."""
+
+    state = forms.CharField(required=False)
+    application = forms.CharField(required=False)
+    region = forms.CharField(required=False)
+    scenario = forms.CharField(required=False)

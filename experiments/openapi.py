@@ -1,0 +1,287 @@
+"""OpenAPI 3.1 description of the drills API (experiments.api), in the style of
+controlplane/openapi.py: `PATHS` and `SCHEMAS` are merged into the served document
+(`DOCUMENT["paths"] |= PATHS`, `DOCUMENT["components"]["schemas"] |= SCHEMAS`).
+References point at `#/components/schemas/<name>`; "Error" is the shared error schema
+of controlplane.openapi (repeated here so this module validates on its own)."""
+
+from experiments.models import DrillState, FaultKind, StepKind
+from regions.models import Architecture
+
+
+def _ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema):
+    return {"oneOf": [schema, {"type": "null"}]}
+
+
+def _object(properties, required=None, additional=False):
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+        "additionalProperties": additional,
+    }
+
+
+DATE_TIME = {"type": "string", "format": "date-time"}
+SECONDS = _nullable({"type": "number", "minimum": 0})
+HASH = {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "SHA-256 of the canonical plan JSON."}
+FIELD_ERRORS = {
+    "type": "object",
+    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+    "description": "One or more messages per field (non_field_errors: about the whole request).",
+}
+
+_CALL = _object(
+    {
+        "service": {"type": "string", "examples": ["route53"]},
+        "region": {"type": "string"},
+        "operation": {"type": "string", "examples": ["UpdateHealthCheck"]},
+        "params": {"type": "object"},
+        "endpoint_urls": {"type": "array", "items": {"type": "string"}},
+        "inverse": _nullable({"$ref": "#/components/schemas/PlanCall"}),
+    },
+    required=["service", "region", "operation", "params"],
+)
+
+SCHEMAS = {
+    "Error": _object({"error": {"type": "string"}}, additional=True),
+    "ValidationError": _object(
+        {"error": {"type": "string"}, "fields": FIELD_ERRORS}, required=["error", "fields"]
+    ),
+    "DrillState": {"type": "string", "enum": list(DrillState.values)},
+    "Scenario": _object({
+        "slug": {"type": "string"},
+        "name": {"type": "string"},
+        "description": {"type": "string"},
+        "fault_kind": {"type": "string", "enum": list(FaultKind.values)},
+        "architecture": _nullable({"type": "string", "enum": list(Architecture.values)}),
+        "parameters": {"type": "object"},
+        "hypothesis": {"type": "object"},
+        "stop_conditions": {"type": "array", "items": {"type": "object"}},
+        "max_duration_seconds": {"type": "integer", "minimum": 1},
+        "built_in": {"type": "boolean"},
+    }),
+    "ScenarioList": _object({"scenarios": {"type": "array", "items": _ref("Scenario")}}),
+    "DrillRequest": _object(
+        {
+            "scenario": {
+                "type": "string", "description": "Scenario slug.", "examples": ["fail-region-health-check"]
+            },
+            "application": {"type": "string", "examples": ["orders"]},
+            "region": {"type": "string", "examples": ["us-east-1"]},
+            "window_start": _nullable(DATE_TIME),
+            "window_end": _nullable(DATE_TIME),
+        },
+        required=["scenario", "application", "region"],
+    ),
+    "DrillCreated": _object({
+        "id": {"type": "integer"},
+        "state": {"const": "requested"},
+        "plan_hash": HASH,
+    }),
+    "PlanCall": _CALL,
+    "Plan": {
+        "type": "object",
+        "description": "What the approver approves: the literal calls with their inverses.",
+        "properties": {
+            "scenario": {"type": "string"},
+            "fault_kind": {"type": "string"},
+            "parameters": {"type": "object"},
+            "targets": {"type": "array"},
+            "calls": {"type": "array", "items": _ref("PlanCall")},
+            "max_duration_seconds": {"type": "integer"},
+        },
+        "additionalProperties": True,
+    },
+    "DrillStep": _object({
+        "at": DATE_TIME,
+        "kind": {"type": "string", "enum": list(StepKind.values)},
+        "message": {"type": "string"},
+    }),
+    "Figures": {
+        "type": "object",
+        "description": (
+            "Published by the runner as they arrive; the three times are always present "
+            "(null until measured). Also error_rate (0..1), p95_latency_ms, lag_during_ms, "
+            "lag_after_ms, regions_during, success_series ([[second since injection, %], ...])."
+        ),
+        "properties": {
+            "time_to_detect": SECONDS,
+            "time_to_failover": SECONDS,
+            "time_to_recover": SECONDS,
+            "error_rate": _nullable({"type": "number"}),
+            "p95_latency_ms": _nullable({"type": "number"}),
+            "lag_during_ms": _nullable({"type": "number"}),
+            "lag_after_ms": _nullable({"type": "number"}),
+            "regions_during": {"type": "array", "items": {"type": "string"}},
+            "success_series": {
+                "type": "array",
+                "items": {"type": "array", "prefixItems": [{"type": "number"}, {"type": "number"}]},
+            },
+        },
+        "required": ["time_to_detect", "time_to_failover", "time_to_recover"],
+        "additionalProperties": True,
+    },
+    "Drill": _object({
+        "id": {"type": "integer"},
+        "state": _ref("DrillState"),
+        "scenario": {"type": "string"},
+        "application": {"type": "string"},
+        "region": {"type": "string"},
+        "requested_by": {"type": "string"},
+        "requested_at": DATE_TIME,
+        "window_start": _nullable(DATE_TIME),
+        "window_end": _nullable(DATE_TIME),
+        "finished_at": _nullable(DATE_TIME),
+        "plan_hash": HASH,
+        "plan": _ref("Plan"),
+        "steps": {"type": "array", "items": _ref("DrillStep")},
+        "figures": _ref("Figures"),
+        "outcome_reason": {"type": "string"},
+    }),
+    "Decision": _object(
+        {
+            "comment": {"type": "string", "maxLength": 2000},
+            "plan_hash": {
+                "type": "string",
+                "description": "The plan you reviewed: 409 if the drill's plan is another one now.",
+            },
+        },
+        required=[],
+    ),
+    "AbortRequest": _object({"reason": {"type": "string", "maxLength": 500}}, required=[]),
+    "HaltRequest": _object({"reason": {"type": "string", "minLength": 1, "maxLength": 500}}),
+    "Halt": _object(
+        {"halted": {"type": "boolean"}, "changed": {"type": "boolean"}, "reason": {"type": "string"}},
+        required=["halted", "changed"],
+    ),
+}
+
+def _json(schema_name, description):
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema_name)}}}
+
+
+def _body(schema_name, required=True):
+    return {"required": required, "content": {"application/json": {"schema": _ref(schema_name)}}}
+
+
+ERRORS = {
+    "401": _json("Error", "No valid token: send `Authorization: Bearer TOKEN`."),
+    "403": _json("Error", "The token's user has no role that allows this."),
+    "405": _json("Error", "Method not allowed."),
+}
+BAD_JSON = {"400": _json("Error", "The body is not a JSON object.")}
+NOT_FOUND = {"404": {"description": "No such drill."}}
+DRILL_ID = [{"name": "pk", "in": "path", "required": True, "schema": {"type": "integer"}}]
+CONFLICT = {"409": _json("Error", "The drill is no longer waiting for a decision, its plan changed, "
+                                  "or drills are halted.")}
+
+PATHS = {
+    "/scenarios": {
+        "get": {
+            "operationId": "listScenarios",
+            "summary": "Every drill scenario, built-ins first",
+            "description": "Requires experiments.view_scenario (every role).",
+            "responses": {"200": _json("ScenarioList", "The scenarios."), **ERRORS},
+        }
+    },
+    "/drills": {
+        "post": {
+            "operationId": "requestDrill",
+            "summary": "Request a drill (operator)",
+            "description": (
+                "Plans the drill (the literal calls and inverses, values read now) and creates "
+                "it in `requested`; an approver other than the requester must approve it. "
+                "Requires experiments.request_drill. Audit: drill.requested."
+            ),
+            "requestBody": _body("DrillRequest"),
+            "responses": {
+                "201": _json("DrillCreated", "The drill, waiting for approval."),
+                "400": _json("ValidationError", "Bad JSON or a message per invalid field."),
+                **ERRORS,
+            },
+        }
+    },
+    "/drills/{pk}": {
+        "parameters": DRILL_ID,
+        "get": {
+            "operationId": "getDrill",
+            "summary": "A drill: state, plan, timeline, figures, outcome",
+            "description": "Requires experiments.view_drill (every role).",
+            "responses": {"200": _json("Drill", "The drill."), **NOT_FOUND, **ERRORS},
+        },
+    },
+    "/drills/{pk}/approve": {
+        "parameters": DRILL_ID,
+        "post": {
+            "operationId": "approveDrill",
+            "summary": "Approve the drill's current plan (approver, never the requester)",
+            "description": (
+                "Binds the approval to the plan hash and queues the drill (now, or when its "
+                "window opens). Audit: drill.approved, drill.queued."
+            ),
+            "requestBody": _body("Decision", required=False),
+            "responses": {
+                "200": _json("Drill", "The approved drill."), **BAD_JSON, **NOT_FOUND, **CONFLICT, **ERRORS
+            },
+        },
+    },
+    "/drills/{pk}/reject": {
+        "parameters": DRILL_ID,
+        "post": {
+            "operationId": "rejectDrill",
+            "summary": "Reject the drill (approver, never the requester)",
+            "description": "Audit: drill.rejected.",
+            "requestBody": _body("Decision", required=False),
+            "responses": {
+                "200": _json("Drill", "The rejected drill."), **BAD_JSON, **NOT_FOUND, **CONFLICT, **ERRORS
+            },
+        },
+    },
+    "/drills/{pk}/abort": {
+        "parameters": DRILL_ID,
+        "post": {
+            "operationId": "abortDrill",
+            "summary": "Abort a drill (operator or approver)",
+            "description": (
+                "Before it starts the drill ends as aborted at once (200); while it runs the "
+                "runner reverts and ends it as aborted (202). Audit: drill.aborted or "
+                "drill.abort_requested."
+            ),
+            "requestBody": _body("AbortRequest", required=False),
+            "responses": {
+                "200": _json("Drill", "Aborted."),
+                "202": _json("Drill", "Abort requested; the runner reverts."),
+                **BAD_JSON,
+                **NOT_FOUND,
+                "409": _json("Error", "The drill had already ended."),
+                **ERRORS,
+            },
+        },
+    },
+    "/halt": {
+        "post": {
+            "operationId": "haltDrills",
+            "summary": "Halt all drills (operator)",
+            "description": (
+                "Running drills abort and revert; none may start until an admin clears the "
+                "halt. Audit: drills.halt."
+            ),
+            "requestBody": _body("HaltRequest"),
+            "responses": {
+                "200": _json("Halt", "Halted (changed: false if it already was)."),
+                "400": _json("ValidationError", "Bad JSON or no reason."),
+                **ERRORS,
+            },
+        },
+        "delete": {
+            "operationId": "clearHalt",
+            "summary": "Clear the halt (admin)",
+            "description": "Requires experiments.clear_halt. Audit: drills.clear_halt.",
+            "responses": {"200": _json("Halt", "Cleared (changed: false if it was not on)."), **ERRORS},
+        },
+    },
+}

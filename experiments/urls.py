@@ -1,0 +1,24 @@
+from django.urls import path
+
+from experiments import views
+
+app_name = "experiments"
+urlpatterns = [
+    path("", views.drill_list, name="list"),
+    path("new/", views.drill_new, name="new"),
+    path("create/", views.drill_create, name="create"),
+    path("halt/", views.halt, name="halt"),
+    path("halt/clear/", views.clear_halt, name="clear-halt"),
+    path("halt/banner/", views.halt_banner, name="halt-banner"),
+    path("<int:pk>/", views.drill_detail, name="detail"),
+    path("<int:pk>/approval/", views.drill_approval, name="approval"),
+    path("<int:pk>/approve/", views.drill_approve, name="approve"),
+    path("<int:pk>/reject/", views.drill_reject, name="reject"),
+    path("<int:pk>/abort/", views.drill_abort, name="abort"),
+    path("scorecard/<slug:app>/", views.scorecard, name="scorecard"),
+    path("scenarios/", views.scenario_list, name="scenarios"),
+    path("scenarios/new/", views.scenario_new, name="scenario-new"),
+    path("scenarios/create/", views.scenario_create, name="scenario-create"),
+    path("scenarios/<slug:slug>/", views.scenario_detail, name="scenario"),
+    path("scenarios/<slug:slug>/save/", views.scenario_save, name="scenario-save"),
+]

@@ -1,0 +1,598 @@
+"""The drills console: list, request, approve or reject, follow live, abort, halt all,
+scorecards and scenarios. Every change goes through `experiments.lifecycle` (which
+checks the role again and writes the audit event); the views add the HTTP: login,
+role (403), POST-only for changes, htmx partials and redirects."""
+
+import json
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Max, Prefetch
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
+
+from controlplane import audit, aws
+from controlplane.models import AuditSource
+from experiments import faults, lifecycle, services
+from experiments.forms import AbortForm, DecisionForm, DrillFilterForm, DrillRequestForm, HaltForm
+from experiments.models import (
+    Approval,
+    Compensation,
+    CompensationState,
+    Drill,
+    DrillState,
+    DrillStep,
+    HaltState,
+    Scenario,
+    StepKind,
+)
+from experiments.scenarios import ScenarioForm
+from regions.models import Application, Region, Stack
+from regions.status import format_duration
+
+PAGE_SIZE = 25
+SCORECARD_DRILLS = 20
+
+
+# --- helpers ------------------------------------------------------------------------
+
+
+def _render(request, template, context, partial=None, status=200):
+    """The page, or only its partial for a non-boosted htmx request; varies on HX-Request."""
+    if partial and request.htmx and not request.htmx.boosted:
+        template = f"{template}#{partial}"
+    response = render(request, template, context, status=status)
+    response["Vary"] = "HX-Request"
+    return response
+
+
+def _redirect(request, url):
+    """After a POST: a client-side redirect for htmx, a 303-style redirect otherwise."""
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
+
+
+def _halt_context():
+    """The halt switch for base.html's banner (it asks the server itself when absent)."""
+    return {"halt_checked": True, "halt": HaltState.objects.filter(pk=1).first()}
+
+
+def _seconds(value):
+    if value is None or value == "":
+        return None
+    try:
+        return format_duration(timedelta(seconds=float(value)))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def figure_rows(figures):
+    """(label, formatted value) for the figures the runner has published so far."""
+    figures = figures or {}
+    rows = [
+        ("Time to detect", _seconds(figures.get("time_to_detect"))),
+        ("Time to fail over", _seconds(figures.get("time_to_failover"))),
+        ("Time to recover", _seconds(figures.get("time_to_recover"))),
+    ]
+    rate = figures.get("error_rate")
+    rows.append(("Error rate during", f"{rate * 100:.1f} %" if isinstance(rate, int | float) else None))
+    p95 = figures.get("p95_latency_ms")
+    rows.append(("p95 latency during", f"{p95:.0f} ms" if isinstance(p95, int | float) else None))
+    for key, label in (("lag_during_ms", "Max lag during"), ("lag_after_ms", "Lag after")):
+        lag = figures.get(key)
+        rows.append((label, f"{lag / 1000:.1f} s" if isinstance(lag, int | float) else None))
+    during = figures.get("regions_during")
+    rows.append(("Served by during", ", ".join(during) if during else None))
+    return rows
+
+
+def _flatten(value, prefix=""):
+    """{"calls[0].params.Inverted": True, ...}: a plan as dotted keys, for the diff."""
+    out = {}
+    if isinstance(value, dict):
+        for key in sorted(value):
+            out.update(_flatten(value[key], f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            out.update(_flatten(item, f"{prefix}[{i}]"))
+        if not value:
+            out[prefix] = []
+    else:
+        out[prefix] = value
+    return out
+
+
+def plan_diff(old_plan, new_plan):
+    """[(key, old, new)] for every key whose value differs (missing = None)."""
+    old, new = _flatten(old_plan or {}), _flatten(new_plan or {})
+    rows = []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key, None) != new.get(key, None) or (key in old) != (key in new):
+            before = _show(old[key]) if key in old else "—"
+            after = _show(new[key]) if key in new else "—"
+            rows.append((key, before, after))
+    return rows
+
+
+def _show(value):
+    return json.dumps(value, sort_keys=True, default=str) if not isinstance(value, str) else value
+
+
+def plan_calls(plan):
+    """The plan's calls, each beside its inverse, params as pretty JSON."""
+    rows = []
+    for call in (plan or {}).get("calls", []):
+        inverse = call.get("inverse") or {}
+        rows.append({
+            "service": call.get("service", ""),
+            "region": call.get("region", ""),
+            "operation": call.get("operation", ""),
+            "params": json.dumps(call.get("params", {}), indent=2, sort_keys=True, default=str),
+            "inverse": {
+                "service": inverse.get("service", ""),
+                "region": inverse.get("region", ""),
+                "operation": inverse.get("operation", ""),
+                "params": json.dumps(inverse.get("params", {}), indent=2, sort_keys=True, default=str),
+            } if inverse else None,
+        })
+    return rows
+
+
+def _get_drill_for_user(user, pk):
+    if not user.has_perm("experiments.view_drill"):
+        raise PermissionDenied
+    return get_object_or_404(
+        Drill.objects.select_related("scenario", "application", "region", "requested_by"), pk=pk
+    )
+
+
+def _can_decide(user, drill):
+    return (
+        drill.state == DrillState.REQUESTED
+        and user.pk != drill.requested_by_id
+        and user.has_perm("experiments.approve_drill")
+    )
+
+
+def _previous_drill(drill):
+    """The last drill before this one of the same scenario, application and region."""
+    return (
+        Drill.objects.filter(
+            scenario_id=drill.scenario_id, application_id=drill.application_id,
+            region_id=drill.region_id, pk__lt=drill.pk,
+        )
+        .order_by("-pk")
+        .only("pk", "plan", "plan_hash", "state", "requested_at")
+        .first()
+    )
+
+
+# --- list, halt ---------------------------------------------------------------------
+
+
+@login_required
+@permission_required("experiments.view_drill", raise_exception=True)
+@require_GET
+def drill_list(request):
+    """Newest first, filtered by state, application, region and scenario. Queries: the
+    page's count and rows (with scenario, application, region, requester), the three
+    filter choice lists and the halt switch, whatever the number of drills."""
+    filters = DrillFilterForm(request.GET)
+    filters.is_valid()
+    chosen = filters.cleaned_data
+    drills = Drill.objects.select_related("scenario", "application", "region", "requested_by").order_by(
+        "-requested_at", "-pk"
+    )
+    if chosen.get("state") in DrillState.values:
+        drills = drills.filter(state=chosen["state"])
+    if chosen.get("application"):
+        drills = drills.filter(application__name=chosen["application"])
+    if chosen.get("region"):
+        drills = drills.filter(region__code=chosen["region"])
+    if chosen.get("scenario"):
+        drills = drills.filter(scenario__slug=chosen["scenario"])
+    page = Paginator(drills, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "page": page,
+        "drills": page.object_list,
+        "filters": chosen,
+        "query": query.urlencode(),
+        "states": DrillState.choices,
+        "applications": list(Application.objects.order_by("name").values_list("name", flat=True)),
+        "regions": list(Region.objects.order_by("code").values_list("code", flat=True)),
+        "scenarios": list(Scenario.objects.order_by("-built_in", "name").values_list("slug", "name")),
+        "halt_form": HaltForm(),
+        **_halt_context(),
+    }
+    return _render(request, "experiments/drill_list.html", context, partial="table")
+
+
+@login_required
+@permission_required("experiments.halt_drills", raise_exception=True)
+@require_POST
+def halt(request):
+    form = HaltForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, form.errors["reason"][0])
+        return _redirect(request, reverse("experiments:list"))
+    lifecycle.halt_all(
+        request.user, form.cleaned_data["reason"], source=AuditSource.CONSOLE, request_id=request.request_id
+    )
+    messages.warning(request, "All drills are halted: running drills revert, none may start.")
+    return _redirect(request, reverse("experiments:list"))
+
+
+@login_required
+@permission_required("experiments.clear_halt", raise_exception=True)
+@require_POST
+def clear_halt(request):
+    if lifecycle.clear_halt(request.user, source=AuditSource.CONSOLE, request_id=request.request_id):
+        messages.success(request, "The halt is cleared: drills may be approved and run again.")
+    else:
+        messages.info(request, "Drills were not halted.")
+    return _redirect(request, reverse("experiments:list"))
+
+
+@login_required
+@permission_required("experiments.view_drill", raise_exception=True)
+@require_GET
+def halt_banner(request):
+    """The red banner of base.html, for pages whose view did not look at the switch."""
+    return _render(request, "base.html#halt_banner", _halt_context())
+
+
+# --- request ------------------------------------------------------------------------
+
+
+def _preview(form):
+    """(calls, plan_hash, error) of the plan the form's choices would make, read now."""
+    data = form.cleaned_data
+    try:
+        plan, digest = services.make_plan(data["scenario"], data["application"], data["region"])
+    except (faults.FaultError, aws.BotoCoreError, aws.ClientError) as exc:
+        return None, None, f"Cannot plan: {exc}"
+    return plan_calls(plan), digest, ""
+
+
+@login_required
+@permission_required("experiments.request_drill", raise_exception=True)
+@require_GET
+def drill_new(request):
+    """The request form. `?preview=1` with the choices shows the plan that would be
+    approved (read now); choosing an application narrows the scenarios (htmx)."""
+    preview = None
+    if request.GET.get("preview"):
+        form = DrillRequestForm(request.GET)
+        if form.is_valid():
+            calls, digest, error = _preview(form)
+            preview = {"calls": calls, "plan_hash": digest, "error": error}
+    else:
+        initial = {k: v for k, v in request.GET.items() if k in DrillRequestForm.base_fields}
+        form = DrillRequestForm(initial=initial)
+    context = {"form": form, "preview": preview, **_halt_context()}
+    return _render(request, "experiments/drill_new.html", context, partial="form")
+
+
+@login_required
+@permission_required("experiments.request_drill", raise_exception=True)
+@require_POST
+def drill_create(request):
+    form = DrillRequestForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            drill = lifecycle.request(
+                user=request.user,
+                scenario=data["scenario"],
+                application=data["application"],
+                region=data["region"],
+                window_start=data.get("window_start"),
+                window_end=data.get("window_end"),
+                source=AuditSource.CONSOLE,
+                request_id=request.request_id,
+            )
+        except ValidationError as exc:
+            form.add_lifecycle_errors(exc)
+        else:
+            messages.success(request, f"Drill #{drill.pk} requested; an approver must approve its plan.")
+            return _redirect(request, reverse("experiments:detail", args=[drill.pk]))
+    context = {"form": form, "preview": None, **_halt_context()}
+    return _render(request, "experiments/drill_new.html", context, partial="form", status=400)
+
+
+# --- the drill page -----------------------------------------------------------------
+
+
+def _live_context(drill):
+    steps = list(DrillStep.objects.filter(drill_id=drill.pk).order_by("at", "pk"))
+    ledger = list(Compensation.objects.filter(drill_id=drill.pk).order_by("created_at", "pk"))
+    for step in steps:
+        step.badge = StepKind(step.kind).badge
+    for row in ledger:
+        row.badge = CompensationState(row.state).badge
+    return {
+        "drill": drill,
+        "state": DrillState(drill.state),
+        "steps": steps,
+        "ledger": ledger,
+        "figures": figure_rows(drill.figures),
+        "series_json": json.dumps((drill.figures or {}).get("success_series") or []),
+        "abort_form": AbortForm(),
+    }
+
+
+@login_required
+@permission_required("experiments.view_drill", raise_exception=True)
+@require_GET
+def drill_detail(request, pk):
+    """The live drill page (and its outcome report once final). htmx polls its `live`
+    partial every 2 s; a final drill answers 286 so the polling stops."""
+    drill = _get_drill_for_user(request.user, pk)
+    context = _live_context(drill)
+    if request.htmx and not request.htmx.boosted:
+        content = render_to_string("experiments/drill_detail.html#live", context, request=request)
+        response = HttpResponseStopPolling(content) if drill.is_final else HttpResponse(content)
+        response["Vary"] = "HX-Request"
+        response["Cache-Control"] = "no-store"
+        return response
+    approvals = list(Approval.objects.filter(drill_id=drill.pk).select_related("approver"))
+    context.update({
+        "approvals": approvals,
+        "calls": plan_calls(drill.plan),
+        "can_decide": _can_decide(request.user, drill),
+        **_halt_context(),
+    })
+    return _render(request, "experiments/drill_detail.html", context)
+
+
+@login_required
+@permission_required("experiments.view_drill", raise_exception=True)
+@require_GET
+def drill_approval(request, pk):
+    """The exact plan, each call beside its inverse, its hash and what changed since
+    the last drill of the same scenario, application and region."""
+    drill = _get_drill_for_user(request.user, pk)
+    return _approval_page(request, drill, DecisionForm(initial={"plan_hash": drill.plan_hash}))
+
+
+def _approval_page(request, drill, form, status=200):
+    previous = _previous_drill(drill)
+    context = {
+        "drill": drill,
+        "state": DrillState(drill.state),
+        "calls": plan_calls(drill.plan),
+        "plan_json": json.dumps(drill.plan, indent=2, sort_keys=True, default=str),
+        "previous": previous,
+        "diff": plan_diff(previous.plan, drill.plan) if previous else [],
+        "same_hash": previous is not None and previous.plan_hash == drill.plan_hash,
+        "approvals": list(Approval.objects.filter(drill_id=drill.pk).select_related("approver")),
+        "can_decide": _can_decide(request.user, drill),
+        "is_requester": request.user.pk == drill.requested_by_id,
+        "form": form,
+        **_halt_context(),
+    }
+    return _render(request, "experiments/drill_approval.html", context, status=status)
+
+
+def _decide(request, pk, decision):
+    drill = _get_drill_for_user(request.user, pk)
+    if request.user.pk == drill.requested_by_id:
+        raise PermissionDenied("The requester of a drill cannot approve or reject it.")
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        return _approval_page(request, drill, form, status=400)
+    seen = form.cleaned_data["plan_hash"]
+    if seen != drill.plan_hash:
+        form.add_error(
+            None,
+            "The plan changed since you opened this page (you reviewed "
+            f"{seen[:12]}…, it is now {drill.plan_hash[:12]}…). Review the new plan below.",
+        )
+        # The form keeps the hash the approver saw: approving again needs a reload.
+        return _approval_page(request, drill, form, status=409)
+    drill.plan_hash = seen  # decide() compares it with the row under a lock
+    comment = form.cleaned_data["comment"]
+    action = lifecycle.approve if decision == "approve" else lifecycle.reject
+    try:
+        result = action(drill, request.user, comment=comment, source=AuditSource.CONSOLE,
+                        request_id=request.request_id)
+    except ValidationError as exc:
+        form.add_error(None, exc.messages)
+        return _approval_page(request, drill, form, status=409)
+    if result is None:
+        messages.warning(request, f"Drill #{drill.pk} was no longer waiting for a decision; nothing done.")
+    elif decision == "approve":
+        messages.success(request, f"Drill #{drill.pk} approved.")
+    else:
+        messages.info(request, f"Drill #{drill.pk} rejected.")
+    return _redirect(request, reverse("experiments:detail", args=[drill.pk]))
+
+
+@login_required
+@permission_required("experiments.approve_drill", raise_exception=True)
+@require_POST
+def drill_approve(request, pk):
+    return _decide(request, pk, "approve")
+
+
+@login_required
+@permission_required("experiments.approve_drill", raise_exception=True)
+@require_POST
+def drill_reject(request, pk):
+    return _decide(request, pk, "reject")
+
+
+@login_required
+@permission_required("experiments.abort_drill", raise_exception=True)
+@require_POST
+def drill_abort(request, pk):
+    drill = _get_drill_for_user(request.user, pk)
+    form = AbortForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    result = lifecycle.abort(drill, request.user, reason=reason, source=AuditSource.CONSOLE,
+                             request_id=request.request_id)
+    if result == "aborted":
+        messages.success(request, f"Drill #{drill.pk} aborted.")
+    elif result == "abort requested":
+        messages.warning(request, f"Abort requested: drill #{drill.pk} reverts its faults now.")
+    else:
+        messages.info(request, f"Drill #{drill.pk} had already ended.")
+    return _redirect(request, reverse("experiments:detail", args=[drill.pk]))
+
+
+# --- scorecard ----------------------------------------------------------------------
+
+
+def _get_application_for_user(user, name):
+    if not user.has_perm("experiments.view_drill"):
+        raise PermissionDenied
+    return get_object_or_404(Application.objects.prefetch_related(
+        Prefetch("stacks", queryset=Stack.objects.select_related("region"))
+    ), name=name)
+
+
+@login_required
+@permission_required("experiments.view_drill", raise_exception=True)
+@require_GET
+def scorecard(request, app):
+    """Recent drills of one application, its time-to-failover trend and, per region,
+    the days since the last passing drill."""
+    application = _get_application_for_user(request.user, app)
+    now = timezone.now()
+    recent = list(
+        Drill.objects.filter(application=application)
+        .select_related("scenario", "region", "requested_by")
+        .order_by("-requested_at", "-pk")[:SCORECARD_DRILLS]
+    )
+    last_pass = dict(
+        Drill.objects.filter(application=application, state=DrillState.PASSED)
+        .values_list("region__code")
+        .annotate(last=Max("finished_at"))
+        .values_list("region__code", "last")
+    )
+    regions = []
+    for stack in sorted(application.stacks.all(), key=lambda s: s.region.code):
+        last = last_pass.get(stack.region.code)
+        regions.append({
+            "code": stack.region.code,
+            "last_pass": last,
+            "days": (now - last).days if last else None,
+        })
+    trend = [
+        {
+            "at": d.finished_at or d.requested_at,
+            "drill": d,
+            "seconds": (d.figures or {}).get("time_to_failover"),
+        }
+        for d in sorted(recent, key=lambda d: d.finished_at or d.requested_at)
+        if d.is_final and isinstance((d.figures or {}).get("time_to_failover"), int | float)
+    ]
+    chart = [[int(t["at"].timestamp()), round(t["seconds"], 2)] for t in trend]
+    context = {
+        "application": application,
+        "recent": recent,
+        "regions": regions,
+        "trend": trend,
+        "trend_chart": chart,
+        **_halt_context(),
+    }
+    return _render(request, "experiments/scorecard.html", context)
+
+
+# --- scenarios ----------------------------------------------------------------------
+
+
+@login_required
+@permission_required("experiments.view_scenario", raise_exception=True)
+@require_GET
+def scenario_list(request):
+    scenarios = Scenario.objects.select_related("created_by").order_by("-built_in", "name")
+    return _render(request, "experiments/scenario_list.html", {"scenarios": scenarios, **_halt_context()})
+
+
+def _get_scenario_for_user(user, slug):
+    if not user.has_perm("experiments.view_scenario"):
+        raise PermissionDenied
+    return get_object_or_404(Scenario, slug=slug)
+
+
+def _scenario_page(request, scenario, form, status=200):
+    context = {
+        "scenario": scenario,
+        "form": form,
+        "editable": form is not None,
+        **_halt_context(),
+    }
+    return _render(request, "experiments/scenario_form.html", context, status=status)
+
+
+@login_required
+@permission_required("experiments.add_scenario", raise_exception=True)
+@require_GET
+def scenario_new(request):
+    copy_of = Scenario.objects.filter(slug=request.GET.get("copy", "")).first()
+    initial = {}
+    if copy_of is not None:
+        initial = {f: getattr(copy_of, f) for f in ScenarioForm.Meta.fields}
+        initial["slug"] = f"{copy_of.slug}-copy"
+        initial["name"] = f"{copy_of.name} (copy)"
+    return _scenario_page(request, None, ScenarioForm(user=request.user, initial=initial))
+
+
+@login_required
+@permission_required("experiments.add_scenario", raise_exception=True)
+@require_POST
+def scenario_create(request):
+    form = ScenarioForm(request.POST, user=request.user)
+    if not form.is_valid():
+        return _scenario_page(request, None, form, status=400)
+    scenario = form.save()
+    audit.record_request(
+        request, "scenario.created", obj=scenario,
+        after={"slug": scenario.slug, "fault_kind": scenario.fault_kind},
+    )
+    messages.success(request, f"Scenario {scenario.name} created.")
+    return _redirect(request, reverse("experiments:scenario", args=[scenario.slug]))
+
+
+@login_required
+@permission_required("experiments.view_scenario", raise_exception=True)
+@require_GET
+def scenario_detail(request, slug):
+    scenario = _get_scenario_for_user(request.user, slug)
+    editable = not scenario.built_in and request.user.has_perm("experiments.change_scenario")
+    form = ScenarioForm(instance=scenario, user=request.user) if editable else None
+    return _scenario_page(request, scenario, form)
+
+
+@login_required
+@permission_required("experiments.change_scenario", raise_exception=True)
+@require_POST
+def scenario_save(request, slug):
+    scenario = _get_scenario_for_user(request.user, slug)
+    if scenario.built_in:
+        raise PermissionDenied("Built-in scenarios are read-only; copy one instead.")
+    before = {f: _show(getattr(scenario, f)) for f in ScenarioForm.Meta.fields}
+    form = ScenarioForm(request.POST, instance=scenario, user=request.user)
+    if not form.is_valid():
+        return _scenario_page(request, scenario, form, status=400)
+    scenario = form.save()
+    after = {f: _show(getattr(scenario, f)) for f in ScenarioForm.Meta.fields}
+    changed = [f for f in after if after[f] != before[f]]
+    audit.record_request(
+        request, "scenario.updated", obj=scenario,
+        before={f: before[f] for f in changed}, after={f: after[f] for f in changed},
+    )
+    messages.success(request, f"Scenario {scenario.name} saved.")
+    return _redirect(request, reverse("experiments:scenario", args=[scenario.slug]))

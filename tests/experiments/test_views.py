@@ -1,0 +1,543 @@
+"""The drills console: pages per role, the request form, approval on the exact plan,
+live polling, abort, halt, scorecard and scenarios."""
+
+import html
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from controlplane.models import AuditEvent
+from experiments import lifecycle, services
+from experiments.models import (
+    Approval,
+    Compensation,
+    Drill,
+    DrillState,
+    DrillStep,
+    HaltState,
+    Scenario,
+    StepKind,
+)
+from experiments.views import plan_diff
+from regions.models import Application, Region, Stack
+from tests.processes import unique_queue
+
+LIST = reverse("experiments:list")
+PLAN = {
+    "scenario": "fail-region-health-check",
+    "calls": [
+        {
+            "service": "route53",
+            "region": "us-east-1",
+            "operation": "UpdateHealthCheck",
+            "params": {"HealthCheckId": "hc-1", "Inverted": True},
+            "inverse": {
+                "service": "route53",
+                "region": "us-east-1",
+                "operation": "UpdateHealthCheck",
+                "params": {"HealthCheckId": "hc-1", "Inverted": False},
+            },
+        }
+    ],
+    "max_duration_seconds": 600,
+}
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_listens(settings):
+    settings.DRILL_QUEUE = unique_queue("views")  # an approval may dispatch: nobody runs it
+
+
+@pytest.fixture
+def drill(make_drill):
+    return make_drill(scenario="fail-region-health-check", plan=PLAN, plan_hash="a" * 64)
+
+
+def _actions(drill):
+    return list(
+        AuditEvent.objects.filter(object_type="experiments.drill", object_id=str(drill.pk))
+        .order_by("seq")
+        .values_list("action", flat=True)
+    )
+
+
+# --- pages per role -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["viewer", "operator", "approver", "admin"])
+def test_every_role_sees_the_drill_pages(request, role, drill, client_for):
+    client = client_for(request.getfixturevalue(role))
+    for url in (
+        LIST,
+        reverse("experiments:detail", args=[drill.pk]),
+        reverse("experiments:approval", args=[drill.pk]),
+        reverse("experiments:scorecard", args=["orders"]),
+        reverse("experiments:scenarios"),
+        reverse("experiments:scenario", args=["fail-region-health-check"]),
+        reverse("experiments:halt-banner"),
+    ):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert "HX-Request" in response["Vary"]
+
+
+def test_the_outsider_sees_no_drill_page(outsider, drill, client_for):
+    client = client_for(outsider)
+    assert client.get(LIST).status_code == 403
+    assert client.get(reverse("experiments:detail", args=[drill.pk])).status_code == 403
+
+
+def test_a_viewer_cannot_request_approve_abort_or_halt(viewer, drill, client_for):
+    client = client_for(viewer)
+    posts = {
+        reverse("experiments:create"): {
+            "scenario": "fail-region-health-check",
+            "application": "orders",
+            "region": "us-east-1",
+        },
+        reverse("experiments:approve", args=[drill.pk]): {"plan_hash": drill.plan_hash},
+        reverse("experiments:reject", args=[drill.pk]): {"plan_hash": drill.plan_hash},
+        reverse("experiments:abort", args=[drill.pk]): {},
+        reverse("experiments:halt"): {"reason": "no"},
+        reverse("experiments:clear-halt"): {},
+    }
+    for url, data in posts.items():
+        assert client.post(url, data).status_code == 403, url
+    assert client.get(reverse("experiments:new")).status_code == 403
+    page = client.get(LIST).content.decode()
+    assert "Request a drill" not in page and "Halt all drills</button>" not in page
+    assert Drill.objects.get(pk=drill.pk).state == DrillState.REQUESTED
+    assert not HaltState.objects.filter(halted=True).exists()
+
+
+def test_the_nav_links_to_the_drills(viewer, client_for):
+    page = client_for(viewer).get(reverse("regions:overview")).content.decode()
+    assert f'href="{LIST}"' in page
+    assert reverse("experiments:halt-banner") in page  # the overview asks for the banner
+
+
+# --- list ---------------------------------------------------------------------------
+
+
+def test_the_list_filters_and_pages_newest_first(viewer, make_drill, client_for):
+    old = make_drill(requested_at=timezone.now() - timedelta(hours=1))
+    new = make_drill(region="us-west-2")
+    make_drill(state=DrillState.PASSED)
+    client = client_for(viewer)
+
+    drills = list(client.get(LIST).context["drills"])
+    assert drills[1:] == [new, old] or drills[0].state == DrillState.PASSED
+    assert list(client.get(LIST, {"region": "us-west-2"}).context["drills"]) == [new]
+    assert {d.state for d in client.get(LIST, {"state": "passed"}).context["drills"]} == {"passed"}
+    assert client.get(LIST, {"scenario": "no-such"}).context["drills"].__len__() == 0
+    assert client.get(LIST, {"page": "999"}).status_code == 200
+
+
+@pytest.mark.parametrize("count", [3, 30])
+def test_the_list_costs_the_same_whatever_the_number_of_drills(
+    count, viewer, make_drill, client_for, django_assert_max_num_queries
+):
+    for _ in range(count):
+        make_drill()
+    client = client_for(viewer)
+    client.get(LIST)  # warm the session
+    # session, user, user perms, group perms, count, page, apps, regions, scenarios, halt,
+    # roles (context processor)
+    with django_assert_max_num_queries(12):
+        response = client.get(LIST)
+    assert response.status_code == 200
+
+
+def test_the_list_partial_for_htmx(viewer, drill, client_for):
+    response = client_for(viewer).get(LIST, headers={"HX-Request": "true"})
+    body = response.content.decode()
+    assert body.lstrip().startswith('<section id="drill-table"')
+    assert "<html" not in body
+
+
+# --- request form ---------------------------------------------------------------------
+
+
+@pytest.mark.sandbox
+def test_an_operator_requests_a_drill_and_sees_its_plan(inventory, operator, client_for):
+    from experiments.scenarios import ensure_builtin_scenarios
+
+    ensure_builtin_scenarios()
+    client = client_for(operator)
+    data = {"scenario": "fail-region-health-check", "application": "orders", "region": "us-east-1"}
+
+    preview = client.get(reverse("experiments:new"), {**data, "preview": "1"})
+    assert preview.status_code == 200
+    assert "UpdateHealthCheck" in preview.content.decode()
+    assert Drill.objects.count() == 0
+
+    response = client.post(reverse("experiments:create"), data)
+    drill = Drill.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("experiments:detail", args=[drill.pk])
+    assert drill.requested_by == operator and drill.state == DrillState.REQUESTED
+    page = html.unescape(client.get(response["Location"]).content.decode())
+    assert "UpdateHealthCheck" in page and drill.plan_hash in page and '"Inverted": false' in page
+    assert _actions(drill) == ["drill.requested"]
+    assert AuditEvent.objects.get(action="drill.requested").source == "console"
+
+
+def test_the_request_form_narrows_scenarios_to_the_application_architecture(operator, client_for, db):
+    from experiments.scenarios import ensure_builtin_scenarios
+
+    ensure_builtin_scenarios()
+    Application.objects.create(name="orders", architecture="A")
+    form = client_for(operator).get(reverse("experiments:new"), {"application": "orders"}).context["form"]
+    slugs = set(form.fields["scenario"].queryset.values_list("slug", flat=True))
+    assert "fail-region-health-check" in slugs and "dial-region-to-zero" not in slugs
+
+
+def test_bad_request_input_gives_a_message_per_field_and_creates_nothing(operator, client_for, db):
+    from experiments.scenarios import ensure_builtin_scenarios
+
+    ensure_builtin_scenarios()
+    app = Application.objects.create(name="orders", architecture="A")
+    Stack.objects.create(application=app, region=Region.objects.create(code="us-east-1"))
+    Region.objects.create(code="us-west-2")
+    client = client_for(operator)
+
+    response = client.post(
+        reverse("experiments:create"),
+        {
+            "scenario": "dial-region-to-zero",
+            "application": "orders",
+            "region": "us-west-2",
+            "window_start": "2030-01-02T10:00",
+            "window_end": "2030-01-01T10:00",
+        },
+    )
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert "applies to architecture B" in errors["scenario"][0]
+    assert errors["region"] == ["orders has no stack in us-west-2."]
+    assert errors["window_end"] == ["The window must end after it starts."]
+    body = response.content.decode()
+    assert "orders has no stack in us-west-2." in body
+
+    response = client.post(
+        reverse("experiments:create"), {"scenario": "nope", "application": "", "region": "x"}
+    )
+    errors = response.context["form"].errors
+    assert errors["scenario"] == ["Unknown scenario 'nope'."]
+    assert errors["application"] == ["Choose the application."]
+    assert Drill.objects.count() == 0
+    assert not AuditEvent.objects.filter(action="drill.requested").exists()
+
+
+def test_a_request_while_halted_is_refused_with_a_message(operator, admin, client_for, db):
+    from experiments.scenarios import ensure_builtin_scenarios
+
+    ensure_builtin_scenarios()
+    app = Application.objects.create(name="orders", architecture="A")
+    Stack.objects.create(application=app, region=Region.objects.create(code="us-east-1"))
+    lifecycle.halt_all(operator, "incident")
+    response = client_for(operator).post(
+        reverse("experiments:create"),
+        {
+            "scenario": "fail-region-health-check",
+            "application": "orders",
+            "region": "us-east-1",
+        },
+    )
+    assert response.status_code == 400
+    assert "Drills are halted" in response.content.decode()
+    assert Drill.objects.count() == 0
+
+
+# --- approval -------------------------------------------------------------------------
+
+
+def test_the_approval_page_shows_each_call_beside_its_inverse_and_the_hash(approver, drill, client_for):
+    page = html.unescape(
+        client_for(approver).get(reverse("experiments:approval", args=[drill.pk])).content.decode()
+    )
+    assert "UpdateHealthCheck" in page and '"Inverted": true' in page and '"Inverted": false' in page
+    assert drill.plan_hash in page
+    assert "Approve this plan" in page
+    assert "No earlier drill" in page
+
+
+def test_the_approval_page_diffs_against_the_previous_plan(approver, make_drill, client_for):
+    changed = {**PLAN, "calls": [{**PLAN["calls"][0], "params": {"HealthCheckId": "hc-2", "Inverted": True}}]}
+    first = make_drill(
+        scenario="fail-region-health-check", plan=PLAN, plan_hash="a" * 64, state=DrillState.PASSED
+    )
+    second = make_drill(scenario="fail-region-health-check", plan=changed, plan_hash="b" * 64)
+    response = client_for(approver).get(reverse("experiments:approval", args=[second.pk]))
+    assert response.context["previous"] == first
+    assert response.context["diff"] == [("calls[0].params.HealthCheckId", "hc-1", "hc-2")]
+    assert "calls[0].params.HealthCheckId" in response.content.decode()
+
+
+def test_plan_diff_lists_added_removed_and_changed_keys():
+    assert plan_diff({"a": 1, "b": [1]}, {"a": 2, "c": None}) == [
+        ("a", "1", "2"),
+        ("b[0]", "1", "—"),
+        ("c", "—", "null"),
+    ]
+
+
+def test_an_approver_approves_with_a_comment(approver, drill, client_for):
+    response = client_for(approver).post(
+        reverse("experiments:approve", args=[drill.pk]), {"plan_hash": drill.plan_hash, "comment": "go"}
+    )
+    assert response.status_code == 302
+    drill.refresh_from_db()
+    assert drill.state == DrillState.QUEUED
+    approval = Approval.objects.get(drill=drill)
+    assert (approval.approver, approval.comment, approval.plan_hash) == (approver, "go", drill.plan_hash)
+    assert _actions(drill) == ["drill.approved", "drill.queued"]
+
+
+def test_an_htmx_approval_redirects_on_the_client(approver, drill, client_for):
+    response = client_for(approver).post(
+        reverse("experiments:approve", args=[drill.pk]),
+        {"plan_hash": drill.plan_hash},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == reverse("experiments:detail", args=[drill.pk])
+
+
+def test_an_approver_rejects(approver, drill, client_for):
+    client_for(approver).post(reverse("experiments:reject", args=[drill.pk]), {"plan_hash": drill.plan_hash})
+    drill.refresh_from_db()
+    assert drill.state == DrillState.REJECTED
+    assert _actions(drill) == ["drill.rejected"]
+
+
+def test_requester_cannot_approve_own_drill(make_user, make_drill, client_for):
+    both = make_user("olga-both", "operator", "approver")
+    drill = make_drill(requested_by=both, plan=PLAN, plan_hash="a" * 64)
+    client = client_for(both)
+    page = client.get(reverse("experiments:approval", args=[drill.pk])).content.decode()
+    assert "Approve this plan" not in page and "You requested this drill" in page
+    assert (
+        client.post(
+            reverse("experiments:approve", args=[drill.pk]), {"plan_hash": drill.plan_hash}
+        ).status_code
+        == 403
+    )
+    assert Drill.objects.get(pk=drill.pk).state == DrillState.REQUESTED
+
+
+def test_an_operator_sees_no_approve_button(operator, drill, make_user, client_for):
+    other = make_user("omar-operator", "operator")
+    page = client_for(other).get(reverse("experiments:approval", args=[drill.pk])).content.decode()
+    assert "Approve this plan" not in page
+
+
+def test_approving_a_plan_that_changed_since_the_page_was_rendered_is_refused(approver, drill, client_for):
+    client = client_for(approver)
+    seen = client.get(reverse("experiments:approval", args=[drill.pk])).context["form"].initial["plan_hash"]
+    services.replan(drill.pk, {**PLAN, "max_duration_seconds": 300}, actor=drill.requested_by)
+
+    response = client.post(reverse("experiments:approve", args=[drill.pk]), {"plan_hash": seen})
+    assert response.status_code == 409
+    assert "The plan changed since you opened this page" in response.content.decode()
+    assert Drill.objects.get(pk=drill.pk).state == DrillState.REQUESTED
+    assert not Approval.objects.filter(drill=drill).exists()
+
+
+def test_a_second_approval_says_the_drill_no_longer_waits(approver, admin, drill, client_for):
+    lifecycle.approve(drill, admin)
+    response = client_for(approver).post(
+        reverse("experiments:approve", args=[drill.pk]), {"plan_hash": drill.plan_hash}, follow=True
+    )
+    assert "no longer waiting" in response.content.decode()
+    assert Approval.objects.filter(drill=drill).count() == 1
+
+
+# --- live page ------------------------------------------------------------------------
+
+
+def test_the_drill_page_polls_while_live(viewer, make_drill, client_for):
+    drill = make_drill(
+        state=DrillState.RUNNING, figures={"time_to_failover": 4.2, "success_series": [[0, 100]]}
+    )
+    client = client_for(viewer)
+    page = client.get(reverse("experiments:detail", args=[drill.pk])).content.decode()
+    assert 'hx-trigger="load, every 2s, refresh"' in page
+    assert "4.2 s" in page and 'id="success-series"' in page and "[[0, 100]]" in html.unescape(page)
+
+    response = client.get(reverse("experiments:detail", args=[drill.pk]), headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert "<html" not in response.content.decode()
+
+
+def test_polling_stops_with_286_once_the_drill_is_final(viewer, make_drill, client_for):
+    drill = make_drill(
+        state=DrillState.PASSED,
+        outcome_reason="Failed over in 4.2 s and recovered",
+        figures={"time_to_failover": 4.2, "time_to_detect": 1.5, "time_to_recover": 3.0},
+    )
+    client = client_for(viewer)
+    response = client.get(reverse("experiments:detail", args=[drill.pk]), headers={"HX-Request": "true"})
+    assert response.status_code == 286
+    body = response.content.decode()
+    assert "Passed" in body and "Failed over in 4.2 s" in body
+    page = client.get(reverse("experiments:detail", args=[drill.pk])).content.decode()
+    assert "every 2s" not in page
+    assert "Abort</button>" not in page
+
+
+@pytest.mark.parametrize("steps", [2, 20])
+def test_the_drill_page_costs_the_same_whatever_its_timeline(
+    steps, viewer, make_drill, client_for, django_assert_max_num_queries, deadline
+):
+    drill = make_drill(state=DrillState.RUNNING)
+    for i in range(steps):
+        services.add_step(drill.pk, StepKind.NOTE, f"step {i}")
+        Compensation.objects.create(
+            drill=drill,
+            fault_kind="route53_health_check_invert",
+            target={},
+            call={"operation": "X"},
+            inverse={"operation": "Y"},
+            deadline=deadline,
+        )
+    client = client_for(viewer)
+    url = reverse("experiments:detail", args=[drill.pk])
+    client.get(url)
+    # session, user, drill, steps, ledger, approvals, halt, perms x2, roles
+    with django_assert_max_num_queries(11):
+        assert client.get(url).status_code == 200
+    # session, user, drill, steps, ledger, perms x2 (abort button), roles
+    with django_assert_max_num_queries(8):
+        assert client.get(url, headers={"HX-Request": "true"}).status_code == 200
+
+
+def test_an_operator_aborts_a_drill_not_yet_started(operator, drill, client_for):
+    response = client_for(operator).post(reverse("experiments:abort", args=[drill.pk]), {"reason": "enough"})
+    assert response.status_code == 302
+    drill.refresh_from_db()
+    assert drill.state == DrillState.ABORTED and drill.outcome_reason == "enough"
+    assert _actions(drill) == ["drill.aborted"]
+
+
+def test_an_abort_of_a_running_drill_is_requested(approver, make_drill, client_for):
+    drill = make_drill(state=DrillState.RUNNING)
+    client_for(approver).post(reverse("experiments:abort", args=[drill.pk]), {})
+    drill.refresh_from_db()
+    assert drill.abort_requested_at is not None
+    assert _actions(drill) == ["drill.abort_requested"]
+    assert DrillStep.objects.filter(drill=drill, message__startswith="Abort requested").exists()
+
+
+# --- halt -----------------------------------------------------------------------------
+
+
+def test_an_operator_halts_with_a_reason_and_every_page_shows_the_banner(operator, viewer, client_for):
+    client = client_for(operator)
+    response = client.post(reverse("experiments:halt"), {"reason": ""}, follow=True)
+    assert "Say why you halt all drills." in response.content.decode()
+    assert not HaltState.objects.filter(halted=True).exists()
+
+    client.post(reverse("experiments:halt"), {"reason": "real incident"})
+    assert HaltState.objects.get(pk=1).halted
+    assert AuditEvent.objects.filter(action="drills.halt").count() == 1
+    viewer_client = client_for(viewer)
+    page = viewer_client.get(LIST).content.decode()
+    assert "Drills halted" in page and "real incident" in page
+    banner = viewer_client.get(reverse("experiments:halt-banner")).content.decode()
+    assert "Drills halted" in banner and "<html" not in banner
+
+
+def test_only_an_admin_clears_the_halt(operator, admin, client_for):
+    lifecycle.halt_all(operator, "incident")
+    assert client_for(operator).post(reverse("experiments:clear-halt")).status_code == 403
+    page = client_for(admin).get(LIST).content.decode()
+    assert "Clear halt" in page
+    client_for(admin).post(reverse("experiments:clear-halt"))
+    assert not HaltState.objects.get(pk=1).halted
+    assert AuditEvent.objects.filter(action="drills.clear_halt").count() == 1
+    assert "Drills halted" not in client_for(admin).get(LIST).content.decode()
+
+
+# --- scorecard ------------------------------------------------------------------------
+
+
+def test_the_scorecard_counts_days_since_the_last_pass_per_region(viewer, make_drill, client_for):
+    now = timezone.now()
+    make_drill(
+        state=DrillState.PASSED, finished_at=now - timedelta(days=3), figures={"time_to_failover": 5.0}
+    )
+    make_drill(
+        state=DrillState.FAILED, finished_at=now - timedelta(days=1), figures={"time_to_failover": 9.0}
+    )
+    app = Application.objects.get(name="orders")
+    Stack.objects.create(application=app, region=Region.objects.get(code="us-east-1"))
+    Stack.objects.create(application=app, region=Region.objects.create(code="us-west-2"))
+
+    response = client_for(viewer).get(reverse("experiments:scorecard", args=["orders"]))
+    regions = {r["code"]: r["days"] for r in response.context["regions"]}
+    assert regions == {"us-east-1": 3, "us-west-2": None}
+    assert [t["seconds"] for t in response.context["trend"]] == [5.0, 9.0]
+    assert 'id="ttf-trend"' in response.content.decode()
+
+
+def test_the_scorecard_of_an_unknown_application_is_404(viewer, client_for):
+    assert client_for(viewer).get(reverse("experiments:scorecard", args=["nope"])).status_code == 404
+
+
+# --- scenarios ------------------------------------------------------------------------
+
+
+def test_an_operator_creates_and_edits_a_scenario(operator, client_for, db):
+    client = client_for(operator)
+    data = {
+        "slug": "slow-region",
+        "name": "Slow region",
+        "description": "",
+        "fault_kind": "ssm_failure_flag",
+        "target_selector": "{}",
+        "parameters": '{"fault_type": "latency", "delay": 400, "rate": 1.0}',
+        "hypothesis": "{}",
+        "stop_conditions": "[]",
+        "max_duration": "00:05:00",
+        "architecture": "",
+    }
+    response = client.post(reverse("experiments:scenario-create"), data)
+    assert response.status_code == 302, response.context["form"].errors
+    scenario = Scenario.objects.get(slug="slow-region")
+    assert scenario.created_by == operator
+    response = client.post(
+        reverse("experiments:scenario-save", args=["slow-region"]), {**data, "max_duration": "05:00:00"}
+    )
+    assert response.status_code == 400
+    assert "At most" in response.context["form"].errors["max_duration"][0]
+    client.post(reverse("experiments:scenario-save", args=["slow-region"]), {**data, "name": "Slower"})
+    assert Scenario.objects.get(slug="slow-region").name == "Slower"
+    assert list(
+        AuditEvent.objects.filter(action__startswith="scenario.")
+        .values_list("action", flat=True)
+        .order_by("seq")
+    ) == ["scenario.created", "scenario.updated"]
+
+
+def test_built_in_scenarios_are_read_only(operator, client_for, db):
+    from experiments.scenarios import ensure_builtin_scenarios
+
+    ensure_builtin_scenarios()
+    client = client_for(operator)
+    page = client.get(reverse("experiments:scenario", args=["fail-region-health-check"]))
+    assert page.context["form"] is None and "Copy it" in page.content.decode()
+    assert (
+        client.post(
+            reverse("experiments:scenario-save", args=["fail-region-health-check"]), {"name": "x"}
+        ).status_code
+        == 403
+    )
+
+
+def test_a_viewer_cannot_create_scenarios(viewer, client_for, db):
+    client = client_for(viewer)
+    assert client.get(reverse("experiments:scenario-new")).status_code == 403
+    assert client.post(reverse("experiments:scenario-create"), {}).status_code == 403
