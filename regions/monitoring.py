@@ -332,11 +332,27 @@ def prune(now, *, batch_size=2000, max_batches=500):
 # --- status loader -----------------------------------------------------------------
 
 
+# Samples replayed per target beyond what the hysteresis needs (see replay_window).
+REPLAY_EXTRA = 3
+
+
+def replay_window(thresholds):
+    """How many of a target's latest samples the loader replays.
+
+    A run of `failures` failures (or of `successes` successes) decides the state whatever
+    came before it, so a window a few samples longer than the longer threshold gives the
+    state of every target that is steadily up or down; a target that flaps keeps its
+    unhealthy state for those few extra probes only (the engine's default, 20, is what
+    the loader replayed before: it cost ~20,000 samples per page at 1,000 stacks). Runs
+    of failures longer than the window read "≥ n consecutive" (status.target_status)."""
+    return max(thresholds.failures, thresholds.successes) + REPLAY_EXTRA
+
+
 def load_status(now=None, *, application_ids=None):
     """{application id: status.ApplicationStatus} for every application (or the given ones).
 
     Four queries whatever the number of applications and stacks: applications, stacks,
-    the last `Thresholds.window` health samples per (target, vantage) within a bounded
+    the last `replay_window()` + 1 health samples per (target, vantage) within a bounded
     horizon (a ROW_NUMBER() window, on SQLite and PostgreSQL), and the latest lag
     sample per (source, receiving, method). Ordered by application name. The status
     from the probes and the lag only: `load_picture` adds AWS's own view (one more
@@ -398,6 +414,7 @@ def load_picture(now=None, *, application_ids=None, aws_view=True):
 
     now = now or timezone.now()
     base = Thresholds.from_settings()
+    base = dataclasses.replace(base, window=replay_window(base))
     apps = Application.objects.order_by("name").values_list(
         "pk", "probe_interval", "global_endpoint_url", "name", "architecture"
     )
@@ -437,7 +454,8 @@ def load_picture(now=None, *, application_ids=None, aws_view=True):
                 order_by=F("at").desc(),
             )
         )
-        .filter(rank__lte=base.window)
+        # One more than the window: whether a run of failures goes back further.
+        .filter(rank__lte=base.window + 1)
         .values_list(
             "application_id", "stack_id", "vantage", "at", "ok", "status_code", "latency_ms",
             "error_class", "served_region",

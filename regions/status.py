@@ -197,19 +197,21 @@ def describe_sample(sample, label="/health"):
     return f"error ({ErrorClass(error).label if error in ErrorClass.values else error}) on {label}"
 
 
-def describe_failures(run, label="/health"):
-    """A run of consecutive failed samples (oldest first) in words."""
+def describe_failures(run, label="/health", *, at_least=False):
+    """A run of consecutive failed samples (oldest first) in words. `at_least`: the run
+    may go back further than the samples seen ("≥ 6 consecutive ...")."""
     latest = run[-1]
-    if len(run) == 1:
+    if len(run) == 1 and not at_least:
         return describe_sample(latest, label)
+    count = f"≥ {len(run)}" if at_least else f"{len(run)}"
     same = all(
         (s.error_class, s.status_code) == (latest.error_class, latest.status_code) for s in run
     )
     if same and latest.status_code and latest.error_class != ErrorClass.BAD_BODY:
-        return f"{len(run)} consecutive {latest.status_code} from {label}"
+        return f"{count} consecutive {latest.status_code} from {label}"
     if same and latest.error_class == ErrorClass.TIMEOUT:
-        return f"{len(run)} consecutive timeouts on {label} (latest after {_seconds(latest.latency_ms or 0)})"
-    return f"{len(run)} consecutive failures, latest: {describe_sample(latest, label)}"
+        return f"{count} consecutive timeouts on {label} (latest after {_seconds(latest.latency_ms or 0)})"
+    return f"{count} consecutive failures, latest: {describe_sample(latest, label)}"
 
 
 # --- target level ------------------------------------------------------------------
@@ -224,11 +226,15 @@ def _no_samples(now, searched_since):
 def target_status(samples, thresholds, now, *, label="/health", searched_since=None):
     """The Verdict for one target seen from one vantage, from its recent samples.
 
-    `samples` in any order; only the newest `thresholds.window` are replayed.
+    `samples` in any order; only the newest `thresholds.window` are replayed. A sample
+    just before the window, if given, only tells whether a run of failures that fills
+    the whole window goes back further (its count then reads "≥ n consecutive").
     `searched_since`: how far back the caller looked, for the reason when there is none."""
     if not samples:
         return _no_samples(now, searched_since)
-    samples = sorted(samples, key=lambda s: s.at)[-thresholds.window :]
+    ordered = sorted(samples, key=lambda s: s.at)
+    samples = ordered[-thresholds.window :]
+    before = ordered[-thresholds.window - 1] if len(ordered) > thresholds.window else None
     newest = samples[-1]
     age = now - newest.at
     if age > thresholds.stale:
@@ -253,19 +259,24 @@ def target_status(samples, thresholds, now, *, label="/health", searched_since=N
             if len(fail_run) >= thresholds.failures:
                 state = HealthStatus.UNHEALTHY
 
+    def failures_in_words(run):
+        if before is not None and not before.ok and run[0] is samples[0]:
+            return describe_failures([before, *run], label, at_least=True)
+        return describe_failures(run, label)
+
     if state == HealthStatus.UNHEALTHY:
         if ok_streak:
             return Verdict(
                 state,
                 f"recovering ({ok_streak} of {thresholds.successes} successes) after "
-                f"{describe_failures(last_fail_run, label)}",
+                f"{failures_in_words(last_fail_run)}",
                 newest,
             )
-        return Verdict(state, describe_failures(fail_run, label), newest)
+        return Verdict(state, failures_in_words(fail_run), newest)
     if fail_run:  # failing, but fewer than `failures` times in a row
         pending = f"{len(fail_run)} of {thresholds.failures} failures before unhealthy"
         status = HealthStatus.DEGRADED if state == HealthStatus.HEALTHY else HealthStatus.UNKNOWN
-        return Verdict(status, f"{describe_failures(fail_run, label)} ({pending})", newest)
+        return Verdict(status, f"{failures_in_words(fail_run)} ({pending})", newest)
     return Verdict(HealthStatus.HEALTHY, describe_sample(newest, label), newest)
 
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.db.models import Count, Prefetch
+from django.db.models import Count
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from controlplane import audit
 from controlplane.views import heartbeat_summary
-from regions import inventory, monitoring, tasks
+from regions import inventory, monitoring, overview_grid, tasks
 from regions.models import (
     Application,
     Component,
@@ -42,11 +42,12 @@ def _overview_context():
     whatever the size of the inventory: regions, applications, their stacks (with
     region), the status loader's five (monitoring.load_picture), heartbeats."""
     regions = list(Region.objects.filter(stacks__isnull=False).distinct().order_by("code"))
-    applications = list(
-        Application.objects.prefetch_related(
-            Prefetch("stacks", queryset=Stack.objects.select_related("region"))
-        ).order_by("name")
-    )
+    applications = list(Application.objects.order_by("name"))
+    # Values, not instances: 1,000 Stack and Region instances cost more than the query.
+    stacks_by_app = defaultdict(dict)
+    for stack in Stack.objects.values_list("pk", "application_id", "region__code", "in_rotation",
+                                           named=True):
+        stacks_by_app[stack.application_id][stack.region__code] = stack
     pictures = monitoring.load_picture()
     rows = []
     stack_count = 0
@@ -55,13 +56,13 @@ def _overview_context():
         status = picture.status if picture else None
         drift = picture.drift if picture else []
         by_stack = {r.stack_id: r for r in status.regions} if status else {}
-        by_region = {s.region.code: s for s in app.stacks.all()}
+        by_region = stacks_by_app.get(app.pk, {})
         stack_count += len(by_region)
         cells = []
         for region in regions:
             stack = by_region.get(region.code)
             cells.append({
-                "stack": stack,
+                "stack": stack,  # (pk, application_id, region__code, in_rotation)
                 "status": by_stack.get(stack.pk),
                 "routing": picture.routing.get(region.code) if picture else None,
                 "drift": [f for f in drift if f.region == region.code],
@@ -70,6 +71,7 @@ def _overview_context():
     return {
         "regions": regions,
         "rows": rows,
+        "grid_rows": overview_grid.grid_rows(rows),
         "stack_count": stack_count,
         "heartbeats": heartbeat_summary(),
     }

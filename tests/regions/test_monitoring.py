@@ -222,3 +222,24 @@ def test_due_target_keys_and_targets_for_keys(app, django_assert_max_num_queries
     with django_assert_max_num_queries(2):
         targets = monitoring.targets_for_keys(keys)
     assert {t.url for t in targets} == {"http://global/", "http://x/0", "http://x/1"}
+
+
+def test_load_status_replays_only_what_the_hysteresis_needs(app):
+    # 2 failures down, 2 successes up (settings) -> 5 samples replayed per target.
+    from regions.status import Thresholds
+
+    assert monitoring.replay_window(Thresholds()) == 5
+    stacks = make_stacks(app, 3)
+    fill(app, stacks, [
+        [True] * 20 + [False] * 12,  # a long outage: longer than the window
+        [True] * 20 + [False] * 5,  # exactly the window, the sample before it succeeded
+        [True] * 20 + [False] * 4 + [True],  # recovering: the run is inside the window
+    ])
+
+    regions = {r.region: r for r in monitoring.load_status(NOW)[app.pk].regions}
+
+    assert regions["us-east-1"].status == HealthStatus.UNHEALTHY
+    assert regions["us-east-1"].reason == "≥ 6 consecutive 503 from /health"
+    assert regions["us-east-2"].reason == "5 consecutive 503 from /health"
+    assert regions["us-east-3"].status == HealthStatus.UNHEALTHY
+    assert regions["us-east-3"].reason == "recovering (1 of 2 successes) after 4 consecutive 503 from /health"

@@ -315,3 +315,18 @@ def test_viewer_cannot_run_discovery(client_for, viewer, django_capture_on_commi
 
 def test_discover_is_post_only(client_for, operator):
     assert client_for(operator).get(reverse("regions:discover")).status_code == 405
+
+
+def test_grid_escapes_what_the_inventory_says(client_for, viewer, inventory):
+    orders, _ = inventory
+    orders.display_name = '<b>"Orders"</b>'
+    orders.owner_team = "<script>x</script>"
+    orders.save()
+
+    html = client_for(viewer).get(OVERVIEW).content.decode()
+
+    assert "<script>x</script>" not in html
+    assert "&lt;script&gt;x&lt;/script&gt;" in html
+    assert "&lt;b&gt;&quot;Orders&quot;&lt;/b&gt;" in html
+    assert html.count('class="stack-cell"') == 3
+    assert html.count('class="badge badge--unknown"') == 3
