@@ -62,6 +62,7 @@ def drills_running_for(application_ids):
 
     return set(
         Drill.objects.filter(application_id__in=list(application_ids), state__in=list(LIVE_STATES))
+        .order_by()
         .values_list("application_id", flat=True)
         .distinct()
     )

@@ -62,3 +62,11 @@ def client_for(client):
 
 # The sandbox (a local multi-region world), one per test session, in a child process.
 from sandbox.testing import sandbox, sandbox_aws, sandbox_session, sandbox_settings  # noqa: E402, F401
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests last: Playwright's sync API keeps an event loop running in the main
+    thread for the rest of the session, and tests that start their own loop with
+    asyncio.run() must come before it (pytest-django has already put transactional
+    tests after the others; this keeps that order within each group)."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

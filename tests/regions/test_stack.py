@@ -24,8 +24,9 @@ from regions.models import (
 from regions.views import MAX_POINTS
 
 # session, user, user perms, group perms, roles, stack, the status loader's four,
-# last failures, components, siblings, heartbeats
-MAX_QUERIES = 15
+# live components and the drills running on them (drift), last failures, components,
+# siblings, heartbeats
+MAX_QUERIES = 16
 # session, user, user perms, group perms, stack, health series, lag series
 MAX_SERIES_QUERIES = 8
 LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:orders-api-handler"
