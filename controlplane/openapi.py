@@ -8,6 +8,10 @@ under /api/v1/ is in it, and validate real responses against its schemas."""
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
+from controlplane.openapi_schema import DATE_TIME
+from controlplane.openapi_schema import nullable as _nullable
+from controlplane.openapi_schema import obj as _object
+from controlplane.openapi_schema import ref as _ref
 from experiments import openapi as experiments_openapi
 from regions.models import Architecture, ComponentKind, LagMethod
 from regions.status import HealthStatus
@@ -15,24 +19,6 @@ from regions.status import HealthStatus
 STATUS_VALUES = list(HealthStatus.values)
 
 
-def _ref(name):
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _nullable(schema):
-    return {"oneOf": [schema, {"type": "null"}]}
-
-
-def _object(properties, required=None, additional=False):
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties) if required is None else required,
-        "additionalProperties": additional,
-    }
-
-
-DATE_TIME = {"type": "string", "format": "date-time"}
 REGION_CODE = {"type": "string", "examples": ["us-east-1"]}
 
 SCHEMAS = {

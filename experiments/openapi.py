@@ -4,28 +4,13 @@ controlplane/openapi.py: `PATHS` and `SCHEMAS` are merged into the served docume
 References point at `#/components/schemas/<name>`; "Error" is the shared error schema
 of controlplane.openapi (repeated here so this module validates on its own)."""
 
+from controlplane.openapi_schema import DATE_TIME
+from controlplane.openapi_schema import nullable as _nullable
+from controlplane.openapi_schema import obj as _object
+from controlplane.openapi_schema import ref as _ref
 from experiments.models import DrillState, FaultKind, StepKind
 from regions.models import Architecture
 
-
-def _ref(name):
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _nullable(schema):
-    return {"oneOf": [schema, {"type": "null"}]}
-
-
-def _object(properties, required=None, additional=False):
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties) if required is None else required,
-        "additionalProperties": additional,
-    }
-
-
-DATE_TIME = {"type": "string", "format": "date-time"}
 SECONDS = _nullable({"type": "number", "minimum": 0})
 HASH = {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "SHA-256 of the canonical plan JSON."}
 FIELD_ERRORS = {
