@@ -9,7 +9,10 @@ Data (in its own database, <NAME>_pages, next to DATABASE_URL's):
   (one sample per stack every 17.3 s; 1 % failures), plus, before each measurement, a
   live tail: every 2 s per stack from 2 minutes ago to 7 minutes ahead (rows become
   visible as the clock passes them), so every stack has a current status throughout;
-- HealthRollup rows: one per stack per minute over the 48 h (2.88 M).
+- HealthRollup rows: one per stack per minute over the 48 h (2.88 M);
+- TargetState rows (what the status loader reads), upserted from the raw samples of
+  the last 60 s before the measurement (one INSERT ... SELECT), then every 2 s during
+  it from the live tail (a thread, as the probe worker's store_results would).
 Generated with INSERT ... SELECT ... FROM generate_series(...) through Django's
 connection, the secondary indexes dropped during the load and rebuilt after (the same
 definitions, read from pg_indexes), then VACUUM ANALYZE. A few minutes on 2 CPUs.
@@ -35,6 +38,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -152,6 +156,54 @@ def add_live_tail():
         return cursor.rowcount
 
 
+def fill_target_states(seconds):
+    """Upsert the TargetState rows (what store_results keeps: the last
+    replay_window() + 1 samples per target and vantage) from the raw samples of the
+    last `seconds`, in one INSERT ... SELECT ... ON CONFLICT DO UPDATE. Returns rows."""
+    from regions.models import HealthSample, TargetState
+    from regions.monitoring import replay_window
+    from regions.status import Thresholds
+
+    keep = replay_window(Thresholds.from_settings()) + 1
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {TargetState._meta.db_table}
+                    (application_id, stack_id, target, target_key, vantage, last_at, recent)
+                SELECT application_id, stack_id, target,
+                       CASE WHEN stack_id IS NULL THEN 'a:' || application_id ELSE 's:' || stack_id END,
+                       vantage, max(at),
+                       jsonb_agg(jsonb_build_array(at, ok, status_code, latency_ms, error_class,
+                                                   served_region) ORDER BY at)
+                FROM (SELECT *, row_number() OVER (PARTITION BY application_id, stack_id, target, vantage
+                                                   ORDER BY at DESC) AS rank
+                      FROM {HealthSample._meta.db_table}
+                      WHERE at >= now() - make_interval(secs => %s) AND at <= now()) recent
+                WHERE rank <= %s
+                GROUP BY application_id, stack_id, target, vantage
+                ON CONFLICT (target_key, vantage)
+                DO UPDATE SET last_at = EXCLUDED.last_at, recent = EXCLUDED.recent""",  # noqa: S608
+            [seconds, keep],
+        )
+        return cursor.rowcount
+
+
+class StateWriter(threading.Thread):
+    """Every TAIL_STEP_S, folds the live tail's samples that the clock has passed into
+    TargetState (the probe worker's store_results does this in production): without
+    it the states go stale after stale_after (6 s) and every stack reads unknown."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.stop = threading.Event()
+
+    def run(self):
+        try:
+            while not self.stop.wait(TAIL_STEP_S):
+                fill_target_states(4 * TAIL_STEP_S)
+        finally:
+            connection.close()
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -213,7 +265,7 @@ def main():
     settings_dict.setdefault("TEST", {})["NAME"] = f"{settings_dict['NAME']}_pages"
     old_name = settings_dict["NAME"]
     db_name = connection.creation.create_test_db(verbosity=0, autoclobber=not REUSE, keepdb=REUSE)
-    server = None
+    server = writer = None
     try:
         print(f"{time.strftime('%Y-%m-%d %H:%M')}; PostgreSQL database {db_name}; {os.cpu_count()} CPUs; "
               f"load average {os.getloadavg()[0]:.1f}")
@@ -221,6 +273,9 @@ def main():
             print(f"generating {APPS * len(REGIONS)} stacks and {SAMPLES:,} raw samples:")
             generate()
         print(f"live tail: {add_live_tail():,} samples from 2 min ago to {TAIL_AHEAD_S // 60} min ahead")
+        started = time.perf_counter()
+        print(f"target states: {fill_target_states(60):,} rows upserted from the raw samples of the "
+              f"last 60 s in {time.perf_counter() - started:.2f} s")
         with connection.cursor() as cursor:
             cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s",
                            [HealthSample._meta.db_table])
@@ -269,6 +324,9 @@ def main():
                     raise RuntimeError("gunicorn did not start") from None
                 time.sleep(0.2)
         cookie = f"{settings.SESSION_COOKIE_NAME}={session}"
+        fill_target_states(60)
+        writer = StateWriter()
+        writer.start()
         times = {label: [] for label in pages}
         for path in pages.values():  # warm-up
             get(http.client.HTTPConnection("127.0.0.1", port, timeout=30), path, cookie)
@@ -278,6 +336,9 @@ def main():
                 times[label].append(get(conn, path, cookie))
                 conn.close()
     finally:
+        if writer is not None:
+            writer.stop.set()
+            writer.join(30)
         if server is not None:
             server.terminate()
             server.wait(15)

@@ -354,3 +354,37 @@ class AwsObservation(models.Model):
 
     def __str__(self):
         return f"{self.kind} {self.state} ({self.component_id})"
+
+
+class TargetState(models.Model):
+    """The latest samples of one probe target as seen from one vantage, kept by
+    `regions.monitoring.store_results` in the transaction of the raw insert, so the
+    status loader reads one narrow row per target instead of a window over the raw
+    HealthSample table.
+
+    `target_key` is "s:<stack id>" or "a:<application id>" (the global endpoint): a
+    non-null key for the upsert, `stack` being null for the global endpoint. `recent`
+    holds the last `monitoring.replay_window() + 1` samples, oldest first, each a list
+    [at (ISO 8601), ok, status_code, latency_ms, error_class, served_region]."""
+
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    stack = models.ForeignKey(Stack, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    target = models.CharField(max_length=16, choices=ProbeTargetKind.choices)
+    target_key = models.CharField(max_length=24)
+    vantage = models.CharField(max_length=32)
+    last_at = models.DateTimeField()
+    recent = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["target_key", "vantage"], name="targetstate_target_vantage")
+        ]
+        indexes = [
+            # the status loader (application_id IN ...); also the application's CASCADE.
+            models.Index(fields=["application"], name="targetstate_application"),
+        ]
+
+    def __str__(self):
+        return f"{self.target_key} {self.vantage} {self.last_at:%H:%M:%S}"

@@ -9,11 +9,11 @@ import dataclasses
 import logging
 import statistics
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import F, Max, Q, Window
+from django.db.models import Exists, F, Max, OuterRef, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -26,6 +26,7 @@ from regions.models import (
     LagSample,
     ProbeTargetKind,
     Stack,
+    TargetState,
 )
 from regions.status import Lag, Sample, Thresholds, application_status
 
@@ -152,8 +153,55 @@ def _insert_samples(rows):
             )
 
 
+def _target_key(stack_id, application_id):
+    return f"s:{stack_id}" if stack_id else f"a:{application_id}"
+
+
+def _update_states(rows):
+    """Merge the stored rows into the TargetState of their targets: one SELECT of the
+    existing states, one upsert (INSERT ... ON CONFLICT DO UPDATE)."""
+    keep = replay_window(Thresholds.from_settings()) + 1
+    by_key = defaultdict(list)
+    for stack_id, app_id, target, vantage, at, ok, code, latency, served, error in rows:
+        by_key[_target_key(stack_id, app_id), vantage].append(
+            (stack_id, app_id, target, at, [at.isoformat(), ok, code, latency, error, served])
+        )
+    existing = {
+        (key, vantage): recent
+        for key, vantage, recent in TargetState.objects.filter(
+            target_key__in={key for key, _ in by_key}, vantage__in={v for _, v in by_key}
+        ).values_list("target_key", "vantage", "recent")
+    }
+    states = []
+    for (key, vantage), new in by_key.items():
+        merged = {entry[0]: entry for entry in existing.get((key, vantage)) or []}
+        merged.update((entry[0], entry) for *_, entry in new)
+        # ISO strings of aware datetimes in one zone sort like the datetimes; parse to be safe.
+        recent = sorted(merged.values(), key=lambda e: datetime.fromisoformat(e[0]))[-keep:]
+        stack_id, app_id, target = new[0][:3]
+        states.append(
+            TargetState(
+                application_id=app_id,
+                stack_id=stack_id,
+                target=target,
+                target_key=key,
+                vantage=vantage,
+                last_at=datetime.fromisoformat(recent[-1][0]),
+                recent=recent,
+            )
+        )
+    TargetState.objects.bulk_create(
+        states,
+        update_conflicts=True,
+        unique_fields=["target_key", "vantage"],
+        update_fields=["last_at", "recent"],
+    )
+
+
 def store_results(results, vantage):
-    """Store ProbeResults as HealthSample rows in one bulk insert; returns the row count.
+    """Store ProbeResults as HealthSample rows in one bulk insert, and fold them into
+    the TargetState rows of their targets (one SELECT, one upsert) in the same
+    transaction; returns the row count.
 
     A stack or application deleted while its probe was in flight would break the
     foreign key; then the rows of targets that still exist are stored."""
@@ -163,6 +211,7 @@ def store_results(results, vantage):
     try:
         with transaction.atomic():
             _insert_samples(rows)
+            _update_states(rows)
     except IntegrityError:
         stacks = set(Stack.objects.filter(pk__in={r[0] for r in rows if r[0]})
                      .values_list("pk", flat=True))
@@ -172,6 +221,7 @@ def store_results(results, vantage):
         if rows:
             with transaction.atomic():
                 _insert_samples(rows)
+                _update_states(rows)
     return len(rows)
 
 
@@ -352,8 +402,9 @@ def load_status(now=None, *, application_ids=None):
     """{application id: status.ApplicationStatus} for every application (or the given ones).
 
     Four queries whatever the number of applications and stacks: applications, stacks,
-    the last `replay_window()` + 1 health samples per (target, vantage) within a bounded
-    horizon (a ROW_NUMBER() window, on SQLite and PostgreSQL), and the latest lag
+    the TargetState rows (the last `replay_window()` + 1 health samples per (target,
+    vantage), kept by store_results; plus one ROW_NUMBER() window over the raw samples
+    of the targets that have no recent TargetState row, if any), and the latest lag
     sample per (source, receiving, method). Ordered by application name. The status
     from the probes and the lag only: `load_picture` adds AWS's own view (one more
     query), the effective routing and drift; the console and the API use that."""
@@ -415,16 +466,19 @@ def load_picture(now=None, *, application_ids=None, aws_view=True):
     now = now or timezone.now()
     base = Thresholds.from_settings()
     base = dataclasses.replace(base, window=replay_window(base))
-    apps = Application.objects.order_by("name").values_list(
-        "pk", "probe_interval", "global_endpoint_url", "name", "architecture"
-    )
+    apps = Application.objects.order_by("name").annotate(
+        has_state=Exists(TargetState.objects.filter(application_id=OuterRef("pk"), stack__isnull=True))
+    ).values_list("pk", "probe_interval", "global_endpoint_url", "name", "architecture", "has_state")
     if application_ids is not None:
         apps = apps.filter(pk__in=application_ids)
     apps = list(apps)
     if not apps:
         return {}
-    names = {pk: (name, arch) for pk, _, _, name, arch in apps}
-    apps = [(pk, interval, url) for pk, interval, url, _, _ in apps]
+    names = {pk: (name, arch) for pk, _, _, name, arch, _ in apps}
+    # Targets without a TargetState row (never probed since migration 0004, or samples
+    # written other than by store_results): read from the raw samples, as before.
+    missing_apps = [pk for pk, _, url, _, _, has_state in apps if url and not has_state]
+    apps = [(pk, interval, url) for pk, interval, url, _, _, _ in apps]
     app_ids = [pk for pk, _, _ in apps]
     thresholds = {
         pk: dataclasses.replace(base, interval=interval) if interval else base for pk, interval, _ in apps
@@ -437,34 +491,64 @@ def load_picture(now=None, *, application_ids=None, aws_view=True):
     since = now - horizon
 
     stacks = defaultdict(list)
-    for pk, app_id, region, in_rotation in (
+    missing_stacks = []
+    for pk, app_id, region, in_rotation, has_state in (
         Stack.objects.filter(application_id__in=app_ids)
+        .annotate(has_state=Exists(TargetState.objects.filter(stack_id=OuterRef("pk"))))
         .order_by("region__code")
-        .values_list("pk", "application_id", "region__code", "in_rotation")
+        .values_list("pk", "application_id", "region__code", "in_rotation", "has_state")
     ):
         stacks[app_id].append((pk, region, in_rotation))
+        if not has_state:
+            missing_stacks.append(pk)
+    any_state = len(missing_stacks) < sum(map(len, stacks.values())) or len(missing_apps) < sum(
+        1 for _, _, url in apps if url
+    )
 
     health = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))  # app -> target -> vantage
-    recent = (
-        HealthSample.objects.filter(application_id__in=app_ids, at__gte=since, at__lte=now)
-        .annotate(
-            rank=Window(
-                RowNumber(),
-                partition_by=[F("application_id"), F("stack_id"), F("target"), F("vantage")],
-                order_by=F("at").desc(),
+    parse = datetime.fromisoformat
+    # One narrow row per (target, vantage), kept by store_results: the last
+    # `window` + 1 samples (one more than the window: whether a run of failures goes
+    # back further). Samples outside [since, now] are left out, as the raw query did.
+    states = TargetState.objects.filter(application_id__in=app_ids).values_list(
+        "application_id", "stack_id", "vantage", "recent"
+    )
+    for app_id, stack_id, vantage, recent in states if any_state else ():
+        samples = []
+        for at, ok, code, latency, error, served in recent[-(base.window + 1):]:
+            at = parse(at)
+            if since <= at <= now:
+                samples.append(Sample(at, ok, code, latency, error, served))
+        if samples:
+            health[app_id][stack_id or "global"][vantage] = samples
+
+    # The targets without a state row: their raw samples (a ROW_NUMBER() window), as
+    # before the TargetState table. Still four queries when no target or every target
+    # has a state row; five while some have one and some not (a stale row counts as a
+    # state: "no sample for ..." from its samples, as before).
+    if missing_stacks or missing_apps:
+        recent = (
+            HealthSample.objects.filter(
+                Q(stack_id__in=missing_stacks) | Q(stack__isnull=True, application_id__in=missing_apps),
+                application_id__in=app_ids, at__gte=since, at__lte=now,
+            )
+            .annotate(
+                rank=Window(
+                    RowNumber(),
+                    partition_by=[F("application_id"), F("stack_id"), F("target"), F("vantage")],
+                    order_by=F("at").desc(),
+                )
+            )
+            .filter(rank__lte=base.window + 1)
+            .values_list(
+                "application_id", "stack_id", "vantage", "at", "ok", "status_code", "latency_ms",
+                "error_class", "served_region",
             )
         )
-        # One more than the window: whether a run of failures goes back further.
-        .filter(rank__lte=base.window + 1)
-        .values_list(
-            "application_id", "stack_id", "vantage", "at", "ok", "status_code", "latency_ms",
-            "error_class", "served_region",
-        )
-    )
-    for app_id, stack_id, vantage, at, ok, code, latency, error, served in recent:
-        health[app_id][stack_id or "global"][vantage].append(
-            Sample(at, ok, code, latency, error, served)
-        )
+        for app_id, stack_id, vantage, at, ok, code, latency, error, served in recent:
+            health[app_id][stack_id or "global"][vantage].append(
+                Sample(at, ok, code, latency, error, served)
+            )
 
     lags = defaultdict(list)
     latest_lags = (

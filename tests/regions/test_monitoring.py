@@ -146,6 +146,12 @@ def fill(app, stacks, outcomes_by_stack, now=NOW):
             at = now - timedelta(seconds=2 * (len(outcomes) - 1 - i))
             rows.append(sample(stack, at, ok=ok))
     HealthSample.objects.bulk_create(rows)
+    # the TargetState rows store_results keeps (what load_status reads)
+    monitoring._update_states([
+        (r.stack_id, r.application_id, r.target, r.vantage, r.at, r.ok, r.status_code, r.latency_ms,
+         r.served_region, r.error_class)
+        for r in rows
+    ])
 
 
 def test_load_status_computes_the_application_picture(app):
@@ -202,12 +208,46 @@ def test_load_status_query_count_does_not_grow_with_stacks(db):
     fill(big, stacks, [[True] * 25] * 30)
     count_big, result = queries_for_load_status()
 
-    assert count_small == count_big == 4
+    # applications, stacks, target states, lag samples; plus one read of the raw samples
+    # for the targets without a TargetState row: here the never-probed global endpoint.
+    assert count_small == 4
+    assert count_big == 5
     assert len(result[big.pk].regions) == 30
     # A global endpoint without samples yet does not hide what the regions say.
     assert result[big.pk].status == HealthStatus.HEALTHY
     assert result[big.pk].global_endpoint.status == HealthStatus.UNKNOWN
     assert result[small.pk].status == HealthStatus.HEALTHY
+
+
+def test_store_results_keeps_the_last_samples_per_target(app):
+    from regions.models import TargetState
+
+    stack = make_stacks(app, 1)[0]
+    keep = monitoring.replay_window(monitoring.Thresholds.from_settings()) + 1
+    rows = [
+        (stack.pk, app.pk, ProbeTargetKind.STACK_HEALTH, "local", NOW - timedelta(seconds=2 * (9 - i)),
+         i < 7, 200 if i < 7 else 503, 10.0, "", "" if i < 7 else ErrorClass.HTTP_5XX)
+        for i in range(10)
+    ]
+    for row in rows[:4]:  # one batch per probe cycle
+        monitoring._update_states([row])
+    monitoring._update_states(rows[4:])
+    state = TargetState.objects.get()
+    assert state.target_key == f"s:{stack.pk}" and state.last_at == NOW
+    assert len(state.recent) == keep
+    assert [datetime.fromisoformat(e[0]) for e in state.recent] == [r[4] for r in rows[-keep:]]
+    # read from the state alone: applications, stacks, target states, lag samples
+    count, result = queries_for_load_status()
+    assert count == 4
+    assert result[app.pk].regions[0].reason == "3 consecutive 503 from /health"
+
+
+def test_load_status_reads_raw_samples_of_targets_without_a_state(app):
+    stack = make_stacks(app, 1)[0]
+    HealthSample.objects.bulk_create([sample(stack, NOW - timedelta(seconds=s), ok=False) for s in (0, 2, 4)])
+    count, result = queries_for_load_status()
+    assert count == 4  # no target has a state row: no TargetState query
+    assert result[app.pk].regions[0].reason == "3 consecutive 503 from /health"
 
 
 def test_due_target_keys_and_targets_for_keys(app, django_assert_max_num_queries):

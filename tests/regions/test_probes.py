@@ -174,13 +174,13 @@ def test_error_statuses_are_classified(server, code, error_class):
 def test_many_endpoints_are_probed_concurrently(server):
     targets = [target(server.url(f"/delayed/{n}"), stack_id=n) for n in range(300)]
     started = time.monotonic()
-    results = run_probes(targets, concurrency=300, connect_timeout=2.0, read_timeout=2.0)
+    results = run_probes(targets, concurrency=300, connect_timeout=5.0, read_timeout=5.0)
     elapsed = time.monotonic() - started
     assert [r.target for r in results] == targets  # one result per target, in order
     assert all(r.ok for r in results), {r.error_class for r in results}
     assert {r.served_region for r in results} == {str(n) for n in range(300)}
-    # Sequentially this would take 300 x 50 ms = 15 s.
-    assert elapsed < 3.0, elapsed
+    # Sequentially this would take 300 x 50 ms = 15 s (generous bound: CI machines are busy).
+    assert elapsed < 5.0, elapsed
 
 
 def test_concurrency_bound_is_respected(server):
@@ -223,7 +223,7 @@ def test_probe_results_are_stored_in_one_insert(server, stacks, django_assert_ma
         for s, path in zip(stacks, ["/health", "/status/503", "/hang"], strict=True)
     ]
     results = run_probes(targets, connect_timeout=1.0, read_timeout=2.0)
-    with django_assert_max_num_queries(3):  # savepoint, insert, release
+    with django_assert_max_num_queries(5):  # savepoint, insert, target states (select, upsert), release
         assert monitoring.store_results(results, "eu-west-1") == 3
     rows = {s.stack_id: s for s in HealthSample.objects.all()}
     assert rows[stacks[0].pk].ok and rows[stacks[0].pk].served_region == "eu-central-1"
