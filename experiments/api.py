@@ -124,29 +124,15 @@ def drills(request):
     if unknown:
         return api_error(400, "Unknown field(s).", fields={k: ["Unknown field."] for k in unknown})
     form = DrillRequestForm({k: v for k, v in data.items() if v is not None})
-    if form.is_valid():
-        cleaned = form.cleaned_data
-        try:
-            drill = lifecycle.request(
-                user=request.user,
-                scenario=cleaned["scenario"],
-                application=cleaned["application"],
-                region=cleaned["region"],
-                window_start=cleaned.get("window_start"),
-                window_end=cleaned.get("window_end"),
-                source=AuditSource.API,
-                request_id=request.request_id,
-            )
-        except PermissionDenied as exc:
-            return api_error(403, str(exc) or "Your role does not allow this action.")
-        except ValidationError as exc:
-            form.add_lifecycle_errors(exc)
-        else:
-            response = JsonResponse(
-                {"id": drill.pk, "state": drill.state, "plan_hash": drill.plan_hash}, status=201
-            )
-            response["Location"] = f"/api/v1/drills/{drill.pk}"
-            return response
+    try:
+        drill = form.submit(request.user, source=AuditSource.API, request_id=request.request_id)
+    except PermissionDenied as exc:
+        return api_error(403, str(exc) or "Your role does not allow this action.")
+    if drill is not None:
+        body = {"id": drill.pk, "state": drill.state, "plan_hash": drill.plan_hash}
+        response = JsonResponse(body, status=201)
+        response["Location"] = f"/api/v1/drills/{drill.pk}"
+        return response
     fields = {name: [str(m) for m in errors] for name, errors in form.errors.items()}
     if "__all__" in fields:
         fields["non_field_errors"] = fields.pop("__all__")

@@ -87,6 +87,30 @@ class DrillRequestForm(forms.Form):
             self.add_error("window_end", "The window must end after it starts.")
         return cleaned
 
+    def submit(self, user, *, source, request_id=""):
+        """Request the drill through `experiments.lifecycle` (console and API alike).
+        Returns the Drill, or None with the lifecycle's messages put on the fields.
+        PermissionDenied propagates."""
+        if not self.is_valid():
+            return None
+        from experiments import lifecycle
+
+        data = self.cleaned_data
+        try:
+            return lifecycle.request(
+                user=user,
+                scenario=data["scenario"],
+                application=data["application"],
+                region=data["region"],
+                window_start=data.get("window_start"),
+                window_end=data.get("window_end"),
+                source=source,
+                request_id=request_id,
+            )
+        except ValidationError as exc:
+            self.add_lifecycle_errors(exc)
+            return None
+
     def add_lifecycle_errors(self, error):
         """Put a lifecycle ValidationError's messages on the form's fields."""
         if hasattr(error, "error_dict"):

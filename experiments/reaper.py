@@ -26,27 +26,10 @@ from django.utils import timezone
 
 from controlplane import aws
 from experiments import faults, services
-from experiments.models import FINAL_STATES, Compensation, CompensationState, Drill, DrillState, StepKind
+from experiments.models import FINAL_STATES, Compensation, CompensationState, Drill, DrillState
 
 log = logging.getLogger(__name__)
 OPEN = [CompensationState.PENDING, CompensationState.INJECTED, CompensationState.FAILED]
-
-
-def _revert_open(drill_id):
-    problems = []
-    for compensation in services.open_compensations(drill_id):
-        fault = faults.get_fault(compensation.fault_kind)
-        try:
-            fault.revert(compensation)
-            services.add_step(
-                drill_id,
-                StepKind.REVERT,
-                f"Reaper reverted {compensation.call.get('operation')}",
-                {"compensation": compensation.pk},
-            )
-        except (aws.BotoCoreError, aws.ClientError) as exc:
-            problems.append(f"{compensation}: {exc}")
-    return problems
 
 
 def reap(now=None):
@@ -72,7 +55,7 @@ def reap(now=None):
         if not claimed:
             continue
         before = Compensation.objects.filter(drill_id=drill_id, state__in=OPEN).count()
-        problems = _revert_open(drill_id)
+        problems = services.revert_open(drill_id, by="Reaper: ", verify=False)
         reverted += before - len(problems)
         reason = (
             "worker lost, fault reverted"

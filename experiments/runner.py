@@ -437,21 +437,7 @@ class DrillRun:
 
     def revert(self):
         """Revert every open ledger row of this drill, newest first; verify each."""
-        problems = []
-        for compensation in services.open_compensations(self.drill.pk):
-            fault = faults.get_fault(compensation.fault_kind)
-            try:
-                fault.revert(compensation)
-                if not fault.verify_reverted(compensation):
-                    problems.append(f"{compensation}: value after revert differs from before")
-            except (aws.BotoCoreError, aws.ClientError) as exc:
-                problems.append(f"{compensation}: {exc}")
-            self.step(
-                StepKind.REVERT,
-                f"Reverted {compensation.call.get('operation')}",
-                compensation=compensation.pk,
-                state=compensation.state,
-            )
+        problems = services.revert_open(self.drill.pk)
         if self.reverted_at is None:
             self.reverted_at = time.monotonic()
         return problems

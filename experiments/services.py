@@ -205,6 +205,31 @@ def open_compensations(drill_id):
     return Compensation.objects.filter(drill_id=drill_id).exclude(state="reverted").order_by("-created_at")
 
 
+def revert_open(drill_id, *, by="", verify=True):
+    """Revert every open ledger row of the drill, newest first, each to the value read
+    before its injection; a timeline step per row. Used by the runner and the reaper.
+    Returns the problems (a failed call, or with `verify` a value that did not come
+    back); the rows concerned stay open for the reaper's next pass."""
+    from controlplane import aws
+
+    problems = []
+    for compensation in open_compensations(drill_id):
+        fault = faults.get_fault(compensation.fault_kind)
+        operation = compensation.call.get("operation")
+        try:
+            fault.revert(compensation)
+        except (aws.BotoCoreError, aws.ClientError) as exc:
+            problems.append(f"{compensation}: {exc}")
+            add_step(drill_id, StepKind.ERROR, f"{by}Revert of {operation} failed: {exc}"[:500],
+                     {"compensation": compensation.pk})
+            continue
+        if verify and not fault.verify_reverted(compensation):
+            problems.append(f"{compensation}: value after revert differs from before")
+        add_step(drill_id, StepKind.REVERT, f"{by}Reverted {operation}",
+                 {"compensation": compensation.pk, "state": compensation.state})
+    return problems
+
+
 # --- halt ------------------------------------------------------------------------------
 
 

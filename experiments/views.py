@@ -289,24 +289,10 @@ def drill_new(request):
 @require_POST
 def drill_create(request):
     form = DrillRequestForm(request.POST)
-    if form.is_valid():
-        data = form.cleaned_data
-        try:
-            drill = lifecycle.request(
-                user=request.user,
-                scenario=data["scenario"],
-                application=data["application"],
-                region=data["region"],
-                window_start=data.get("window_start"),
-                window_end=data.get("window_end"),
-                source=AuditSource.CONSOLE,
-                request_id=request.request_id,
-            )
-        except ValidationError as exc:
-            form.add_lifecycle_errors(exc)
-        else:
-            messages.success(request, f"Drill #{drill.pk} requested; an approver must approve its plan.")
-            return _redirect(request, reverse("experiments:detail", args=[drill.pk]))
+    drill = form.submit(request.user, source=AuditSource.CONSOLE, request_id=request.request_id)
+    if drill is not None:
+        messages.success(request, f"Drill #{drill.pk} requested; an approver must approve its plan.")
+        return _redirect(request, reverse("experiments:detail", args=[drill.pk]))
     context = {"form": form, "preview": None, **_halt_context()}
     return _render(request, "experiments/drill_new.html", context, partial="form", status=400)
 
