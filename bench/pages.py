@@ -10,9 +10,10 @@ Data (in its own database, <NAME>_pages, next to DATABASE_URL's):
   live tail: every 2 s per stack from 2 minutes ago to 7 minutes ahead (rows become
   visible as the clock passes them), so every stack has a current status throughout;
 - HealthRollup rows: one per stack per minute over the 48 h (2.88 M);
-- TargetState rows (what the status loader reads), upserted from the raw samples of
-  the last 60 s before the measurement (one INSERT ... SELECT), then every 2 s during
-  it from the live tail (a thread, as the probe worker's store_results would).
+- TargetState rows (what the status loader reads: each target's folded hysteresis
+  state), folded from the raw samples of the last 60 s before the measurement, then
+  every 2 s during it from the live tail that the clock has passed (a thread), through
+  the probe workers' write path (monitoring._update_states, as store_results calls it).
 Generated with INSERT ... SELECT ... FROM generate_series(...) through Django's
 connection, the secondary indexes dropped during the load and rebuilt after (the same
 definitions, read from pg_indexes), then VACUUM ANALYZE. A few minutes on 2 CPUs.
@@ -40,6 +41,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -51,6 +53,7 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
+from django.utils import timezone  # noqa: E402
 
 APPS, REGIONS = 250, ["us-east-1", "us-west-2", "eu-central-1", "ap-southeast-2"]
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", 10_000_000))
@@ -156,35 +159,28 @@ def add_live_tail():
         return cursor.rowcount
 
 
-def fill_target_states(seconds):
-    """Upsert the TargetState rows (what store_results keeps: the last
-    replay_window() + 1 samples per target and vantage) from the raw samples of the
-    last `seconds`, in one INSERT ... SELECT ... ON CONFLICT DO UPDATE. Returns rows."""
-    from regions.models import HealthSample, TargetState
-    from regions.monitoring import replay_window
-    from regions.status import Thresholds
+def fill_target_states(since):
+    """Fold the raw samples stored after `since` (up to now) into the TargetState rows,
+    through the probe workers' own write path (monitoring._update_states, as
+    store_results calls it). Returns (rows folded, the time read up to)."""
+    from django.db import transaction
 
-    keep = replay_window(Thresholds.from_settings()) + 1
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""INSERT INTO {TargetState._meta.db_table}
-                    (application_id, stack_id, target, target_key, vantage, last_at, recent)
-                SELECT application_id, stack_id, target,
-                       CASE WHEN stack_id IS NULL THEN 'a:' || application_id ELSE 's:' || stack_id END,
-                       vantage, max(at),
-                       jsonb_agg(jsonb_build_array(at, ok, status_code, latency_ms, error_class,
-                                                   served_region) ORDER BY at)
-                FROM (SELECT *, row_number() OVER (PARTITION BY application_id, stack_id, target, vantage
-                                                   ORDER BY at DESC) AS rank
-                      FROM {HealthSample._meta.db_table}
-                      WHERE at >= now() - make_interval(secs => %s) AND at <= now()) recent
-                WHERE rank <= %s
-                GROUP BY application_id, stack_id, target, vantage
-                ON CONFLICT (target_key, vantage)
-                DO UPDATE SET last_at = EXCLUDED.last_at, recent = EXCLUDED.recent""",  # noqa: S608
-            [seconds, keep],
-        )
-        return cursor.rowcount
+    from regions import monitoring
+    from regions.models import HealthSample
+
+    until = timezone.now()
+    rows = list(
+        HealthSample.objects.filter(at__gt=since, at__lte=until)
+        .order_by("at")
+        .values_list(*monitoring._SAMPLE_COLUMNS)
+    )
+    by_vantage = {}
+    for row in rows:
+        by_vantage.setdefault(row[3], []).append(row)
+    with transaction.atomic():
+        for vantage, vantage_rows in by_vantage.items():
+            monitoring._update_states(vantage_rows, vantage)
+    return len(rows), until
 
 
 class StateWriter(threading.Thread):
@@ -192,14 +188,15 @@ class StateWriter(threading.Thread):
     TargetState (the probe worker's store_results does this in production): without
     it the states go stale after stale_after (6 s) and every stack reads unknown."""
 
-    def __init__(self):
+    def __init__(self, since):
         super().__init__(daemon=True)
+        self.since = since
         self.stop = threading.Event()
 
     def run(self):
         try:
             while not self.stop.wait(TAIL_STEP_S):
-                fill_target_states(4 * TAIL_STEP_S)
+                _, self.since = fill_target_states(self.since)
         finally:
             connection.close()
 
@@ -274,8 +271,9 @@ def main():
             generate()
         print(f"live tail: {add_live_tail():,} samples from 2 min ago to {TAIL_AHEAD_S // 60} min ahead")
         started = time.perf_counter()
-        print(f"target states: {fill_target_states(60):,} rows upserted from the raw samples of the "
-              f"last 60 s in {time.perf_counter() - started:.2f} s")
+        folded, _ = fill_target_states(timezone.now() - timedelta(seconds=60))
+        print(f"target states: the {folded:,} raw samples of the last 60 s folded into TargetState "
+              f"in {time.perf_counter() - started:.2f} s")
         with connection.cursor() as cursor:
             cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s",
                            [HealthSample._meta.db_table])
@@ -295,8 +293,6 @@ def main():
         counts, session = query_counts(user, [pages["overview"], pages["stack 1h"], other_stack,
                                               pages["stack 24h"]])
         if EXPLAIN:
-            from django.utils import timezone
-
             from regions import monitoring  # noqa: F401
 
             now = timezone.now()
@@ -324,8 +320,8 @@ def main():
                     raise RuntimeError("gunicorn did not start") from None
                 time.sleep(0.2)
         cookie = f"{settings.SESSION_COOKIE_NAME}={session}"
-        fill_target_states(60)
-        writer = StateWriter()
+        _, until = fill_target_states(timezone.now() - timedelta(seconds=60))
+        writer = StateWriter(until)
         writer.start()
         times = {label: [] for label in pages}
         for path in pages.values():  # warm-up

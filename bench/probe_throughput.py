@@ -5,13 +5,15 @@
 Measures side by side in one run, cycles interleaved (the machine is noisy):
 
 (a) the probe engine as `probe_batch` runs it: load the targets (2 queries), probe them
-    all (`run_probes`: persistent loop and session, kept-alive connections), store the
-    samples (`store_results`: COPY on PostgreSQL, executemany on SQLite).
+    all (`run_probes`: persistent uvloop loop and session, kept-alive connections), store
+    the samples (`store_results`: COPY on PostgreSQL, executemany on SQLite) and fold
+    them into each target's TargetState (one SELECT, one upsert).
+(a1) the same engine on asyncio's own event loop, for the ratio to uvloop.
 (a0) the previous engine, for the ratio: a new event loop and session per cycle
     (`asyncio.run(probe_many(...))`, a TCP connect per target per cycle) and
     `HealthSample.objects.bulk_create` of model instances.
-(c) aiohttp alone: a bare `session.get` + `read()` loop on one kept session, nothing
-    classified or stored: the floor of what this machine spends per check.
+(c) aiohttp alone: a bare `session.get` + `read()` loop on one kept session (uvloop),
+    nothing classified or stored: the floor of what this machine spends per check.
 (b) a naive sequential loop with urllib.request on a small subset, extrapolated to all
     endpoints (clearly labelled).
 
@@ -148,6 +150,26 @@ def engine_cycle(keys):
     return results, stored
 
 
+class AsyncioEngine:
+    """The engine as it is, but on asyncio's own event loop instead of uvloop's."""
+
+    def __init__(self):
+        from regions import probes
+
+        self.engine = probes._Engine(asyncio.new_event_loop)
+
+    def cycle(self, keys):
+        from regions import monitoring
+
+        targets = monitoring.targets_for_keys(keys)
+        results = self.engine.run(targets, concurrency=CONCURRENCY, connect_timeout=2.0, read_timeout=2.0,
+                                  limit_per_host=None)
+        return results, monitoring.store_results(results, "bench-asyncio")
+
+    def close(self):
+        self.engine.close()
+
+
 def previous_cycle(keys):
     """The engine before this change: a new loop, session and connections per cycle,
     and model instances through bulk_create."""
@@ -174,14 +196,17 @@ def previous_cycle(keys):
 
 
 class Bare:
-    """aiohttp alone on one kept session and loop (a thread of its own, like the engine)."""
+    """aiohttp alone on one kept session and loop (a thread of its own, the engine's
+    kind of loop: uvloop)."""
 
     def __init__(self):
         import threading
 
         import aiohttp
 
-        self.loop = asyncio.new_event_loop()
+        from regions.probes import new_event_loop
+
+        self.loop = new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
 
@@ -257,7 +282,7 @@ def main():
         settings_dict["TEST"]["NAME"] = f"{settings_dict['NAME']}_probes"
     old_name = settings_dict["NAME"]
     connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    procs, pipes, bare = [], [], None
+    procs, pipes, bare, on_asyncio = [], [], None, None
     try:
         procs, pipes, ports = start_servers()
         keys = seed(ports)
@@ -267,11 +292,16 @@ def main():
               f"database: {vendor}; concurrency {CONCURRENCY}; {os.cpu_count()} CPUs; "
               f"load average {os.getloadavg()[0]:.1f}")
 
+        # The garbage-collector settings of a Celery worker process (controlplane.celery):
+        # the engine is measured as it runs there; the other variants share them.
+        from controlplane.celery import tune_gc
         from regions.models import HealthSample
 
+        tune_gc()
         bare = Bare()
-        variants = {"engine": (engine_cycle, keys), "previous": (previous_cycle, keys),
-                    "bare": (bare.cycle, urls)}
+        on_asyncio = AsyncioEngine()
+        variants = {"engine": (engine_cycle, keys), "asyncio": (on_asyncio.cycle, keys),
+                    "previous": (previous_cycle, keys), "bare": (bare.cycle, urls)}
         for fn, arg in variants.values():  # warm up: imports, the DB connection, kept connections
             fn(arg)
         HealthSample.objects.all().delete()
@@ -280,9 +310,9 @@ def main():
         for _ in range(CYCLES):  # interleaved, so every variant sees the same noise
             for name, (fn, arg) in variants.items():
                 rows[name].append(measure(fn, arg))
-        for name in ("engine", "previous"):
+        for name in ("engine", "asyncio", "previous"):
             assert all(r[5] == len(keys) for r in rows[name])
-        assert HealthSample.objects.count() == 2 * CYCLES * len(keys)
+        assert HealthSample.objects.count() == 3 * CYCLES * len(keys)
 
         subset = urls[:NAIVE]
         cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -294,6 +324,8 @@ def main():
     finally:
         if bare is not None:
             bare.close()
+        if on_asyncio is not None:
+            on_asyncio.close()
         server_cpu = stop_servers(procs, pipes)
         from regions import probes
 
@@ -305,16 +337,20 @@ def main():
     print()
     wall_a, cpu_a = report(f"(a) probe engine + storing the samples, {CYCLES} cycles x {n} endpoints "
                            "(target: <= 1.5 s, >= 3,000 checks/CPU-s)", rows["engine"], n)
+    wall_s, cpu_s = report("(a1) the same engine on asyncio's event loop instead of uvloop's",
+                           rows["asyncio"], n)
     wall_p, cpu_p = report("(a0) previous engine (new loop + session per cycle, bulk_create of instances)",
                            rows["previous"], n)
-    wall_c, cpu_c = report("(c) aiohttp alone (kept session, no classification, nothing stored)",
+    wall_c, cpu_c = report("(c) aiohttp alone on uvloop (kept session, no classification, nothing stored)",
                            rows["bare"], n)
     print(f"    endpoint servers' CPU (child processes, not counted above): {server_cpu:.2f} s "
-          f"over {3 * (CYCLES + 1)} cycles")
+          f"over {len(rows) * (CYCLES + 1)} cycles")
     print(f"(b) naive sequential urllib loop on {NAIVE} endpoints ({naive_ok} ok): {naive_wall:.2f} s, "
           f"{naive_per_cpu_s:,.0f} checks per CPU-second")
     print(f"    EXTRAPOLATED to {n} endpoints: {naive_wall_all:.1f} s per cycle")
     print("ratios, same run:")
+    print(f"    uvloop vs asyncio's loop (same engine): {wall_s / wall_a:.2f}x faster per cycle, "
+          f"{cpu_a / cpu_s:.2f}x checks per CPU-second")
     print(f"    engine vs previous engine: {wall_p / wall_a:.2f}x faster per cycle, "
           f"{cpu_a / cpu_p:.2f}x checks per CPU-second")
     print(f"    engine vs aiohttp alone: {cpu_a / cpu_c:.2f}x checks per CPU-second "

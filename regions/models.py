@@ -357,15 +357,15 @@ class AwsObservation(models.Model):
 
 
 class TargetState(models.Model):
-    """The latest samples of one probe target as seen from one vantage, kept by
+    """The hysteresis state of one probe target as seen from one vantage
+    (`regions.status.Track`), as of its latest sample: folded forward by
     `regions.monitoring.store_results` in the transaction of the raw insert, so the
-    status loader reads one narrow row per target instead of a window over the raw
-    HealthSample table.
+    status loader reads one narrow row of scalars per target and replays nothing.
 
     `target_key` is "s:<stack id>" or "a:<application id>" (the global endpoint): a
-    non-null key for the upsert, `stack` being null for the global endpoint. `recent`
-    holds the last `monitoring.replay_window() + 1` samples, oldest first, each a list
-    [at (ISO 8601), ok, status_code, latency_ms, error_class, served_region]."""
+    non-null key for the upsert, `stack` being null for the global endpoint. `run_*`
+    describe the latest run of consecutive failures (the current one while
+    `ok_streak` is 0); `last_*` the latest sample."""
 
     application = models.ForeignKey(
         Application, on_delete=models.CASCADE, related_name="+", db_index=False
@@ -374,8 +374,21 @@ class TargetState(models.Model):
     target = models.CharField(max_length=16, choices=ProbeTargetKind.choices)
     target_key = models.CharField(max_length=24)
     vantage = models.CharField(max_length=32)
+    # healthy, unhealthy, or unknown (not decided yet): regions.status.HealthStatus values
+    status = models.CharField(max_length=16, default="unknown")
+    ok_streak = models.PositiveIntegerField(default=0)
+    run_count = models.PositiveIntegerField(default=0, help_text="0: no failure seen yet")
+    run_same = models.BooleanField(default=True)
+    run_at = models.DateTimeField(null=True, blank=True)
+    run_status_code = models.SmallIntegerField(null=True, blank=True)
+    run_latency_ms = models.FloatField(null=True, blank=True)
+    run_error_class = models.CharField(max_length=16, blank=True, choices=ErrorClass.choices)
     last_at = models.DateTimeField()
-    recent = models.JSONField(default=list)
+    last_ok = models.BooleanField(default=False)
+    last_status_code = models.SmallIntegerField(null=True, blank=True)
+    last_latency_ms = models.FloatField(null=True, blank=True)
+    last_error_class = models.CharField(max_length=16, blank=True, choices=ErrorClass.choices)
+    last_served_region = models.CharField(max_length=32, blank=True)
 
     class Meta:
         constraints = [

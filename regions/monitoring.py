@@ -9,11 +9,11 @@ import dataclasses
 import logging
 import statistics
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import Exists, F, Max, OuterRef, Q, Window
+from django.db.models import F, Max, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -28,7 +28,7 @@ from regions.models import (
     Stack,
     TargetState,
 )
-from regions.status import Lag, Sample, Thresholds, application_status
+from regions.status import HealthStatus, Lag, Run, Sample, Thresholds, Track, application_status, fold
 
 log = logging.getLogger(__name__)
 
@@ -157,45 +157,118 @@ def _target_key(stack_id, application_id):
     return f"s:{stack_id}" if stack_id else f"a:{application_id}"
 
 
-def _update_states(rows):
-    """Merge the stored rows into the TargetState of their targets: one SELECT of the
-    existing states, one upsert (INSERT ... ON CONFLICT DO UPDATE)."""
-    keep = replay_window(Thresholds.from_settings()) + 1
-    by_key = defaultdict(list)
-    for stack_id, app_id, target, vantage, at, ok, code, latency, served, error in rows:
-        by_key[_target_key(stack_id, app_id), vantage].append(
-            (stack_id, app_id, target, at, [at.isoformat(), ok, code, latency, error, served])
+# TargetState's columns for a status.Track, in the order of _track_row.
+_TRACK_COLUMNS = (
+    "status", "ok_streak", "run_count", "run_same", "run_at", "run_status_code", "run_latency_ms",
+    "run_error_class", "last_at", "last_ok", "last_status_code", "last_latency_ms",
+    "last_error_class", "last_served_region",
+)
+_STATE_COLUMNS = ("application_id", "stack_id", "target", "target_key", "vantage", *_TRACK_COLUMNS)
+_STATUSES = {status.value: status for status in HealthStatus}
+
+
+def track_from_row(status, ok_streak, run_count, run_same, run_at, run_status_code, run_latency_ms,
+                   run_error_class, last_at, last_ok, last_status_code, last_latency_ms,
+                   last_error_class, last_served_region):
+    """The status.Track of TargetState values (in _TRACK_COLUMNS order)."""
+    run = None
+    if run_count:
+        failed = Sample(run_at, False, run_status_code, run_latency_ms, run_error_class)
+        run = Run(run_count, run_same, failed)
+    last = Sample(last_at, last_ok, last_status_code, last_latency_ms, last_error_class, last_served_region)
+    return Track(_STATUSES[status], ok_streak, run, last)
+
+
+def _track_row(track):
+    """TargetState values (in _TRACK_COLUMNS order) of a status.Track."""
+    run, last = track.run, track.last
+    if run is None:
+        run_values = (0, True, None, None, None, "")
+    else:
+        failed = run.latest
+        run_values = (
+            run.count, run.same, failed.at, failed.status_code, failed.latency_ms, failed.error_class
         )
+    return (
+        track.status.value, track.ok_streak, *run_values,
+        last.at, last.ok, last.status_code, last.latency_ms, last.error_class, last.served_region,
+    )
+
+
+def _update_states(rows, vantage):
+    """Fold the stored rows into the TargetState (status.Track) of their targets from
+    `vantage`: one SELECT of the existing states, one upsert (INSERT ... ON CONFLICT DO
+    UPDATE). A sample older than its target's latest folded one (a late batch) is
+    stored raw but does not move the state back."""
+    thresholds = Thresholds.from_settings()
+    by_key = defaultdict(list)
+    for row in rows:
+        by_key[_target_key(row[0], row[1])].append(row)
     existing = {
-        (key, vantage): recent
-        for key, vantage, recent in TargetState.objects.filter(
-            target_key__in={key for key, _ in by_key}, vantage__in={v for _, v in by_key}
-        ).values_list("target_key", "vantage", "recent")
+        key: track_from_row(*values)
+        for key, *values in TargetState.objects.filter(vantage=vantage, target_key__in=list(by_key))
+        .values_list("target_key", *_TRACK_COLUMNS)
     }
     states = []
-    for (key, vantage), new in by_key.items():
-        merged = {entry[0]: entry for entry in existing.get((key, vantage)) or []}
-        merged.update((entry[0], entry) for *_, entry in new)
-        # ISO strings of aware datetimes in one zone sort like the datetimes; parse to be safe.
-        recent = sorted(merged.values(), key=lambda e: datetime.fromisoformat(e[0]))[-keep:]
-        stack_id, app_id, target = new[0][:3]
-        states.append(
-            TargetState(
-                application_id=app_id,
-                stack_id=stack_id,
-                target=target,
-                target_key=key,
-                vantage=vantage,
-                last_at=datetime.fromisoformat(recent[-1][0]),
-                recent=recent,
-            )
-        )
-    TargetState.objects.bulk_create(
-        states,
-        update_conflicts=True,
-        unique_fields=["target_key", "vantage"],
-        update_fields=["last_at", "recent"],
+    for key, samples in by_key.items():
+        track = start = existing.get(key) or Track()
+        if len(samples) > 1:
+            samples.sort(key=lambda row: row[4])
+        for _, _, _, _, at, ok, code, latency, served, error in samples:
+            if track.last is None or at > track.last.at:
+                track = fold(track, Sample(at, ok, code, latency, error, served), thresholds)
+        if track is not start:
+            stack_id, app_id, target = samples[0][:3]
+            states.append((app_id, stack_id, target, key, vantage, *_track_row(track)))
+    if states:
+        _upsert_states(states)
+
+
+def _upsert_states(states):
+    """INSERT ... ON CONFLICT (target_key, vantage) DO UPDATE of TargetState values
+    tuples (in _STATE_COLUMNS order). PostgreSQL: COPY into a session-local temporary
+    table, then one INSERT ... SELECT (executemany would send and adapt every row
+    apart: ~4x the CPU at 2,000 rows); elsewhere (SQLite) one executemany."""
+    connection = connections[router.db_for_write(TargetState)]
+    quote = connection.ops.quote_name
+    table = quote(TargetState._meta.db_table)
+    columns = ", ".join(quote(c) for c in _STATE_COLUMNS)
+    conflict = (
+        f"ON CONFLICT ({quote('target_key')}, {quote('vantage')}) DO UPDATE SET "
+        + ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in _TRACK_COLUMNS)
     )
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            batch = quote("targetstate_batch")
+            # Made by the first batch of a connection (IF NOT EXISTS: a rolled-back
+            # transaction takes it with it); its rows go at every commit.
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {batch} ON COMMIT DELETE ROWS "  # noqa: S608 - names from the model
+                f"AS SELECT {columns} FROM {table} WITH NO DATA"
+            )
+            with connection.wrap_database_errors, cursor.cursor.copy(
+                f"COPY {batch} ({columns}) FROM STDIN"
+            ) as copy:
+                for row in states:
+                    copy.write_row(row)
+            # Emptied as it is read: a caller's longer transaction may store again.
+            cursor.execute(
+                f"WITH rows AS (DELETE FROM {batch} RETURNING {columns}) "  # noqa: S608 - names from the model
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM rows {conflict}"
+            )
+        else:  # SQLite stores datetimes as text
+            adapt = connection.ops.adapt_datetimefield_value
+            run_at, last_at = _STATE_COLUMNS.index("run_at"), _STATE_COLUMNS.index("last_at")
+            rows = []
+            for row in states:
+                row = list(row)
+                row[run_at], row[last_at] = adapt(row[run_at]), adapt(row[last_at])
+                rows.append(row)
+            placeholders = ", ".join(["%s"] * len(_STATE_COLUMNS))
+            cursor.executemany(
+                f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) {conflict}",  # noqa: S608 - names from the model
+                rows,
+            )
 
 
 def store_results(results, vantage):
@@ -211,7 +284,7 @@ def store_results(results, vantage):
     try:
         with transaction.atomic():
             _insert_samples(rows)
-            _update_states(rows)
+            _update_states(rows, vantage)
     except IntegrityError:
         stacks = set(Stack.objects.filter(pk__in={r[0] for r in rows if r[0]})
                      .values_list("pk", flat=True))
@@ -221,7 +294,7 @@ def store_results(results, vantage):
         if rows:
             with transaction.atomic():
                 _insert_samples(rows)
-                _update_states(rows)
+                _update_states(rows, vantage)
     return len(rows)
 
 
@@ -382,32 +455,15 @@ def prune(now, *, batch_size=2000, max_batches=500):
 # --- status loader -----------------------------------------------------------------
 
 
-# Samples replayed per target beyond what the hysteresis needs (see replay_window).
-REPLAY_EXTRA = 3
-
-
-def replay_window(thresholds):
-    """How many of a target's latest samples the loader replays.
-
-    A run of `failures` failures (or of `successes` successes) decides the state whatever
-    came before it, so a window a few samples longer than the longer threshold gives the
-    state of every target that is steadily up or down; a target that flaps keeps its
-    unhealthy state for those few extra probes only (the engine's default, 20, is what
-    the loader replayed before: it cost ~20,000 samples per page at 1,000 stacks). Runs
-    of failures longer than the window read "≥ n consecutive" (status.target_status)."""
-    return max(thresholds.failures, thresholds.successes) + REPLAY_EXTRA
-
-
 def load_status(now=None, *, application_ids=None):
     """{application id: status.ApplicationStatus} for every application (or the given ones).
 
     Four queries whatever the number of applications and stacks: applications, stacks,
-    the TargetState rows (the last `replay_window()` + 1 health samples per (target,
-    vantage), kept by store_results; plus one ROW_NUMBER() window over the raw samples
-    of the targets that have no recent TargetState row, if any), and the latest lag
-    sample per (source, receiving, method). Ordered by application name. The status
-    from the probes and the lag only: `load_picture` adds AWS's own view (one more
-    query), the effective routing and drift; the console and the API use that."""
+    the TargetState rows (each target's hysteresis state per vantage, kept by
+    store_results: nothing is replayed here), and the latest lag sample per (source,
+    receiving, method). Ordered by application name. The status from the probes and the
+    lag only: `load_picture` adds AWS's own view (one more query), the effective routing
+    and drift; the console and the API use that."""
     pictures = load_picture(now, application_ids=application_ids, aws_view=False)
     return {pk: picture.status for pk, picture in pictures.items()}
 
@@ -426,14 +482,17 @@ class Picture:
 
 
 def _component_views(app_ids):
-    """{application id: [routing.ComponentView]} with their AWS observations. One query
-    (components LEFT JOIN observations)."""
+    """{application id: [routing.ComponentView]} with their AWS observations (of every
+    application when `app_ids` is None). One query (components LEFT JOIN observations)."""
     from regions.aws_health import Obs
     from regions.models import Component, ComponentKind
     from regions.routing import ComponentView
 
+    components = Component.objects.all()
+    if app_ids is not None:
+        components = components.filter(stack__application_id__in=app_ids)
     rows = (
-        Component.objects.filter(stack__application_id__in=app_ids)
+        components
         .exclude(kind=ComponentKind.FIS_EXPERIMENT_TEMPLATE)
         .order_by("pk")
         .values_list(
@@ -465,94 +524,40 @@ def load_picture(now=None, *, application_ids=None, aws_view=True):
 
     now = now or timezone.now()
     base = Thresholds.from_settings()
-    base = dataclasses.replace(base, window=replay_window(base))
-    apps = Application.objects.order_by("name").annotate(
-        has_state=Exists(TargetState.objects.filter(application_id=OuterRef("pk"), stack__isnull=True))
-    ).values_list("pk", "probe_interval", "global_endpoint_url", "name", "architecture", "has_state")
-    if application_ids is not None:
+    every = application_ids is None  # no IN (...) of every id: the whole tables
+    apps = Application.objects.order_by("name").values_list(
+        "pk", "probe_interval", "global_endpoint_url", "name", "architecture"
+    )
+    if not every:
         apps = apps.filter(pk__in=application_ids)
     apps = list(apps)
     if not apps:
         return {}
-    names = {pk: (name, arch) for pk, _, _, name, arch, _ in apps}
-    # Targets without a TargetState row (never probed since migration 0004, or samples
-    # written other than by store_results): read from the raw samples, as before.
-    missing_apps = [pk for pk, _, url, _, _, has_state in apps if url and not has_state]
-    apps = [(pk, interval, url) for pk, interval, url, _, _, _ in apps]
-    app_ids = [pk for pk, _, _ in apps]
+    names = {pk: (name, arch) for pk, _, _, name, arch in apps}
+    app_ids = [pk for pk, *_ in apps]
     thresholds = {
-        pk: dataclasses.replace(base, interval=interval) if interval else base for pk, interval, _ in apps
+        pk: dataclasses.replace(base, interval=interval) if interval else base for pk, interval, *_ in apps
     }
-    # Enough history to replay `window` samples at the slowest interval, and to see
-    # a target go stale; older than that, the reason becomes "no sample for over ...".
-    horizon = max(
-        max(t.interval * t.window * 1.5, t.stale * 2, timedelta(seconds=60)) for t in thresholds.values()
-    )
-    since = now - horizon
+
+    def of_apps(queryset):
+        return queryset if every else queryset.filter(application_id__in=app_ids)
 
     stacks = defaultdict(list)
-    missing_stacks = []
-    for pk, app_id, region, in_rotation, has_state in (
-        Stack.objects.filter(application_id__in=app_ids)
-        .annotate(has_state=Exists(TargetState.objects.filter(stack_id=OuterRef("pk"))))
-        .order_by("region__code")
-        .values_list("pk", "application_id", "region__code", "in_rotation", "has_state")
+    for pk, app_id, region, in_rotation in of_apps(Stack.objects.order_by("region__code")).values_list(
+        "pk", "application_id", "region__code", "in_rotation"
     ):
         stacks[app_id].append((pk, region, in_rotation))
-        if not has_state:
-            missing_stacks.append(pk)
-    any_state = len(missing_stacks) < sum(map(len, stacks.values())) or len(missing_apps) < sum(
-        1 for _, _, url in apps if url
-    )
 
-    health = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))  # app -> target -> vantage
-    parse = datetime.fromisoformat
-    # One narrow row per (target, vantage), kept by store_results: the last
-    # `window` + 1 samples (one more than the window: whether a run of failures goes
-    # back further). Samples outside [since, now] are left out, as the raw query did.
-    states = TargetState.objects.filter(application_id__in=app_ids).values_list(
-        "application_id", "stack_id", "vantage", "recent"
-    )
-    for app_id, stack_id, vantage, recent in states if any_state else ():
-        samples = []
-        for at, ok, code, latency, error, served in recent[-(base.window + 1):]:
-            at = parse(at)
-            if since <= at <= now:
-                samples.append(Sample(at, ok, code, latency, error, served))
-        if samples:
-            health[app_id][stack_id or "global"][vantage] = samples
-
-    # The targets without a state row: their raw samples (a ROW_NUMBER() window), as
-    # before the TargetState table. Still four queries when no target or every target
-    # has a state row; five while some have one and some not (a stale row counts as a
-    # state: "no sample for ..." from its samples, as before).
-    if missing_stacks or missing_apps:
-        recent = (
-            HealthSample.objects.filter(
-                Q(stack_id__in=missing_stacks) | Q(stack__isnull=True, application_id__in=missing_apps),
-                application_id__in=app_ids, at__gte=since, at__lte=now,
-            )
-            .annotate(
-                rank=Window(
-                    RowNumber(),
-                    partition_by=[F("application_id"), F("stack_id"), F("target"), F("vantage")],
-                    order_by=F("at").desc(),
-                )
-            )
-            .filter(rank__lte=base.window + 1)
-            .values_list(
-                "application_id", "stack_id", "vantage", "at", "ok", "status_code", "latency_ms",
-                "error_class", "served_region",
-            )
-        )
-        for app_id, stack_id, vantage, at, ok, code, latency, error, served in recent:
-            health[app_id][stack_id or "global"][vantage].append(
-                Sample(at, ok, code, latency, error, served)
-            )
+    # app -> stack id or "global" -> vantage -> status.Track
+    health = defaultdict(lambda: defaultdict(dict))
+    for app_id, stack_id, vantage, *track in of_apps(TargetState.objects).values_list(
+        "application_id", "stack_id", "vantage", *_TRACK_COLUMNS
+    ):
+        health[app_id][stack_id or "global"][vantage] = track_from_row(*track)
 
     lags = defaultdict(list)
     latest_lags = (
-        LagSample.objects.filter(application_id__in=app_ids, at__lte=now)
+        of_apps(LagSample.objects).filter(at__lte=now)
         .filter(Q(at__gte=now - base.lag_stale * 2))
         .annotate(
             rank=Window(
@@ -569,11 +574,11 @@ def load_picture(now=None, *, application_ids=None, aws_view=True):
     for app_id, *fields in latest_lags:
         lags[app_id].append(Lag(*fields))
 
-    components = _component_views(app_ids) if aws_view else {}
+    components = _component_views(None if every else app_ids) if aws_view else {}
     stale = aws_health.stale_after()
     running = drift.drills_running_for(app_ids) if components else set()
     result = {}
-    for pk, _, global_url in apps:
+    for pk, _, global_url, _, _ in apps:
         samples = health.get(pk, {})
         app_status = application_status(
             pk,
@@ -583,7 +588,6 @@ def load_picture(now=None, *, application_ids=None, aws_view=True):
             thresholds[pk],
             now,
             global_samples=samples.get("global", {}) if global_url else None,
-            searched_since=since,
         )
         views = components.get(pk, [])
         app_status = aws_health.apply_observations(

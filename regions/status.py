@@ -6,10 +6,13 @@ application. Tests call these functions with explicit samples and an explicit `n
 
 Levels, each a `Verdict` (status + a human reason):
 
-- target (one stack's /health, or the global endpoint, as seen from one vantage):
-  replayed over its last samples with hysteresis: `failures` consecutive failures to go
-  unhealthy, `successes` consecutive successes to come back; a failure short of the
-  threshold shows as degraded; no sample for `stale_after` -> unknown.
+- target (one stack's /health, or the global endpoint, as seen from one vantage): a
+  `Track` folded sample by sample with hysteresis (`fold`): `failures` consecutive
+  failures to go unhealthy, `successes` consecutive successes to come back; a failure
+  short of the threshold shows as degraded; no sample for `stale_after` -> unknown
+  (`track_verdict`). The probe workers keep each target's Track up to date as they store
+  its samples (regions.monitoring.store_results); `target_status` replays a list of
+  samples into one, for callers that have samples.
 - stack health: the vantages that have fresh data; all healthy -> healthy, all unhealthy
   -> unhealthy, a mix -> degraded. A silent vantage is ignored while another one speaks
   (a dead probe worker is not a dead region).
@@ -197,30 +200,136 @@ def describe_sample(sample, label="/health"):
     return f"error ({ErrorClass(error).label if error in ErrorClass.values else error}) on {label}"
 
 
-def describe_failures(run, label="/health", *, at_least=False):
-    """A run of consecutive failed samples (oldest first) in words. `at_least`: the run
-    may go back further than the samples seen ("≥ 6 consecutive ...")."""
-    latest = run[-1]
-    if len(run) == 1 and not at_least:
+def describe_run(run, label="/health"):
+    """A Run of consecutive failures in words: "3 consecutive 503 from /health", ..."""
+    latest = run.latest
+    shown = run.count + run.at_least  # the failure just before a replayed window counts
+    if shown == 1:
         return describe_sample(latest, label)
-    count = f"≥ {len(run)}" if at_least else f"{len(run)}"
-    same = all(
-        (s.error_class, s.status_code) == (latest.error_class, latest.status_code) for s in run
-    )
-    if same and latest.status_code and latest.error_class != ErrorClass.BAD_BODY:
+    count = f"≥ {shown}" if run.at_least else f"{shown}"
+    if run.same and latest.status_code and latest.error_class != ErrorClass.BAD_BODY:
         return f"{count} consecutive {latest.status_code} from {label}"
-    if same and latest.error_class == ErrorClass.TIMEOUT:
+    if run.same and latest.error_class == ErrorClass.TIMEOUT:
         return f"{count} consecutive timeouts on {label} (latest after {_seconds(latest.latency_ms or 0)})"
     return f"{count} consecutive failures, latest: {describe_sample(latest, label)}"
 
 
+def describe_failures(run, label="/health", *, at_least=False):
+    """A run of consecutive failed samples (oldest first) in words. `at_least`: the run
+    may go back further than the samples seen ("≥ 6 consecutive ...")."""
+    if at_least:  # the first failure stands for "at least one before"
+        first, *rest = run
+        folded = Run(0, True, first, at_least=True)
+        for sample in rest:
+            folded = folded.add(sample)
+        return describe_run(folded, label)
+    folded = None
+    for sample in run:
+        folded = folded.add(sample) if folded else Run(1, True, sample)
+    return describe_run(folded, label)
+
+
 # --- target level ------------------------------------------------------------------
+
+
+def _failure_key(sample):
+    return sample.error_class, sample.status_code
+
+
+class Run(NamedTuple):
+    """A run of consecutive failures, as far as the reasons need it."""
+
+    count: int
+    same: bool  # every failure of the run had the latest's error class and status code
+    latest: Sample
+    # The replayed samples start inside the run (a failure just before the window):
+    # its count reads "≥ count + 1".
+    at_least: bool = False
+
+    def add(self, sample):
+        return Run(
+            self.count + 1,
+            self.same and _failure_key(sample) == _failure_key(self.latest),
+            sample,
+            self.at_least,
+        )
+
+
+class Track(NamedTuple):
+    """The hysteresis state of one target from one vantage, as of its latest sample.
+
+    `fold` takes it one sample further; `track_verdict` reads it at a given `now`. The
+    probe workers keep one per (target, vantage) in the TargetState table
+    (regions.monitoring.store_results), so reading the status replays nothing."""
+
+    status: HealthStatus = HealthStatus.UNKNOWN  # HEALTHY, UNHEALTHY, or UNKNOWN: not decided yet
+    ok_streak: int = 0  # consecutive successes up to the latest sample
+    run: Run | None = None  # the latest run of failures: current when ok_streak is 0
+    last: Sample | None = None
+
+
+def fold(track, sample, thresholds):
+    """The Track after one more sample (samples must come in time order): `failures`
+    consecutive failures to go unhealthy, `successes` consecutive successes to come
+    back; the first success of an undecided target makes it healthy."""
+    if sample.ok:
+        ok_streak = track.ok_streak + 1
+        status = track.status
+        if status == HealthStatus.UNKNOWN or (
+            status == HealthStatus.UNHEALTHY and ok_streak >= thresholds.successes
+        ):
+            status = HealthStatus.HEALTHY
+        return Track(status, ok_streak, track.run, sample)
+    continues = track.run is not None and track.ok_streak == 0
+    run = track.run.add(sample) if continues else Run(1, True, sample)
+    status = HealthStatus.UNHEALTHY if run.count >= thresholds.failures else track.status
+    return Track(status, 0, run, sample)
+
+
+def replay(samples, thresholds, *, before=None):
+    """The Track of a target from its samples in time order, starting undecided. `before`:
+    the sample just before them, if any (a run of failures that starts with the first
+    sample then reads "≥ n consecutive": it may go back further)."""
+    track = Track()
+    for index, sample in enumerate(samples):
+        track = fold(track, sample, thresholds)
+        if index == 0 and before is not None and not before.ok and not sample.ok:
+            track = track._replace(
+                run=Run(1, _failure_key(before) == _failure_key(sample), sample, at_least=True)
+            )
+    return track
 
 
 def _no_samples(now, searched_since):
     if searched_since is None:
         return Verdict(HealthStatus.UNKNOWN, "no samples yet")
     return Verdict(HealthStatus.UNKNOWN, f"no sample for over {format_duration(now - searched_since)}")
+
+
+def track_verdict(track, thresholds, now, *, label="/health", searched_since=None):
+    """The Verdict of a Track at `now`: unknown once its latest sample is older than
+    `thresholds.stale`; otherwise what its hysteresis state says, in words."""
+    newest = track.last
+    if newest is None:
+        return _no_samples(now, searched_since)
+    age = now - newest.at
+    if age > thresholds.stale:
+        return Verdict(HealthStatus.UNKNOWN, f"no sample for {format_duration(age)}", newest)
+    state, run = track.status, track.run
+    if state == HealthStatus.UNHEALTHY:
+        if track.ok_streak:
+            return Verdict(
+                state,
+                f"recovering ({track.ok_streak} of {thresholds.successes} successes) after "
+                f"{describe_run(run, label)}",
+                newest,
+            )
+        return Verdict(state, describe_run(run, label), newest)
+    if not newest.ok:  # failing, but fewer than `failures` times in a row
+        pending = f"{run.count} of {thresholds.failures} failures before unhealthy"
+        status = HealthStatus.DEGRADED if state == HealthStatus.HEALTHY else HealthStatus.UNKNOWN
+        return Verdict(status, f"{describe_run(run, label)} ({pending})", newest)
+    return Verdict(HealthStatus.HEALTHY, describe_sample(newest, label), newest)
 
 
 def target_status(samples, thresholds, now, *, label="/health", searched_since=None):
@@ -233,51 +342,11 @@ def target_status(samples, thresholds, now, *, label="/health", searched_since=N
     if not samples:
         return _no_samples(now, searched_since)
     ordered = sorted(samples, key=lambda s: s.at)
-    samples = ordered[-thresholds.window :]
+    window = ordered[-thresholds.window :]
     before = ordered[-thresholds.window - 1] if len(ordered) > thresholds.window else None
-    newest = samples[-1]
-    age = now - newest.at
-    if age > thresholds.stale:
-        return Verdict(HealthStatus.UNKNOWN, f"no sample for {format_duration(age)}", newest)
-
-    state = HealthStatus.UNKNOWN
-    ok_streak = 0
-    fail_run = []  # the current run of failures
-    last_fail_run = []  # the most recent complete-or-current run of failures
-    for sample in samples:
-        if sample.ok:
-            ok_streak += 1
-            fail_run = []
-            if state == HealthStatus.UNKNOWN or (
-                state == HealthStatus.UNHEALTHY and ok_streak >= thresholds.successes
-            ):
-                state = HealthStatus.HEALTHY
-        else:
-            ok_streak = 0
-            fail_run.append(sample)
-            last_fail_run = fail_run
-            if len(fail_run) >= thresholds.failures:
-                state = HealthStatus.UNHEALTHY
-
-    def failures_in_words(run):
-        if before is not None and not before.ok and run[0] is samples[0]:
-            return describe_failures([before, *run], label, at_least=True)
-        return describe_failures(run, label)
-
-    if state == HealthStatus.UNHEALTHY:
-        if ok_streak:
-            return Verdict(
-                state,
-                f"recovering ({ok_streak} of {thresholds.successes} successes) after "
-                f"{failures_in_words(last_fail_run)}",
-                newest,
-            )
-        return Verdict(state, failures_in_words(fail_run), newest)
-    if fail_run:  # failing, but fewer than `failures` times in a row
-        pending = f"{len(fail_run)} of {thresholds.failures} failures before unhealthy"
-        status = HealthStatus.DEGRADED if state == HealthStatus.HEALTHY else HealthStatus.UNKNOWN
-        return Verdict(status, f"{failures_in_words(fail_run)} ({pending})", newest)
-    return Verdict(HealthStatus.HEALTHY, describe_sample(newest, label), newest)
+    if now - window[-1].at > thresholds.stale:  # nothing to replay
+        return track_verdict(Track(last=window[-1]), thresholds, now, label=label)
+    return track_verdict(replay(window, thresholds, before=before), thresholds, now, label=label)
 
 
 def combine_vantages(verdicts):
@@ -304,12 +373,20 @@ def combine_vantages(verdicts):
     return Verdict(HealthStatus.DEGRADED, "; ".join(bad), newest)
 
 
-def stack_health(samples_by_vantage, thresholds, now, *, label="/health", searched_since=None):
-    """The Verdict for a stack's /health from {vantage: [Sample, ...]}."""
-    if not samples_by_vantage:
+def vantage_verdict(seen, thresholds, now, *, label="/health"):
+    """The Verdict of one target from one vantage: `seen` is its Track (kept by the
+    probe workers) or a list of its recent Samples (replayed)."""
+    if isinstance(seen, Track):
+        return track_verdict(seen, thresholds, now, label=label)
+    return target_status(seen, thresholds, now, label=label)
+
+
+def stack_health(seen_by_vantage, thresholds, now, *, label="/health", searched_since=None):
+    """The Verdict for a stack's /health from {vantage: Track or [Sample, ...]}."""
+    if not seen_by_vantage:
         return _no_samples(now, searched_since)
     return combine_vantages(
-        {v: target_status(s, thresholds, now, label=label) for v, s in samples_by_vantage.items()}
+        {v: vantage_verdict(seen, thresholds, now, label=label) for v, seen in seen_by_vantage.items()}
     )
 
 
@@ -414,9 +491,10 @@ def application_status(
     """The whole status of one application.
 
     - `stacks`: [(stack_id, region_code, in_rotation), ...]
-    - `health_samples`: {stack_id: {vantage: [Sample, ...]}} (missing stacks have none)
+    - `health_samples`: {stack_id: {vantage: Track or [Sample, ...]}} (missing stacks
+      have none)
     - `lags`: [Lag, ...], the latest per (source, receiving, method) for this application
-    - `global_samples`: {vantage: [Sample, ...]} for the global endpoint, or None when the
+    - `global_samples`: {vantage: Track or [Sample, ...]} for the global endpoint, or None when the
       application has no global endpoint URL.
     - `searched_since`: how far back the caller looked for samples (for the reasons)."""
     by_receiving = {}

@@ -20,6 +20,7 @@ from regions.models import (
     Stack,
 )
 from regions.status import HealthStatus
+from tests.regions.samples import store_samples
 
 NOW = datetime(2026, 11, 29, 12, 0, 30, tzinfo=UTC)
 MINUTE = datetime(2026, 11, 29, 11, 58, tzinfo=UTC)
@@ -145,13 +146,7 @@ def fill(app, stacks, outcomes_by_stack, now=NOW):
         for i, ok in enumerate(outcomes):
             at = now - timedelta(seconds=2 * (len(outcomes) - 1 - i))
             rows.append(sample(stack, at, ok=ok))
-    HealthSample.objects.bulk_create(rows)
-    # the TargetState rows store_results keeps (what load_status reads)
-    monitoring._update_states([
-        (r.stack_id, r.application_id, r.target, r.vantage, r.at, r.ok, r.status_code, r.latency_ms,
-         r.served_region, r.error_class)
-        for r in rows
-    ])
+    store_samples(rows)  # raw rows and the TargetState rows (what load_status reads)
 
 
 def test_load_status_computes_the_application_picture(app):
@@ -180,7 +175,7 @@ def test_load_status_says_how_long_a_silent_stack_has_been_silent(app):
     fill(app, stacks, [[True]], now=NOW - timedelta(hours=1))
     status = monitoring.load_status(NOW)[app.pk]
     assert status.status == HealthStatus.UNKNOWN
-    assert status.regions[0].reason == "no sample for over 1 min"
+    assert status.regions[0].reason == "no sample for 1 h"
 
 
 def test_load_status_honours_the_application_probe_interval(app):
@@ -208,10 +203,8 @@ def test_load_status_query_count_does_not_grow_with_stacks(db):
     fill(big, stacks, [[True] * 25] * 30)
     count_big, result = queries_for_load_status()
 
-    # applications, stacks, target states, lag samples; plus one read of the raw samples
-    # for the targets without a TargetState row: here the never-probed global endpoint.
-    assert count_small == 4
-    assert count_big == 5
+    # applications, stacks, target states, lag samples
+    assert count_small == count_big == 4
     assert len(result[big.pk].regions) == 30
     # A global endpoint without samples yet does not hide what the regions say.
     assert result[big.pk].status == HealthStatus.HEALTHY
@@ -219,35 +212,55 @@ def test_load_status_query_count_does_not_grow_with_stacks(db):
     assert result[small.pk].status == HealthStatus.HEALTHY
 
 
-def test_store_results_keeps_the_last_samples_per_target(app):
+def test_store_results_folds_each_sample_into_the_target_state(app):
     from regions.models import TargetState
+    from regions.status import Thresholds, replay
 
     stack = make_stacks(app, 1)[0]
-    keep = monitoring.replay_window(monitoring.Thresholds.from_settings()) + 1
     rows = [
-        (stack.pk, app.pk, ProbeTargetKind.STACK_HEALTH, "local", NOW - timedelta(seconds=2 * (9 - i)),
-         i < 7, 200 if i < 7 else 503, 10.0, "", "" if i < 7 else ErrorClass.HTTP_5XX)
-        for i in range(10)
+        sample(stack, NOW - timedelta(seconds=2 * (9 - i)), ok=i < 7, latency=10.0 + i) for i in range(10)
     ]
     for row in rows[:4]:  # one batch per probe cycle
-        monitoring._update_states([row])
-    monitoring._update_states(rows[4:])
+        assert store_samples([row]) == 1
+    store_samples(reversed(rows[4:]))  # a batch holding several samples of a target, any order
+
     state = TargetState.objects.get()
-    assert state.target_key == f"s:{stack.pk}" and state.last_at == NOW
-    assert len(state.recent) == keep
-    assert [datetime.fromisoformat(e[0]) for e in state.recent] == [r[4] for r in rows[-keep:]]
+    assert (state.target_key, state.vantage, state.last_at) == (f"s:{stack.pk}", "local", NOW)
+    assert (state.status, state.ok_streak, state.run_count, state.run_same) == ("unhealthy", 0, 3, True)
+    assert (state.run_status_code, state.run_error_class, state.run_latency_ms) == (503, "http_5xx", 19.0)
+    # the same state as replaying every sample at once
+    every = replay([monitoring.Sample(r.at, r.ok, r.status_code, r.latency_ms, r.error_class) for r in rows],
+                   Thresholds())
+    stored = TargetState.objects.values_list(*monitoring._TRACK_COLUMNS).get()
+    assert monitoring.track_from_row(*stored) == every
     # read from the state alone: applications, stacks, target states, lag samples
     count, result = queries_for_load_status()
     assert count == 4
     assert result[app.pk].regions[0].reason == "3 consecutive 503 from /health"
+    assert HealthSample.objects.count() == 10
 
 
-def test_load_status_reads_raw_samples_of_targets_without_a_state(app):
+def test_a_late_sample_is_stored_but_does_not_move_the_state_back(app):
+    from regions.models import TargetState
+
+    stack = make_stacks(app, 1)[0]
+    store_samples([sample(stack, NOW - timedelta(seconds=s), ok=False) for s in (2, 0)])
+    store_samples([sample(stack, NOW - timedelta(seconds=4), ok=True)])  # a slow batch, stored late
+
+    state = TargetState.objects.get()
+    assert (state.status, state.run_count, state.last_at) == ("unhealthy", 2, NOW)
+    assert HealthSample.objects.count() == 3
+    assert monitoring.load_status(NOW)[app.pk].regions[0].reason == "2 consecutive 503 from /health"
+
+
+def test_a_target_without_a_state_row_reads_no_samples_yet(app):
+    # Samples written other than by store_results are not the status: only the state rows.
     stack = make_stacks(app, 1)[0]
     HealthSample.objects.bulk_create([sample(stack, NOW - timedelta(seconds=s), ok=False) for s in (0, 2, 4)])
     count, result = queries_for_load_status()
-    assert count == 4  # no target has a state row: no TargetState query
-    assert result[app.pk].regions[0].reason == "3 consecutive 503 from /health"
+    assert count == 4
+    assert result[app.pk].regions[0].status == HealthStatus.UNKNOWN
+    assert result[app.pk].regions[0].reason == "no samples yet"
 
 
 def test_due_target_keys_and_targets_for_keys(app, django_assert_max_num_queries):
@@ -264,22 +277,20 @@ def test_due_target_keys_and_targets_for_keys(app, django_assert_max_num_queries
     assert {t.url for t in targets} == {"http://global/", "http://x/0", "http://x/1"}
 
 
-def test_load_status_replays_only_what_the_hysteresis_needs(app):
-    # 2 failures down, 2 successes up (settings) -> 5 samples replayed per target.
-    from regions.status import Thresholds
-
-    assert monitoring.replay_window(Thresholds()) == 5
+def test_the_state_counts_whole_runs_of_failures(app):
+    # 2 failures down, 2 successes up (settings); the state is folded sample by sample,
+    # so a run of failures is counted whole, however long.
     stacks = make_stacks(app, 3)
     fill(app, stacks, [
-        [True] * 20 + [False] * 12,  # a long outage: longer than the window
-        [True] * 20 + [False] * 5,  # exactly the window, the sample before it succeeded
-        [True] * 20 + [False] * 4 + [True],  # recovering: the run is inside the window
+        [True] * 20 + [False] * 12,  # a long outage
+        [True] * 20 + [False] * 5,
+        [True] * 20 + [False] * 4 + [True],  # recovering
     ])
 
     regions = {r.region: r for r in monitoring.load_status(NOW)[app.pk].regions}
 
     assert regions["us-east-1"].status == HealthStatus.UNHEALTHY
-    assert regions["us-east-1"].reason == "≥ 6 consecutive 503 from /health"
+    assert regions["us-east-1"].reason == "12 consecutive 503 from /health"
     assert regions["us-east-2"].reason == "5 consecutive 503 from /health"
     assert regions["us-east-3"].status == HealthStatus.UNHEALTHY
     assert regions["us-east-3"].reason == "recovering (1 of 2 successes) after 4 consecutive 503 from /health"

@@ -18,6 +18,7 @@ from regions.models import (
     Region,
     Stack,
 )
+from tests.regions.samples import store_samples
 
 OVERVIEW = reverse("regions:overview")
 # session, user, user perms, group perms, roles (context processor), regions,
@@ -29,7 +30,7 @@ MAX_QUERIES = 14
 def add_samples(stack, *, ok=True, count=5, vantage="us-east-1", now=None, status_code=None, **kw):
     """`count` samples of a stack's /health, 2 s apart, the newest at `now`."""
     now = now or timezone.now()
-    HealthSample.objects.bulk_create(
+    store_samples(
         HealthSample(
             stack=stack,
             application_id=stack.application_id,
@@ -48,7 +49,7 @@ def add_samples(stack, *, ok=True, count=5, vantage="us-east-1", now=None, statu
 
 def add_global_samples(app, served_region, now=None):
     now = now or timezone.now()
-    HealthSample.objects.bulk_create(
+    store_samples(
         HealthSample(
             application=app,
             target=ProbeTargetKind.GLOBAL_ENDPOINT,

@@ -22,6 +22,7 @@ from regions.models import (
     Stack,
 )
 from regions.views import MAX_POINTS
+from tests.regions.samples import store_samples
 
 # session, user, user perms, group perms, roles, stack, the status loader's four,
 # live components and the drills running on them (drift), last failures, components,
@@ -162,7 +163,7 @@ def series_url(stack, window=None):
 
 def add_samples(stack, n, *, every=2, ok=True, vantage="us-east-1", now=None, **kw):
     now = now or timezone.now()
-    HealthSample.objects.bulk_create(
+    store_samples(
         HealthSample(
             stack=stack,
             application_id=stack.application_id,

@@ -1,5 +1,6 @@
 """The status engine: pure functions of samples, thresholds and an explicit `now`."""
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,13 +11,16 @@ from regions.status import (
     Lag,
     Sample,
     Thresholds,
+    Track,
     Verdict,
     application_status,
     combine_vantages,
+    fold,
     format_duration,
     region_status,
     replication_status,
     target_status,
+    track_verdict,
 )
 
 NOW = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
@@ -138,6 +142,46 @@ def test_only_the_last_window_of_samples_is_replayed():
     # 30 failures then 2 successes: with a window of 3 only FAIL, OK, OK are replayed.
     verdict = target_status(samples(*([FAIL] * 30), OK, OK), Thresholds(window=3), NOW)
     assert verdict.status == HealthStatus.HEALTHY
+
+
+def reference_status(outcomes, thresholds):
+    """The hysteresis written the plain way, over the whole list: (status, failures in
+    the latest run, successes since it). The oracle for the incremental fold."""
+    status, run, ok_streak = "unknown", 0, 0
+    for outcome in outcomes:
+        if outcome == OK:
+            ok_streak += 1
+            if status == "unknown" or (status == "unhealthy" and ok_streak >= thresholds.successes):
+                status = "healthy"
+        else:
+            run = run + 1 if ok_streak == 0 else 1
+            ok_streak = 0
+            if run >= thresholds.failures:
+                status = "unhealthy"
+    return status, run, ok_streak
+
+
+@pytest.mark.parametrize("thresholds", [T, Thresholds(failures=3, successes=1), Thresholds(failures=1)])
+def test_folding_one_sample_at_a_time_follows_the_hysteresis(thresholds):
+    import random
+
+    rng = random.Random(20261129)
+    for _ in range(300):
+        outcomes = [rng.choice([OK, OK, FAIL, TIMEOUT]) for _ in range(rng.randint(1, 40))]
+        track = Track()
+        for sample in samples(*outcomes):  # as the probe workers store them, one cycle at a time
+            track = fold(track, sample, thresholds)
+        status, run, ok_streak = reference_status(outcomes, thresholds)
+        assert (track.status.value, track.run.count if track.run else 0, track.ok_streak) == (
+            status, run, ok_streak
+        ), outcomes
+        # the verdict of the folded state names the whole latest run, however long
+        verdict = track_verdict(track, thresholds, NOW)
+        if status == "unhealthy" and not ok_streak and run > 1 and len(set(outcomes[-run:])) == 1:
+            assert verdict.reason.startswith(f"{run} consecutive "), (outcomes, verdict)
+        # a window as long as the history replays to the same verdict
+        wide = dataclasses.replace(thresholds, window=len(outcomes))
+        assert target_status(samples(*outcomes), wide, NOW) == track_verdict(track, wide, NOW)
 
 
 def verdict(status, reason="", seconds_ago=0):

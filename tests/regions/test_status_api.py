@@ -20,6 +20,7 @@ from regions.models import (
     Region,
     Stack,
 )
+from tests.regions.samples import store_samples
 
 STATUS = reverse("api-status")
 # token, token's last_used_at update, user perms, group perms, the status loader's
@@ -29,7 +30,7 @@ MAX_QUERIES = 10
 
 def add_samples(stack, *, ok=True, count=3, now=None, vantage="us-east-1"):
     now = now or timezone.now()
-    HealthSample.objects.bulk_create(
+    store_samples(
         HealthSample(
             stack=stack,
             application_id=stack.application_id,
@@ -59,7 +60,7 @@ def populate(n_apps=1, region_codes=("us-east-1", "us-west-2"), prefix="orders")
         for n, region in enumerate(regions):
             stack = Stack.objects.create(application=app, region=region, in_rotation=n == 0)
             add_samples(stack, ok=n == 0, now=now)
-        HealthSample.objects.bulk_create(
+        store_samples(
             HealthSample(
                 application=app, target=ProbeTargetKind.GLOBAL_ENDPOINT, vantage="us-east-1",
                 at=now - timedelta(seconds=2 * k), ok=True, status_code=200, latency_ms=25.0,
@@ -142,7 +143,7 @@ def test_application_without_samples_is_unknown(client, viewer_token):
     assert entry["lag"] == []
     (region,) = entry["regions"]
     assert region["health"] == {
-        "status": "unknown", "reason": "no sample for over 1 min", "last_sample_at": None,
+        "status": "unknown", "reason": "no samples yet", "last_sample_at": None,
         "status_code": None, "latency_ms": None,
     }
 
