@@ -401,3 +401,19 @@ class TargetState(models.Model):
 
     def __str__(self):
         return f"{self.target_key} {self.vantage} {self.last_at:%H:%M:%S}"
+
+
+class ProbeClock(models.Model):
+    """The last second (epoch tick) whose due targets `regions.tasks.probe_cycle` has sent.
+
+    Beat runs probe_cycle about once a second, but not on the second: two runs can fall
+    in one second and skip the next, which would leave the applications due in the
+    skipped second unprobed for a whole interval. Each run claims the seconds from the
+    last claimed one up to its own (`monitoring.claim_ticks`, a conditional UPDATE: one
+    run per second however many run at once) and sends the targets due in any of them."""
+
+    name = models.CharField(max_length=32, unique=True, default="probes")
+    last_tick = models.BigIntegerField()
+
+    def __str__(self):
+        return f"{self.name} @ {self.last_tick}"

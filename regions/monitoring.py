@@ -45,14 +45,43 @@ def default_interval():
     return timedelta(seconds=settings.CONTROLPLANE_PROBE_INTERVAL)
 
 
-def due_target_keys(tick):
-    """Keys ("s:<stack>", "a:<application>") of the targets due in the cycle of second `tick`.
+# probe_cycle catches up at most this many missed seconds (after that, everything due
+# in them is probed once anyway: each application's interval is at most this long).
+MAX_CATCH_UP_TICKS = 60
+
+
+def claim_ticks(tick):
+    """The seconds up to `tick` that no probe_cycle has handled yet (a range, maybe
+    empty), claimed for this run: one row of ProbeClock, a conditional UPDATE, so
+    concurrent runs never claim the same second. At most MAX_CATCH_UP_TICKS back."""
+    from regions.models import ProbeClock
+
+    tick = int(tick)
+    while True:
+        clock, created = ProbeClock.objects.get_or_create(name="probes", defaults={"last_tick": tick})
+        if created:
+            return range(tick, tick + 1)
+        if clock.last_tick >= tick:
+            return range(0)  # this second is done (beat ran twice in it)
+        claimed = ProbeClock.objects.filter(pk=clock.pk, last_tick=clock.last_tick).update(last_tick=tick)
+        if claimed:
+            return range(max(clock.last_tick + 1, tick - MAX_CATCH_UP_TICKS + 1), tick + 1)
+
+
+def due_target_keys(ticks):
+    """Keys ("s:<stack>", "a:<application>") of the targets due in the cycle of second
+    `ticks` (an int), or of any of the seconds `ticks` (a range: a run catching up).
 
     Two queries whatever the number of applications and stacks."""
+    ticks = range(ticks, ticks + 1) if isinstance(ticks, int) else ticks
+    if not ticks:
+        return []
     fallback = default_interval()
     apps = Application.objects.values_list("pk", "probe_interval", "global_endpoint_url")
     due_apps = [
-        (pk, url) for pk, interval, url in apps if probes.is_due(pk, interval or fallback, tick)
+        (pk, url)
+        for pk, interval, url in apps
+        if any(probes.is_due(pk, interval or fallback, tick) for tick in ticks)
     ]
     if not due_apps:
         return []

@@ -37,8 +37,11 @@ def probe_queue(vantage):
 def probe_cycle(tick=None):
     """Beat, every second: send the targets due in this second to every vantage's queue.
 
-    Targets are split into batches by a stable hash of their key, one `probe_batch` task
-    per batch and vantage. A batch not started within one default interval expires:
+    Beat's runs drift across second boundaries (two in one second, none in the next), so
+    a run claims every second since the last claimed one (`monitoring.claim_ticks`) and
+    sends what is due in any of them; a second already claimed sends nothing. Targets
+    are split into batches by a stable hash of their key, one `probe_batch` task per
+    batch and vantage. A batch not started within one default interval expires:
     probing late only adds load to a backlog, the next cycle probes again."""
     import time
 
@@ -46,8 +49,8 @@ def probe_cycle(tick=None):
 
     from regions import monitoring, probes
 
-    tick = int(tick if tick is not None else time.time())
-    keys = monitoring.due_target_keys(tick)
+    ticks = monitoring.claim_ticks(int(tick if tick is not None else time.time()))
+    keys = monitoring.due_target_keys(ticks)
     batches = probes.partition(keys, settings.CONTROLPLANE_PROBE_BATCH_SIZE)
     for vantage in settings.CONTROLPLANE_PROBE_VANTAGES:
         for batch in batches:

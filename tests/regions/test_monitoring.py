@@ -270,7 +270,7 @@ def test_due_target_keys_and_targets_for_keys(app, django_assert_max_num_queries
     app.probe_interval = timedelta(seconds=1)
     app.save()
     with django_assert_max_num_queries(2):
-        keys = monitoring.due_target_keys(tick=12345)
+        keys = monitoring.due_target_keys(12345)
     assert sorted(keys) == sorted([f"a:{app.pk}", f"s:{stacks[0].pk}", f"s:{stacks[1].pk}"])
     with django_assert_max_num_queries(2):
         targets = monitoring.targets_for_keys(keys)

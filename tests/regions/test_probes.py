@@ -367,3 +367,30 @@ def test_samples_of_a_stack_deleted_mid_probe_are_dropped_and_the_rest_stored():
     ]
     assert monitoring.store_results(results, "local") == 1
     assert list(HealthSample.objects.values_list("stack_id", flat=True)) == [kept.pk]
+
+
+def test_each_second_is_claimed_once_and_missed_seconds_are_caught_up(db):
+    assert list(monitoring.claim_ticks(1000)) == [1000]
+    assert list(monitoring.claim_ticks(1000)) == []  # beat ran twice in that second
+    assert list(monitoring.claim_ticks(999)) == []  # a late run of a second already done
+    assert list(monitoring.claim_ticks(1003)) == [1001, 1002, 1003]  # a second was skipped
+    assert list(monitoring.claim_ticks(5000)) == list(range(5000 - monitoring.MAX_CATCH_UP_TICKS + 1, 5001))
+
+
+def test_probe_cycle_sends_the_targets_due_in_a_second_beat_skipped(stacks, settings, monkeypatch):
+    from regions import tasks
+
+    settings.CONTROLPLANE_PROBE_VANTAGES = ["us-east-1"]
+    settings.CONTROLPLANE_PROBE_INTERVAL = 2.0
+    app_id = stacks[0].application_id
+    for n, stack in enumerate(stacks):
+        Stack.objects.filter(pk=stack.pk).update(health_url=f"http://127.0.0.1:1/{n}")
+    due = next(t for t in range(1000, 1002) if probes.is_due(app_id, 2.0, t))
+    sent = []
+    monkeypatch.setattr(tasks.probe_batch, "apply_async", lambda args, **kw: sent.append(args))
+
+    assert tasks.probe_cycle(tick=due - 1) == 0  # not due in that second
+    # beat's next run lands a second late: the second in between is caught up
+    assert tasks.probe_cycle(tick=due + 1) == 3
+    assert tasks.probe_cycle(tick=due + 1) == 0  # and sent once only
+    assert [sorted(keys) for keys, _ in sent] == [sorted(f"s:{s.pk}" for s in stacks)]
