@@ -270,3 +270,29 @@ def test_the_requester_cannot_approve_and_a_viewer_cannot_request(world, operato
         _request(viewer)
     assert _fresh(Drill, drill.pk).state == DrillState.REQUESTED
     assert _fresh(Drill, own.pk).state == DrillState.REQUESTED
+
+
+def test_a_drill_is_aborted_before_any_fault_when_another_region_is_unhealthy(
+    world, settings, operator, approver, tmp_path
+):
+    import json
+
+    from sandbox.seed import FAULT_OFF
+
+    # us-west-2, where orders would fail over to, answers 503 (the sandbox's failure flag)
+    ssm = world.client("ssm", "us-west-2")
+    parameter = world.stack("orders", "us-west-2").ssm_fault_parameter
+    fault = {"is_enabled": True, "fault_type": "status_code", "error_code": 503, "rate": 1}
+    ssm.put_parameter(Name=parameter, Value=json.dumps(fault), Type="String", Overwrite=True)
+    worker = _worker(settings, tmp_path)
+    try:
+        drill = _request(operator)
+        lifecycle.approve(drill, approver, comment="go")
+        drill = _final(drill.pk, 60, worker.log)
+    finally:
+        worker.stop()
+        ssm.put_parameter(Name=parameter, Value=json.dumps(FAULT_OFF), Type="String", Overwrite=True)
+    assert drill.state == DrillState.ABORTED
+    assert drill.outcome_reason == "Preflight: us-west-2 is not healthy (503 from /health)"
+    assert not Compensation.objects.filter(drill=drill).exists()  # nothing was injected
+    assert _inverted(world) is False
