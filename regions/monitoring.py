@@ -24,6 +24,7 @@ from regions.models import (
     HealthSample,
     LagRollup,
     LagSample,
+    ProbeClock,
     ProbeTargetKind,
     Stack,
     TargetState,
@@ -54,8 +55,6 @@ def claim_ticks(tick):
     """The seconds up to `tick` that no probe_cycle has handled yet (a range, maybe
     empty), claimed for this run: one row of ProbeClock, a conditional UPDATE, so
     concurrent runs never claim the same second. At most MAX_CATCH_UP_TICKS back."""
-    from regions.models import ProbeClock
-
     tick = int(tick)
     while True:
         clock, created = ProbeClock.objects.get_or_create(name="probes", defaults={"last_tick": tick})

@@ -270,8 +270,8 @@ async def probe_many(
 
 def new_event_loop():
     """uvloop's event loop where it is installed (Linux, macOS: requirements.txt), else
-    asyncio's. On loopback it spends about a third less CPU per probe than asyncio's
-    own loop (bench/probe_throughput.py)."""
+    asyncio's. On loopback the engine did 1.00-1.21x the checks per CPU-second of
+    asyncio's own loop in the same runs (bench/probe_throughput.py, docs/PERFORMANCE.md)."""
     try:
         import uvloop
     except ImportError:

@@ -214,21 +214,6 @@ def describe_run(run, label="/health"):
     return f"{count} consecutive failures, latest: {describe_sample(latest, label)}"
 
 
-def describe_failures(run, label="/health", *, at_least=False):
-    """A run of consecutive failed samples (oldest first) in words. `at_least`: the run
-    may go back further than the samples seen ("≥ 6 consecutive ...")."""
-    if at_least:  # the first failure stands for "at least one before"
-        first, *rest = run
-        folded = Run(0, True, first, at_least=True)
-        for sample in rest:
-            folded = folded.add(sample)
-        return describe_run(folded, label)
-    folded = None
-    for sample in run:
-        folded = folded.add(sample) if folded else Run(1, True, sample)
-    return describe_run(folded, label)
-
-
 # --- target level ------------------------------------------------------------------
 
 
@@ -300,18 +285,15 @@ def replay(samples, thresholds, *, before=None):
     return track
 
 
-def _no_samples(now, searched_since):
-    if searched_since is None:
-        return Verdict(HealthStatus.UNKNOWN, "no samples yet")
-    return Verdict(HealthStatus.UNKNOWN, f"no sample for over {format_duration(now - searched_since)}")
+NO_SAMPLES = Verdict(HealthStatus.UNKNOWN, "no samples yet")
 
 
-def track_verdict(track, thresholds, now, *, label="/health", searched_since=None):
+def track_verdict(track, thresholds, now, *, label="/health"):
     """The Verdict of a Track at `now`: unknown once its latest sample is older than
     `thresholds.stale`; otherwise what its hysteresis state says, in words."""
     newest = track.last
     if newest is None:
-        return _no_samples(now, searched_since)
+        return NO_SAMPLES
     age = now - newest.at
     if age > thresholds.stale:
         return Verdict(HealthStatus.UNKNOWN, f"no sample for {format_duration(age)}", newest)
@@ -332,15 +314,14 @@ def track_verdict(track, thresholds, now, *, label="/health", searched_since=Non
     return Verdict(HealthStatus.HEALTHY, describe_sample(newest, label), newest)
 
 
-def target_status(samples, thresholds, now, *, label="/health", searched_since=None):
+def target_status(samples, thresholds, now, *, label="/health"):
     """The Verdict for one target seen from one vantage, from its recent samples.
 
     `samples` in any order; only the newest `thresholds.window` are replayed. A sample
     just before the window, if given, only tells whether a run of failures that fills
-    the whole window goes back further (its count then reads "≥ n consecutive").
-    `searched_since`: how far back the caller looked, for the reason when there is none."""
+    the whole window goes back further (its count then reads "≥ n consecutive")."""
     if not samples:
-        return _no_samples(now, searched_since)
+        return NO_SAMPLES
     ordered = sorted(samples, key=lambda s: s.at)
     window = ordered[-thresholds.window :]
     before = ordered[-thresholds.window - 1] if len(ordered) > thresholds.window else None
@@ -381,10 +362,10 @@ def vantage_verdict(seen, thresholds, now, *, label="/health"):
     return target_status(seen, thresholds, now, label=label)
 
 
-def stack_health(seen_by_vantage, thresholds, now, *, label="/health", searched_since=None):
+def stack_health(seen_by_vantage, thresholds, now, *, label="/health"):
     """The Verdict for a stack's /health from {vantage: Track or [Sample, ...]}."""
     if not seen_by_vantage:
-        return _no_samples(now, searched_since)
+        return NO_SAMPLES
     return combine_vantages(
         {v: vantage_verdict(seen, thresholds, now, label=label) for v, seen in seen_by_vantage.items()}
     )
@@ -486,7 +467,6 @@ def application_status(
     now,
     *,
     global_samples=None,
-    searched_since=None,
 ):
     """The whole status of one application.
 
@@ -495,23 +475,18 @@ def application_status(
       have none)
     - `lags`: [Lag, ...], the latest per (source, receiving, method) for this application
     - `global_samples`: {vantage: Track or [Sample, ...]} for the global endpoint, or None when the
-      application has no global endpoint URL.
-    - `searched_since`: how far back the caller looked for samples (for the reasons)."""
+      application has no global endpoint URL."""
     by_receiving = {}
     for lag in lags:
         by_receiving.setdefault(lag.receiving_region, []).append(lag)
     regions = []
     for stack_id, region, in_rotation in stacks:
-        health = stack_health(
-            health_samples.get(stack_id, {}), thresholds, now, searched_since=searched_since
-        )
+        health = stack_health(health_samples.get(stack_id, {}), thresholds, now)
         replication = replication_status(by_receiving.get(region, []), thresholds, now)
         status, reason = region_status(health, replication)
         regions.append(RegionStatus(stack_id, region, status, reason, health, replication, in_rotation))
     global_endpoint = None
     if global_samples is not None:
-        global_endpoint = stack_health(
-            global_samples, thresholds, now, label="the global endpoint", searched_since=searched_since
-        )
+        global_endpoint = stack_health(global_samples, thresholds, now, label="the global endpoint")
     status, reason = rollup_regions(regions, global_endpoint)
     return ApplicationStatus(application_id, status, reason, regions, global_endpoint)
