@@ -99,6 +99,8 @@ def server():
     s = LocalServer().start()
     yield s
     s.stop()
+    # The engine's pooled connections to this server go with it: the next test starts cold.
+    probes.close_engine()
 
 
 def closed_port():
@@ -111,9 +113,15 @@ def target(url, stack_id=1, application_id=1):
     return ProbeTarget(url, application_id, stack_id, ProbeTargetKind.STACK_HEALTH)
 
 
+# Where nothing is meant to time out, the bound is generous: a loaded 2-core CI machine
+# (a sandbox and Celery workers beside the tests) must not turn a slow answer into a
+# timeout. Tests of timeouts pass their own.
+NO_TIMEOUT = 10.0
+
+
 def probe(url, **kwargs):
-    kwargs.setdefault("connect_timeout", 1.0)
-    kwargs.setdefault("read_timeout", 1.0)
+    kwargs.setdefault("connect_timeout", NO_TIMEOUT)
+    kwargs.setdefault("read_timeout", NO_TIMEOUT)
     return run_probes([target(url)], **kwargs)[0]
 
 
@@ -223,7 +231,7 @@ def test_probe_results_are_stored_in_one_insert(server, stacks, django_assert_ma
         target(server.url(path), stack_id=s.pk, application_id=s.application_id)
         for s, path in zip(stacks, ["/health", "/status/503", "/hang"], strict=True)
     ]
-    results = run_probes(targets, connect_timeout=1.0, read_timeout=2.0)
+    results = run_probes(targets, connect_timeout=NO_TIMEOUT, read_timeout=2.0)  # /hang: 2 s
     # savepoint, insert, target states (select, upsert), release; on PostgreSQL the
     # upsert is three: create the temporary table if needed, COPY into it, upsert from it
     with django_assert_max_num_queries(7 if connection.vendor == "postgresql" else 5):
@@ -247,6 +255,7 @@ def test_probe_batch_task_probes_stacks_by_key_and_stores_samples(server, stacks
     from regions.tasks import probe_batch
 
     settings.CONTROLPLANE_VANTAGE = "ap-south-1"
+    settings.CONTROLPLANE_PROBE_CONNECT_TIMEOUT = settings.CONTROLPLANE_PROBE_READ_TIMEOUT = NO_TIMEOUT
     Stack.objects.filter(pk=stacks[0].pk).update(health_url=server.url("/health"))
     Stack.objects.filter(pk=stacks[1].pk).update(health_url=server.url("/status/429"))
     app = stacks[0].application
@@ -298,8 +307,8 @@ def test_global_endpoint_probes_reconnect_each_time(server):
     # Global endpoints resolve through DNS (failover records): no kept-alive connection.
     url = server.url("/peer")
     targets = [ProbeTarget(url, 1, None, ProbeTargetKind.GLOBAL_ENDPOINT)]
-    first = run_probes(targets, connect_timeout=1.0, read_timeout=1.0)[0]
-    second = run_probes(targets, connect_timeout=1.0, read_timeout=1.0)[0]
+    first = run_probes(targets, connect_timeout=NO_TIMEOUT, read_timeout=NO_TIMEOUT)[0]
+    second = run_probes(targets, connect_timeout=NO_TIMEOUT, read_timeout=NO_TIMEOUT)[0]
     assert first.ok and second.ok
     assert first.served_region != second.served_region
 
@@ -313,14 +322,16 @@ def test_an_unhealthy_body_counts_even_with_the_region_header(server):
 
 def test_run_probes_works_from_inside_a_running_event_loop(server):
     async def caller():
-        return run_probes([target(server.url("/health"))], connect_timeout=1.0, read_timeout=1.0)
+        return run_probes(
+            [target(server.url("/health"))], connect_timeout=NO_TIMEOUT, read_timeout=NO_TIMEOUT
+        )
 
     assert asyncio.run(caller())[0].ok
 
 
 def test_probe_many_on_its_own_session_gives_the_same_results(server):
     targets = [target(server.url(p)) for p in ("/health", "/status/503", "/body-region")]
-    results = asyncio.run(probes.probe_many(targets, connect_timeout=1.0, read_timeout=1.0))
+    results = asyncio.run(probes.probe_many(targets, connect_timeout=NO_TIMEOUT, read_timeout=NO_TIMEOUT))
     assert [(r.ok, r.status_code, r.served_region) for r in results] == [
         (True, 200, "eu-central-1"), (False, 503, ""), (True, 200, "us-west-2")
     ]
