@@ -13,7 +13,7 @@ Data (in its own database, <NAME>_pages, next to DATABASE_URL's):
 - TargetState rows (what the status loader reads: each target's folded hysteresis
   state), folded from the raw samples of the last 60 s before the measurement, then
   every 2 s during it from the live tail that the clock has passed (a thread), through
-  the probe workers' write path (monitoring._update_states, as store_results calls it).
+  the probe workers' write path (monitoring.fold_stored_samples).
 Generated with INSERT ... SELECT ... FROM generate_series(...) through Django's
 connection, the secondary indexes dropped during the load and rebuilt after (the same
 definitions, read from pg_indexes), then VACUUM ANALYZE. A few minutes on 2 CPUs.
@@ -161,26 +161,11 @@ def add_live_tail():
 
 def fill_target_states(since):
     """Fold the raw samples stored after `since` (up to now) into the TargetState rows,
-    through the probe workers' own write path (monitoring._update_states, as
-    store_results calls it). Returns (rows folded, the time read up to)."""
-    from django.db import transaction
-
+    through the probe workers' own write path (monitoring.fold_stored_samples).
+    Returns (rows folded, the time read up to)."""
     from regions import monitoring
-    from regions.models import HealthSample
 
-    until = timezone.now()
-    rows = list(
-        HealthSample.objects.filter(at__gt=since, at__lte=until)
-        .order_by("at")
-        .values_list(*monitoring._SAMPLE_COLUMNS)
-    )
-    by_vantage = {}
-    for row in rows:
-        by_vantage.setdefault(row[3], []).append(row)
-    with transaction.atomic():
-        for vantage, vantage_rows in by_vantage.items():
-            monitoring._update_states(vantage_rows, vantage)
-    return len(rows), until
+    return monitoring.fold_stored_samples(since)
 
 
 class StateWriter(threading.Thread):

@@ -68,11 +68,11 @@ def claim_ticks(tick):
 
 
 def due_target_keys(ticks):
-    """Keys ("s:<stack>", "a:<application>") of the targets due in the cycle of second
-    `ticks` (an int), or of any of the seconds `ticks` (a range: a run catching up).
+    """Keys ("s:<stack>", "a:<application>") of the targets due in any of the seconds
+    `ticks` (a range of epoch seconds, as `claim_ticks` returns: one second, or several
+    when a run catches up).
 
     Two queries whatever the number of applications and stacks."""
-    ticks = range(ticks, ticks + 1) if isinstance(ticks, int) else ticks
     if not ticks:
         return []
     fallback = default_interval()
@@ -324,6 +324,29 @@ def store_results(results, vantage):
                 _insert_samples(rows)
                 _update_states(rows, vantage)
     return len(rows)
+
+
+def fold_stored_samples(since, until=None):
+    """Fold the raw samples stored in (`since`, `until`] (default: up to now) into their
+    targets' TargetState rows, oldest first, through the same write path as
+    `store_results`; returns (samples read, `until`).
+
+    For samples that reached the table another way than `store_results` (a bulk load, a
+    restore), and for rebuilding the states from the raw window. Samples no newer than
+    a target's latest folded one are skipped, so folding a window twice changes nothing."""
+    until = until or timezone.now()
+    rows = list(
+        HealthSample.objects.filter(at__gt=since, at__lte=until)
+        .order_by("at")
+        .values_list(*_SAMPLE_COLUMNS)
+    )
+    by_vantage = defaultdict(list)
+    for row in rows:
+        by_vantage[row[3]].append(row)
+    with transaction.atomic():
+        for vantage, vantage_rows in by_vantage.items():
+            _update_states(vantage_rows, vantage)
+    return len(rows), until
 
 
 def store_lag_samples(lags, application_id):

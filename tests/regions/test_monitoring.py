@@ -18,6 +18,7 @@ from regions.models import (
     ProbeTargetKind,
     Region,
     Stack,
+    TargetState,
 )
 from regions.status import HealthStatus
 from tests.regions.samples import store_samples
@@ -213,7 +214,6 @@ def test_load_status_query_count_does_not_grow_with_stacks(db):
 
 
 def test_store_results_folds_each_sample_into_the_target_state(app):
-    from regions.models import TargetState
     from regions.status import Thresholds, replay
 
     stack = make_stacks(app, 1)[0]
@@ -241,7 +241,6 @@ def test_store_results_folds_each_sample_into_the_target_state(app):
 
 
 def test_a_late_sample_is_stored_but_does_not_move_the_state_back(app):
-    from regions.models import TargetState
 
     stack = make_stacks(app, 1)[0]
     store_samples([sample(stack, NOW - timedelta(seconds=s), ok=False) for s in (2, 0)])
@@ -270,7 +269,7 @@ def test_due_target_keys_and_targets_for_keys(app, django_assert_max_num_queries
     app.probe_interval = timedelta(seconds=1)
     app.save()
     with django_assert_max_num_queries(2):
-        keys = monitoring.due_target_keys(12345)
+        keys = monitoring.due_target_keys(range(12345, 12346))
     assert sorted(keys) == sorted([f"a:{app.pk}", f"s:{stacks[0].pk}", f"s:{stacks[1].pk}"])
     with django_assert_max_num_queries(2):
         targets = monitoring.targets_for_keys(keys)
@@ -294,3 +293,26 @@ def test_the_state_counts_whole_runs_of_failures(app):
     assert regions["us-east-2"].reason == "5 consecutive 503 from /health"
     assert regions["us-east-3"].status == HealthStatus.UNHEALTHY
     assert regions["us-east-3"].reason == "recovering (1 of 2 successes) after 4 consecutive 503 from /health"
+
+
+def test_samples_stored_raw_are_folded_into_the_same_states_as_store_results_makes(app):
+    # Two identical histories: one through store_results (the probe workers' path),
+    # one bulk-inserted raw (a restore) and folded afterwards.
+    stacks = make_stacks(app, 2)
+    history = [True, True, False, False, False, True]
+    at = [NOW - timedelta(seconds=2 * (len(history) - n)) for n in range(len(history))]
+    store_samples([sample(stacks[0], t, ok=ok) for t, ok in zip(at, history, strict=True)])
+    HealthSample.objects.bulk_create([sample(stacks[1], t, ok=ok) for t, ok in zip(at, history, strict=True)])
+    assert not TargetState.objects.filter(stack=stacks[1]).exists()
+
+    read, until = monitoring.fold_stored_samples(NOW - timedelta(minutes=1), NOW)
+
+    assert (read, until) == (2 * len(history), NOW)
+    columns = ("status", "ok_streak", "run_count", "run_same", "run_at", "run_status_code",
+               "last_at", "last_ok", "last_status_code")
+    by_probe_path, folded = (TargetState.objects.filter(stack=s).values(*columns).get() for s in stacks)
+    assert folded == by_probe_path
+    assert (folded["status"], folded["run_count"], folded["last_ok"]) == ("unhealthy", 3, True)
+    # Folding the same window again moves nothing back or forward.
+    monitoring.fold_stored_samples(NOW - timedelta(minutes=1), NOW)
+    assert TargetState.objects.filter(stack=stacks[1]).values(*columns).get() == folded
