@@ -83,6 +83,20 @@ def _http_ok(url, timeout=2.0):
     return result.ok, describe_sample(sample)
 
 
+def _healthy_confirmed(url, attempts, pause=0.5):
+    """(healthy, what it answered in words): probe `url` up to `attempts` times, `pause`
+    seconds apart, and stop at the first success. A region is called unhealthy only
+    after `attempts` failures in a row, as the status does (CONTROLPLANE_STATUS_FAILURES),
+    so one lost packet does not abort a drill, and a region that is down still does."""
+    for attempt in range(attempts):
+        ok, detail = _http_ok(url)
+        if ok:
+            return True, detail
+        if attempt + 1 < attempts:
+            time.sleep(pause)
+    return False, detail
+
+
 class RegionWatcher:
     """Probes the faulted region's /health (and, for a Route 53 health-check fault, asks
     Route 53's checkers) on a thread; records when the region first looked failed."""
@@ -223,8 +237,13 @@ class DrillRun:
             .select_related("region")
         )
         serving = []
+        attempts = max(1, _setting("CONTROLPLANE_STATUS_FAILURES", 2))
         for stack in others:
-            ok, detail = _http_ok(stack.health_url) if stack.health_url else (False, "no health URL")
+            ok, detail = (
+                _healthy_confirmed(stack.health_url, attempts)
+                if stack.health_url
+                else (False, "no health URL")
+            )
             if not ok:
                 raise Stop(DrillState.ABORTED, f"Preflight: {stack.region.code} is not healthy ({detail})")
             if stack.in_rotation:
