@@ -8,7 +8,7 @@ source scripts/bootstrap.sh
 ensure_venv requirements.txt
 
 export PORT="${PORT:-8000}"
-# honcho gives every process its own PORT; the console's is passed under another name.
+# The console's port, under a name of its own (PORT means the console to run.sh only).
 export CONSOLE_PORT="$PORT"
 export SANDBOX_AWS_PORT="${SANDBOX_AWS_PORT:-4566}"
 export SANDBOX_BASE_PORT="${SANDBOX_BASE_PORT:-4600}"
@@ -32,6 +32,7 @@ done
 .venv/bin/python manage.py migrate --no-input -v 0
 .venv/bin/python manage.py demo_users
 
-echo "==> console on http://127.0.0.1:${PORT}  (Ctrl-C stops console, worker, beat and sandbox)"
+echo "==> console on http://127.0.0.1:${PORT}  (Ctrl-C stops console, workers, beat and sandbox)"
 echo "    the sandbox fills the inventory by discovery once it is up (a few seconds)"
-exec .venv/bin/honcho -f Procfile.dev start
+echo "    each process's output: var/log/<name>.log; a process that dies is restarted"
+exec .venv/bin/python scripts/supervise.py Procfile.dev

@@ -3,9 +3,11 @@ test database."""
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -110,3 +112,90 @@ def wait_for(predicate, timeout, interval=0.05, message="condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+class RunCommand:
+    """The run command's own process set: scripts/supervise.py on a Procfile (by default
+    Procfile.dev, what ./run.sh runs), in a session of its own, its output read line by
+    line so a test can wait for supervisor's lines (`spawned: 'worker'`, `exited: ...`)."""
+
+    def __init__(self, tmp_path, env, procfile=BASE_DIR / "Procfile.dev"):
+        self.run_dir = tmp_path / "run"
+        self.log_dir = tmp_path / "log"
+        self.lines = []
+        self._changed = threading.Condition()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "scripts/supervise.py", str(procfile),
+                "--run-dir", str(self.run_dir), "--log-dir", str(self.log_dir),
+            ],
+            cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def output(self):
+        with self._changed:
+            return "\n".join(self.lines)
+
+    def wait_for_line(self, pattern, timeout, after=0):
+        """The first output line from index `after` on that matches `pattern` (a regex)
+        -> (index, match); fails at the deadline or when supervisord has exited."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for index in range(after, len(self.lines)):
+                    if match := regex.search(self.lines[index]):
+                        return index, match
+                after = len(self.lines)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    raise AssertionError(
+                        f"no line matching {pattern!r} within {timeout}s; output:\n" + "\n".join(self.lines)
+                    )
+                self._changed.wait(min(remaining, 0.5))
+
+    def ctl(self, *args):
+        """supervisorctl on this run's socket -> its stdout."""
+        supervisorctl = Path(sys.executable).with_name("supervisorctl")
+        result = subprocess.run(
+            [str(supervisorctl), "-c", str(self.run_dir / "supervisord.conf"), *args],
+            capture_output=True, text=True, timeout=30,
+        )
+        return result.stdout.strip()
+
+    def pid(self, name):
+        """The pid supervisor knows for a process of the Procfile (0: not running)."""
+        return int(self.ctl("pid", f"controlplane:{name}") or 0)
+
+    def log(self, name):
+        path = self.log_dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def interrupt(self, timeout=30):
+        """Ctrl-C: SIGINT to supervisord -> its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            self._reader.join(timeout=5)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                self.interrupt()
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=30)
