@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up and runs the whole test suite (ruff, then pytest). Uses SQLite and the
-# filesystem broker unless DATABASE_URL / CONTROLPLANE_BROKER_URL say otherwise
+# file broker (localfs://) unless DATABASE_URL / CONTROLPLANE_BROKER_URL say otherwise
 # (.ci/run points them at PostgreSQL and Redis). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -30,5 +30,5 @@ mkdir -p "$CONTROLPLANE_VAR_DIR"
 
 echo "==> ruff"
 .venv/bin/ruff check .
-echo "==> pytest (database: ${DATABASE_URL:-sqlite}, broker: ${CONTROLPLANE_BROKER_URL:-filesystem})"
+echo "==> pytest (database: ${DATABASE_URL:-sqlite}, broker: ${CONTROLPLANE_BROKER_URL:-localfs})"
 exec .venv/bin/python -m pytest "$@"

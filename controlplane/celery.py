@@ -4,11 +4,25 @@ import os
 from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
+# Registers the localfs:// transport (the embedded broker) before the app resolves its URL.
+from controlplane import broker  # noqa: F401
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
 app = Celery("controlplane")
+
+
+def probe_queue(vantage):
+    """The queue a vantage's probe workers consume (`celery worker -Q probes.<vantage>`)."""
+    return f"probes.{vantage}"
+
+
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Each worker writes its own heartbeat row (controlplane/heartbeats.py). Named, as
+# Celery names its own steps: the class is imported when the worker builds its
+# consumer, after Django is set up (it needs the models).
+app.steps["consumer"].add("controlplane.heartbeats:WorkerHeartbeat")
 
 # Young objects allowed before the cyclic garbage collector runs (CPython's default:
 # 2,000). A probe batch allocates ~20 objects per target (requests, responses, results,

@@ -143,20 +143,30 @@ class ApiToken(models.Model):
 
 
 class ServiceHeartbeat(models.Model):
-    """Last time a worker or beat process was seen; the console shows it so that an
-    operator knows whether drills and probes can run."""
+    """Last time a worker or beat process was seen, written by the process itself
+    (controlplane/heartbeats.py). The console computes from these rows whether drills
+    and probes can run (controlplane/background.py)."""
 
     class Kind(models.TextChoices):
         WORKER = "worker", "Worker"
         BEAT = "beat", "Beat"
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    hostname = models.CharField(max_length=200)
+    hostname = models.CharField(
+        max_length=200, help_text="A worker's Celery node name (worker@host); beat@host for beat."
+    )
     last_seen = models.DateTimeField()
+    queues = models.JSONField(default=list, blank=True, help_text="The queues a worker consumes.")
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["kind", "hostname"], name="heartbeat_kind_host")
+        ]
+        indexes = [
+            # every console page: the processes seen in the last day (last_seen >= t)
+            models.Index(fields=["last_seen"], name="heartbeat_last_seen"),
         ]
         default_permissions = ("view",)
 

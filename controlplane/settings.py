@@ -1,8 +1,8 @@
 """Settings, read from the environment (see docs/OPERATIONS.md for every variable).
 
-The defaults are the embedded ones: a SQLite file and a filesystem broker under
-var/, and the local sandbox for AWS. Production sets CONTROLPLANE_PRODUCTION=true and
-the URLs; SECRET_KEY and ALLOWED_HOSTS are then required.
+The defaults are the embedded ones: a SQLite file and a broker in files under var/
+(localfs://, controlplane/broker.py), and the local sandbox for AWS. Production sets
+CONTROLPLANE_PRODUCTION=true and the URLs; SECRET_KEY and ALLOWED_HOSTS are then required.
 """
 
 import os
@@ -178,21 +178,31 @@ if env_bool("SECURE_PROXY_SSL_HEADER", False):
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 # --- Celery ---------------------------------------------------------------------
+if (env_str("CONTROLPLANE_BROKER_URL") or "").startswith("filesystem:"):
+    raise ImproperlyConfigured(
+        "CONTROLPLANE_BROKER_URL=filesystem:// is kombu's stock filesystem transport, which "
+        "crashes consumers and loses or duplicates messages when several processes share it "
+        "(kombu issue #1551). Use localfs:// (controlplane/broker.py): the same folders, safe."
+    )
 # Not BROKER_URL: the celery command reads that name itself and it would override.
 CELERY_BROKER_URL = env_url(
     "CONTROLPLANE_BROKER_URL",
-    "filesystem://",
-    schemes={"filesystem", "redis", "rediss"},
+    "localfs://",
+    schemes={"localfs", "redis", "rediss"},
 )
 BROKER_DIR = VAR_DIR / "broker"
-if CELERY_BROKER_URL.startswith("filesystem"):
-    for sub in ("queue", "processed", "control"):
+if CELERY_BROKER_URL.startswith("localfs:"):
+    # controlplane/broker.py: claimed/ must be on the filesystem of queue/ (claims are
+    # renames); undecodable message files are moved to bad/.
+    for sub in ("queue", "processed", "control", "claimed", "bad"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
         "control_folder": str(BROKER_DIR / "control"),
+        "claimed_folder": str(BROKER_DIR / "claimed"),
+        "bad_folder": str(BROKER_DIR / "bad"),
         "store_processed": False,
         "polling_interval": 0.1,
     }
@@ -218,11 +228,9 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# The persistent scheduler, which also writes beat's own heartbeat row.
+CELERY_BEAT_SCHEDULER = "controlplane.heartbeats:HeartbeatScheduler"
 CELERY_BEAT_SCHEDULE = {
-    "service-heartbeat": {
-        "task": "controlplane.tasks.beat_heartbeat",
-        "schedule": timedelta(seconds=10),
-    },
     # Every second; each cycle probes the applications whose interval is due.
     "monitoring-probe-cycle": {
         "task": "regions.tasks.probe_cycle",
@@ -274,6 +282,20 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 10.0, "queue": env_str("CONTROLPLANE_DRILL_QUEUE", "celery")},
     },
 }
+
+# --- Background processes (controlplane/heartbeats.py, controlplane/background.py) -----
+# Every worker and beat writes its own heartbeat row this often; the console counts a
+# process not seen for CONTROLPLANE_HEARTBEAT_TIMEOUT_SECONDS as dead.
+CONTROLPLANE_HEARTBEAT_SECONDS = env_float("CONTROLPLANE_HEARTBEAT_SECONDS", 5.0, minimum=0.1)
+CONTROLPLANE_HEARTBEAT_TIMEOUT_SECONDS = env_float(
+    "CONTROLPLANE_HEARTBEAT_TIMEOUT_SECONDS", 30.0, minimum=1.0
+)
+if CONTROLPLANE_HEARTBEAT_TIMEOUT_SECONDS <= 2 * CONTROLPLANE_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        f"CONTROLPLANE_HEARTBEAT_TIMEOUT_SECONDS={CONTROLPLANE_HEARTBEAT_TIMEOUT_SECONDS} must be more "
+        f"than twice CONTROLPLANE_HEARTBEAT_SECONDS={CONTROLPLANE_HEARTBEAT_SECONDS}: a live process "
+        "would be shown dead between two of its heartbeats."
+    )
 
 # --- Drills (docs/DRILLS.md) -------------------------------------------------------
 # The queue drill runs and the reaper go to (tests give each run its own).

@@ -5,6 +5,7 @@ from controlplane import views
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("background/", views.background_status, name="background"),
     path("accounts/login/", views.LoginView.as_view(), name="login"),
     path("accounts/logout/", views.logout_view, name="logout"),
     path("audit/", views.audit_list, name="audit"),

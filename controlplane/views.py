@@ -13,32 +13,32 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from controlplane import audit
-from controlplane.models import AuditEvent, AuditSource, ServiceHeartbeat
+from controlplane import audit, background
+from controlplane.models import AuditEvent, AuditSource
 
-# A worker or beat not seen for this long is shown as stale in the console footer.
-HEARTBEAT_STALE_SECONDS = 60
 AUDIT_PAGE_SIZE = 50
-
-
-def heartbeat_summary(now=None):
-    """The worker and beat heartbeats for the console footer (one query)."""
-    now = now or timezone.now()
-    return [
-        {
-            "kind": hb.get_kind_display(),
-            "hostname": hb.hostname,
-            "last_seen": hb.last_seen,
-            "stale": (now - hb.last_seen).total_seconds() > HEARTBEAT_STALE_SECONDS,
-        }
-        for hb in ServiceHeartbeat.objects.order_by("kind", "hostname")
-    ]
 
 
 @require_GET
 def healthz(request):
     """Liveness for load balancers: unauthenticated, reveals nothing."""
     return JsonResponse({"ok": True})
+
+
+@login_required
+@permission_required("controlplane.view_serviceheartbeat", raise_exception=True)
+@require_GET
+def background_status(request):
+    """What every page polls: base.html's background banner, and its footer list out of
+    band. A banner whose text has not changed since the page showed it (`shown`, its
+    key) is left in place: re-inserting an alert would make screen readers announce it
+    again every few seconds."""
+    status = background.load()
+    response = render(request, "base.html#background", {"background": status, "background_oob": True})
+    if request.GET.get("shown") == status.banner_key:
+        response["HX-Reswap"] = "none"  # the footer, out of band, is still swapped
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 class LoginView(auth_views.LoginView):
@@ -145,7 +145,6 @@ def audit_list(request):
         .values_list("object_type", flat=True)
         .distinct(),
         "sources": AuditSource,
-        "heartbeats": heartbeat_summary(),
     }
     template = "controlplane/audit.html"
     if request.htmx and not request.htmx.boosted:

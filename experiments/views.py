@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from controlplane import audit, aws
+from controlplane.durations import format_duration
 from controlplane.models import AuditSource
 from experiments import faults, lifecycle, services
 from experiments.forms import AbortForm, DecisionForm, DrillFilterForm, DrillRequestForm, HaltForm
@@ -36,7 +37,6 @@ from experiments.models import (
 )
 from experiments.scenarios import ScenarioForm
 from regions.models import Application, Region, Stack
-from regions.status import format_duration
 
 PAGE_SIZE = 25
 SCORECARD_DRILLS = 20

@@ -2,6 +2,8 @@ import logging
 
 from celery import shared_task
 
+from controlplane.celery import probe_queue
+
 log = logging.getLogger(__name__)
 
 
@@ -26,11 +28,6 @@ def discover_inventory(actor="system"):
 
 
 # --- Monitoring (docs/MONITORING.md) -------------------------------------------------
-
-
-def probe_queue(vantage):
-    """The queue a vantage's probe workers consume (`celery worker -Q probes.<vantage>`)."""
-    return f"probes.{vantage}"
 
 
 @shared_task(ignore_result=True)

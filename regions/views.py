@@ -12,7 +12,6 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from controlplane import audit
-from controlplane.views import heartbeat_summary
 from regions import inventory, monitoring, overview_grid, tasks
 from regions.models import (
     Application,
@@ -38,9 +37,10 @@ def _render(request, template, context, partial=None):
 
 
 def _overview_context():
-    """Applications x regions with their computed status, routing and drift. Nine queries
+    """Applications x regions with their computed status, routing and drift. Eight queries
     whatever the size of the inventory: regions, applications, their stacks (with
-    region), the status loader's five (monitoring.load_picture), heartbeats."""
+    region), the status loader's five (monitoring.load_picture). The whole page adds
+    base.html's footer (the heartbeats, one query)."""
     regions = list(Region.objects.filter(stacks__isnull=False).distinct().order_by("code"))
     applications = list(Application.objects.order_by("name"))
     # Values, not instances: 1,000 Stack and Region instances cost more than the query.
@@ -73,7 +73,6 @@ def _overview_context():
         "rows": rows,
         "grid_rows": overview_grid.grid_rows(rows),
         "stack_count": stack_count,
-        "heartbeats": heartbeat_summary(),
     }
 
 
@@ -104,7 +103,7 @@ def application_detail(request, app):
     return _render(
         request,
         "regions/application.html",
-        {"application": application, "stacks": stacks, "heartbeats": heartbeat_summary()},
+        {"application": application, "stacks": stacks},
     )
 
 
@@ -334,7 +333,6 @@ def stack_detail(request, app, region):
             .select_related("region")
             .order_by("region__code")
         )
-        context["heartbeats"] = heartbeat_summary()
     response = _render(request, "regions/stack.html", context, partial="live")
     if window_error:
         response.status_code = 400

@@ -38,4 +38,13 @@
       elt.setAttribute("aria-busy", "true");
     }
   });
+
+  // ... and not busy once answered, also when the answer leaves the region in place
+  // (HX-Reswap: none, as the background banner's poll does when nothing changed).
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var elt = event.detail && event.detail.elt;
+    if (elt && elt.hasAttribute("data-poll")) {
+      elt.setAttribute("aria-busy", "false");
+    }
+  });
 })();

@@ -14,6 +14,7 @@ from controlplane.models import AuditSource
 AUDIT = reverse("audit")
 AUDIT_CSV = reverse("audit-csv")
 # session, user, user perms, group perms, roles, count, page, object types, heartbeats
+# (base.html's footer)
 MAX_QUERIES = 10
 
 

@@ -1,4 +1,4 @@
-"""A real worker process on the configured broker (filesystem by default, Redis in
+"""A real worker process on the configured broker (localfs:// by default, Redis in
 CI) takes a task dispatched from this process and writes to the test database."""
 
 import pytest

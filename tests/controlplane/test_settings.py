@@ -95,3 +95,11 @@ def test_the_embedded_default_generates_and_keeps_a_secret_key(tmp_path):
     assert _manage(["check"], tmp_path).returncode == 0
     assert (tmp_path / "secret_key").read_text() == key
     assert oct((tmp_path / "secret_key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_heartbeat_timeout_within_two_heartbeats_is_refused(tmp_path):
+    result = _manage(
+        ["check"], tmp_path, CONTROLPLANE_HEARTBEAT_SECONDS="10", CONTROLPLANE_HEARTBEAT_TIMEOUT_SECONDS="15"
+    )
+    assert result.returncode != 0
+    assert "CONTROLPLANE_HEARTBEAT_TIMEOUT_SECONDS=15.0 must be more than twice" in result.stderr

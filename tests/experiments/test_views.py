@@ -144,7 +144,7 @@ def test_the_list_costs_the_same_whatever_the_number_of_drills(
     client = client_for(viewer)
     client.get(LIST)  # warm the session
     # session, user, user perms, group perms, count, page, apps, regions, scenarios, halt,
-    # roles (context processor)
+    # roles and heartbeats (context processor; the heartbeats for base.html's footer)
     with django_assert_max_num_queries(12):
         response = client.get(LIST)
     assert response.status_code == 200
@@ -406,10 +406,12 @@ def test_the_drill_page_costs_the_same_whatever_its_timeline(
     client = client_for(viewer)
     url = reverse("experiments:detail", args=[drill.pk])
     client.get(url)
-    # session, user, drill, steps, ledger, approvals, halt, perms x2, roles
+    # session, user, drill, steps, ledger, approvals, halt, perms x2, roles, heartbeats
+    # (base.html's footer)
     with django_assert_max_num_queries(11):
         assert client.get(url).status_code == 200
-    # session, user, drill, steps, ledger, perms x2 (abort button), roles
+    # session, user, drill, steps, ledger, perms x2 (abort button), roles; no footer, so no
+    # heartbeats
     with django_assert_max_num_queries(8):
         assert client.get(url, headers={"HX-Request": "true"}).status_code == 200
 

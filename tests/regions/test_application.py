@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from regions.models import Application, Architecture, Component, ComponentKind, Region, Stack
 
-# session, user, user perms, group perms, roles, application, stacks, heartbeats
+# session, user, user perms, group perms, roles, application, stacks, heartbeats (footer)
 MAX_QUERIES = 9
 
 

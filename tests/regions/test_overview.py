@@ -23,7 +23,8 @@ from tests.regions.samples import store_samples
 OVERVIEW = reverse("regions:overview")
 # session, user, user perms, group perms, roles (context processor), regions,
 # applications, stacks, the status loader's four (applications, stacks, health
-# samples, lag samples), heartbeats: a fixed budget whatever the inventory holds.
+# samples, lag samples), heartbeats (base.html's footer; not in the htmx partial): a
+# fixed budget whatever the inventory holds.
 MAX_QUERIES = 14
 
 

@@ -26,7 +26,7 @@ from tests.regions.samples import store_samples
 
 # session, user, user perms, group perms, roles, stack, the status loader's four,
 # live components and the drills running on them (drift), last failures, components,
-# siblings, heartbeats
+# siblings, heartbeats (base.html's footer)
 MAX_QUERIES = 16
 # session, user, user perms, group perms, stack, health series, lag series
 MAX_SERIES_QUERIES = 8
