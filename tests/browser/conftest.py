@@ -32,3 +32,18 @@ def browser_type_launch_args(browser_type_launch_args):
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args):
     return {**browser_context_args, "viewport": {"width": 1440, "height": 900}}
+
+
+@pytest.fixture
+def csp_violations(page):
+    """Content Security Policy violations and page errors seen by `page`."""
+    problems = []
+
+    def on_console(message):
+        text = message.text
+        if "Content Security Policy" in text or "Refused to" in text:
+            problems.append(text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    return problems

@@ -94,20 +94,6 @@ def console_user(transactional_db):
     return _make_user("vera-viewer", VIEWER)
 
 
-@pytest.fixture
-def csp_violations(page):
-    problems = []
-
-    def on_console(message):
-        text = message.text
-        if "Content Security Policy" in text or "Refused to" in text:
-            problems.append(text)
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    return problems
-
-
 def screenshot(page, name):
     if os.environ.get("SCREENSHOTS") == "1":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from controlplane.roles import APPROVER, OPERATOR, sync_roles
 from experiments.models import Drill
 from experiments.scenarios import ensure_builtin_scenarios
 from regions.discovery import run_discovery
-from tests.browser.test_console import csp_violations, screenshot  # noqa: F401 - fixture
+from tests.browser.test_console import screenshot
 from tests.conftest import PASSWORD, _make_user
 from tests.processes import start_worker, unique_queue
 
@@ -35,7 +35,7 @@ def _sign_out(page):
 
 
 def test_request_approve_and_watch_a_drill_pass(
-    live_server, page, sandbox_settings, settings, tmp_path, csp_violations  # noqa: F811
+    live_server, page, sandbox_settings, settings, tmp_path, csp_violations
 ):
     sync_roles(apps)
     operator = _make_user("otto-operator", OPERATOR)
