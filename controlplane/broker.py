@@ -367,8 +367,20 @@ class Transport(filesystem.Transport):
     """The `localfs://` transport (see the module docstring)."""
 
     Channel = Channel
-    global_state = virtual.BrokerState()
     driver_name = SCHEME
+    # The declared exchanges and bindings this process remembers, one state per set of
+    # folders (kombu's filesystem transport keeps one per process: a second set of
+    # folders in the same process then had no binding written, and every message
+    # published to it was dropped).
+    _states = {}
+    _states_lock = threading.Lock()
+
+    def __init__(self, client, **kwargs):
+        super().__init__(client, **kwargs)
+        options = client.transport_options
+        key = os.path.abspath(options.get("control_folder") or options.get("data_folder_out") or ".")
+        with self._states_lock:
+            self.state = self._states.setdefault(key, virtual.BrokerState())
 
 
 TRANSPORT_ALIASES[SCHEME] = f"{__name__}:Transport"

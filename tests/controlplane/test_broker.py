@@ -357,3 +357,15 @@ def test_the_stock_filesystem_broker_url_is_refused_with_the_one_to_use(tmp_path
     assert result.returncode != 0
     assert "ImproperlyConfigured: CONTROLPLANE_BROKER_URL=filesystem://" in result.stderr
     assert "Use localfs://" in result.stderr
+
+
+def test_a_second_set_of_folders_in_the_same_process_gets_its_bindings_and_delivers(tmp_path):
+    # kombu's filesystem transport remembers bindings once per process: on a second set
+    # of folders it wrote no exchange table, and every message published was dropped.
+    for number in (1, 2):
+        options = _options(tmp_path / f"broker-{number}")
+        with kombu.Connection("localfs://", transport_options=options) as conn:
+            queue = conn.SimpleQueue("again")
+            queue.put({"n": number})
+            assert queue.get(timeout=5).payload == {"n": number}
+            queue.close()
