@@ -12,7 +12,7 @@ CPU-bound loops take the cores:
   approver, alternating orders/us-east-1 (throttle the region's functions) and
   payments/us-west-2 (dial the region to zero);
 - every 5 minutes SIGKILLs a worker (the drill worker and the probes worker in turn),
-  its pool children with it, 8 s after a drill was requested (mid-drill).
+  its pool children with it, 6 s after an orders drill was requested (mid-drill).
 
 Then it waits for every drill to end, checks with boto3 straight against the sandbox
 (not through the control plane) that no fault is left on, reads from the database the
@@ -327,9 +327,12 @@ def main():
         )
         poller.start()
         began = time.monotonic()
-        # Kills land 8 s after a drill was requested, mid-drill (a drill takes ~15 s):
-        # the reaper's path.
-        next_drill, next_kill, n_drill, n_kill = began + 5, began + args.kill_every + 13, 0, 0
+        # Every kill_every seconds a kill is due; it lands 6 s after the next orders drill
+        # is requested (that drill takes ~15 s; a payments dial drill ~8 s), so the drill
+        # worker dies mid-drill with a fault on: the reaper's path. The probes worker is
+        # killed in turn, at the same moment of a drill.
+        next_drill, next_kill, n_drill, n_kill = began + 5, began + args.kill_every, 0, 0
+        kill_at = None
         while time.monotonic() - began < total:
             now = time.monotonic()
             if now >= next_drill:
@@ -338,10 +341,13 @@ def main():
                 next_drill += args.drill_every
                 drills.append(_drill(console, tokens, scenario, app, region))
                 print(f"  {time.monotonic() - began:6.0f}s drill {drills[-1]}", flush=True)
-            if now >= next_kill:
+                if now >= next_kill and kill_at is None and app == DRILLS[0][1]:
+                    kill_at = now + 6
+            if kill_at is not None and now >= kill_at:
                 name = KILLED[n_kill % len(KILLED)]
                 n_kill += 1
                 next_kill += args.kill_every
+                kill_at = None
                 kills.append(_kill(run, name))
                 print(f"  {time.monotonic() - began:6.0f}s killed {kills[-1]}", flush=True)
             time.sleep(0.2)
