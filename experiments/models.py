@@ -53,6 +53,7 @@ class DrillState(models.TextChoices):
     FAILED = "failed", "Failed"
     ABORTED = "aborted", "Aborted"
     ERRORED = "errored", "Errored"
+    INCONCLUSIVE = "inconclusive", "Inconclusive"
     REJECTED = "rejected", "Rejected"
     EXPIRED = "expired", "Expired"
 
