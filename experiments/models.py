@@ -55,7 +55,6 @@ class DrillState(models.TextChoices):
     INCONCLUSIVE = "inconclusive", "Inconclusive"
     ABORTED = "aborted", "Aborted"
     ERRORED = "errored", "Errored"
-    INCONCLUSIVE = "inconclusive", "Inconclusive"
     REJECTED = "rejected", "Rejected"
     EXPIRED = "expired", "Expired"
 
