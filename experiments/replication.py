@@ -1,6 +1,7 @@
 """Replication lag into a drill's region, measured during the drill at ~1 s resolution.
 
-A `ReplicationWatcher` runs on a thread of the drill runner. Every `period` seconds it
+A `ReplicationWatcher` runs on a thread of the drill runner. Every `period` seconds
+(0.25 s: the figures' resolution) it
 writes a canary marker into a source replica (another region of the application) and
 polls the drill's region's replica for the markers it has not seen yet, oldest first
 (replication delivers in order, so one GetItem per poll suffices while nothing
@@ -84,7 +85,7 @@ def lag_figures(markers, *, start, end, reverted_at=None, rpo_at=None):
 class ReplicationWatcher:
     """Writes a marker into `source` every `period` s and polls `target` for them."""
 
-    def __init__(self, source, target, *, period=1.0, poll=0.1):
+    def __init__(self, source, target, *, period=0.25, poll=0.05):
         self.source, self.target = source, target
         self.period, self.poll = period, poll
         self.markers = []

@@ -452,7 +452,7 @@ class DrillRun:
                 return None, ""
             if not expects_failover and now - self.injected_at >= hold:
                 return None, "held the fault; no failover expected by the hypothesis"
-            if failover_at is None and now - self.injected_at > max_failover:
+            if expects_failover and failover_at is None and now - self.injected_at > max_failover:
                 if not any(s.ok and s.region == target for s in samples if s.at < self.injected_at):
                     return DrillState.INCONCLUSIVE, (
                         f"the global endpoint never sent the observer to {target} before the fault, "
@@ -588,10 +588,13 @@ class DrillRun:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.beat()
-            before = [m for m in self.replication.snapshot() if m.written <= self.reverted_at]
-            if before and all(m.seen is not None for m in before):
+            markers = self.replication.snapshot()
+            before = [m for m in markers if m.written <= self.reverted_at]
+            after = [m for m in markers if m.written > self.reverted_at]
+            # converged, and a write made after the resume has arrived (the lag after)
+            if before and all(m.seen is not None for m in before) and any(m.seen for m in after):
                 return
-            time.sleep(0.1)
+            time.sleep(0.05)
 
     def lag_figures(self):
         if self.replication is not None and self.injected_at is not None:
@@ -606,7 +609,14 @@ class DrillRun:
             self.figures.update(
                 {
                     "lag_during_ms": during["max_lag_ms"],
-                    "lag_after_ms": lag_at(markers, now),
+                    "lag_after_ms": next(
+                        (
+                            round((m.seen - m.written) * 1000, 1)
+                            for m in markers
+                            if self.reverted_at and m.written > self.reverted_at and m.seen
+                        ),
+                        None,
+                    ),
                     "time_to_converge": during["time_to_converge"],
                     "rpo_ms": during["rpo_ms"],
                     "lag_writes": len(markers),
