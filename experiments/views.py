@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Max, Prefetch
+from django.db.models import Count, Max, Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -25,6 +25,7 @@ from controlplane.models import AuditSource
 from experiments import faults, lifecycle, services
 from experiments.forms import AbortForm, DecisionForm, DrillFilterForm, DrillRequestForm, HaltForm
 from experiments.models import (
+    OUTCOME_STATES,
     Approval,
     Compensation,
     CompensationState,
@@ -192,7 +193,7 @@ def drill_list(request):
     drills = Drill.objects.select_related("scenario", "application", "region", "requested_by").order_by(
         "-requested_at", "-pk"
     )
-    if chosen.get("state") in DrillState.values:
+    if chosen.get("state"):
         drills = drills.filter(state=chosen["state"])
     if chosen.get("application"):
         drills = drills.filter(application__name=chosen["application"])
@@ -310,6 +311,8 @@ def _live_context(drill):
     return {
         "drill": drill,
         "state": DrillState(drill.state),
+        # not a pass: the page says what could not be tested, beside the amber badge
+        "inconclusive": drill.state == DrillState.INCONCLUSIVE,
         "steps": steps,
         "ledger": ledger,
         "figures": figure_rows(drill.figures),
@@ -448,12 +451,29 @@ def _get_application_for_user(user, name):
     ), name=name)
 
 
+def outcome_counts(rows):
+    """{region code: {"counts": [(DrillState, n)] in OUTCOME_STATES order, "last_pass":
+    when its last passed drill finished or None}} from (region code, state, n, last
+    finished_at) rows. Only a pass is a success: an inconclusive drill (its hypothesis
+    could not be tested) is counted apart and never moves "last pass"."""
+    by_region = {}
+    for code, state, count, last in rows:
+        region = by_region.setdefault(code, {"counts": dict.fromkeys(OUTCOME_STATES, 0), "last_pass": None})
+        region["counts"][DrillState(state)] = count
+        if state == DrillState.PASSED:
+            region["last_pass"] = last
+    return {
+        code: {"counts": list(region["counts"].items()), "last_pass": region["last_pass"]}
+        for code, region in by_region.items()
+    }
+
+
 @login_required
 @permission_required("experiments.view_drill", raise_exception=True)
 @require_GET
 def scorecard(request, app):
     """Recent drills of one application, its time-to-failover trend and, per region,
-    the days since the last passing drill."""
+    the days since the last passing drill and how many drills ended in each outcome."""
     application = _get_application_for_user(request.user, app)
     now = timezone.now()
     recent = list(
@@ -461,20 +481,27 @@ def scorecard(request, app):
         .select_related("scenario", "region", "requested_by")
         .order_by("-requested_at", "-pk")[:SCORECARD_DRILLS]
     )
-    last_pass = dict(
-        Drill.objects.filter(application=application, state=DrillState.PASSED)
-        .values_list("region__code")
-        .annotate(last=Max("finished_at"))
-        .values_list("region__code", "last")
+    outcomes = outcome_counts(
+        Drill.objects.filter(application=application, state__in=OUTCOME_STATES)
+        .values("region__code", "state")
+        .annotate(count=Count("pk"), last=Max("finished_at"))
+        .order_by()
+        .values_list("region__code", "state", "count", "last")
     )
+    none = {"counts": [(state, 0) for state in OUTCOME_STATES], "last_pass": None}
     regions = []
     for stack in sorted(application.stacks.all(), key=lambda s: s.region.code):
-        last = last_pass.get(stack.region.code)
+        region = outcomes.get(stack.region.code, none)
+        last = region["last_pass"]
         regions.append({
             "code": stack.region.code,
             "last_pass": last,
             "days": (now - last).days if last else None,
+            "counts": region["counts"],
         })
+    totals = [
+        (state, sum(dict(r["counts"])[state] for r in regions)) for state in OUTCOME_STATES
+    ]
     trend = [
         {
             "at": d.finished_at or d.requested_at,
@@ -482,13 +509,17 @@ def scorecard(request, app):
             "seconds": (d.figures or {}).get("time_to_failover"),
         }
         for d in sorted(recent, key=lambda d: d.finished_at or d.requested_at)
-        if d.is_final and isinstance((d.figures or {}).get("time_to_failover"), int | float)
+        # an inconclusive drill's figures were measured on too little to be evidence
+        if d.is_final and d.state != DrillState.INCONCLUSIVE
+        and isinstance((d.figures or {}).get("time_to_failover"), int | float)
     ]
     chart = [[int(t["at"].timestamp()), round(t["seconds"], 2)] for t in trend]
     context = {
         "application": application,
         "recent": recent,
         "regions": regions,
+        "outcomes": OUTCOME_STATES,
+        "totals": totals,
         "trend": trend,
         "trend_chart": chart,
         **_halt_context(),
