@@ -317,7 +317,8 @@ class DrillRun:
         samples = self.observer.snapshot()
         checks = list(self.hypothesis.get("steady_state", []))
         if not any(c.get("check") == "global_success_rate" for c in checks):
-            checks.insert(0, {"check": "global_success_rate", "min_percent": 99})
+            # Clients must be served before a fault, whatever else the hypothesis says.
+            checks.append({"check": "global_success_rate", "min_percent": 99})
         for check in checks:
             ok, detail = self._steady_check(check, samples)
             if not ok:
