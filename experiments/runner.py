@@ -400,7 +400,7 @@ class DrillRun:
                 f"{fault.label}: {target.name or target.identifier}",
                 {"target": target.identity()},
             )
-            services.inject(self.drill, fault, target, deadline=deadline, step=step)
+            services.inject(self.drill, fault, target, deadline=deadline, step=step, worker=self.worker)
             if self.injected_at is None:
                 self.injected_at = time.monotonic()
                 self.watcher.arm()
@@ -547,7 +547,7 @@ class DrillRun:
 
     def revert(self):
         """Revert every open ledger row of this drill, newest first; verify each."""
-        problems = services.revert_open(self.drill.pk)
+        problems = services.revert_open(self.drill.pk, worker=self.worker)
         if self.reverted_at is None:
             self.reverted_at = time.monotonic()
         return problems
