@@ -400,11 +400,14 @@ class DrillRun:
                 f"{fault.label}: {target.name or target.identifier}",
                 {"target": target.identity()},
             )
-            services.inject(self.drill, fault, target, deadline=deadline, step=step, worker=self.worker)
+            compensation = services.inject(
+                self.drill, fault, target, deadline=deadline, step=step, worker=self.worker
+            )
             if self.injected_at is None:
-                self.injected_at = time.monotonic()
+                # Every figure's clock starts when the first fault call went out.
+                self.injected_at = compensation.called_at_monotonic
+                self.figures["injected_at"] = compensation.called_at.isoformat()
                 self.watcher.arm()
-        self.figures["injected_at"] = timezone.now().isoformat()
         self.publish_figures()
 
     def observe(self):

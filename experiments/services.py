@@ -5,6 +5,8 @@ the same transaction, only when the UPDATE changed a row. Callers pass ids and a
 on a True result: double clicks and redelivered tasks then do nothing.
 """
 
+import time
+
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F
@@ -240,6 +242,8 @@ def inject(drill, fault, target, *, deadline, step=None, worker=""):
         previous_value=previous, previous_read=True, call=compensation.call, inverse=compensation.inverse,
     )
     event = {"call": _call_only(call), "previous_value": previous}
+    # When the call went out (the drill's clock starts at its first injection call).
+    compensation.called_at, compensation.called_at_monotonic = timezone.now(), time.monotonic()
     try:
         response = faults.execute(call, target.region)
     except (aws.BotoCoreError, aws.ClientError) as exc:

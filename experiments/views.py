@@ -76,11 +76,42 @@ def _seconds(value):
         return str(value)
 
 
+# What each figure on the drill page means (shown under "What these figures mean").
+FIGURE_DEFINITIONS = {
+    "Time to detect": "Injection (the first fault call) to the moment the drilled region looked "
+    "failed: its /health failing CONTROLPLANE_STATUS_FAILURES times in a row to the runner's "
+    "probes, or Route 53's checkers reporting its health check unhealthy; who saw it first "
+    "is named beside the figure.",
+    "Time to fail over": "Injection to the first successful request through the global endpoint "
+    "served by another region, as the drill's observer saw it.",
+    "Time to recover": "Revert to the first successful request served by the drilled region again.",
+    "Error rate during": "Failed requests / requests through the global endpoint while the fault was on.",
+    "p95 latency during": "95th percentile latency of those requests.",
+    "Max lag during": "Replication drills: the largest replication lag into the region between "
+    "injection and revert (canary writes every 0.25 s); otherwise the largest lag sample "
+    "recorded by monitoring during the drill.",
+    "Lag after": "Replication drills: the lag of the first canary write made after the revert; "
+    "otherwise the latest lag sample.",
+    "Time to converge": "Revert (resume) to the arrival in the region of the last canary write "
+    "made before it.",
+    "RPO estimate": "The age of the oldest write the region had not received at the moment of "
+    "failover (or of the revert when the region was not failed over).",
+    "Served by during": "The regions that served successful requests while the fault was on.",
+}
+
+
+def _ms_as_seconds(value):
+    return f"{value / 1000:.1f} s" if isinstance(value, int | float) else None
+
+
 def figure_rows(figures):
     """(label, formatted value) for the figures the runner has published so far."""
     figures = figures or {}
+    detect = _seconds(figures.get("time_to_detect"))
+    if detect and figures.get("detected_by"):
+        detect = f"{detect} ({figures['detected_by']})"
     rows = [
-        ("Time to detect", _seconds(figures.get("time_to_detect"))),
+        ("Time to detect", detect),
         ("Time to fail over", _seconds(figures.get("time_to_failover"))),
         ("Time to recover", _seconds(figures.get("time_to_recover"))),
     ]
@@ -88,9 +119,11 @@ def figure_rows(figures):
     rows.append(("Error rate during", f"{rate * 100:.1f} %" if isinstance(rate, int | float) else None))
     p95 = figures.get("p95_latency_ms")
     rows.append(("p95 latency during", f"{p95:.0f} ms" if isinstance(p95, int | float) else None))
-    for key, label in (("lag_during_ms", "Max lag during"), ("lag_after_ms", "Lag after")):
-        lag = figures.get(key)
-        rows.append((label, f"{lag / 1000:.1f} s" if isinstance(lag, int | float) else None))
+    rows.append(("Max lag during", _ms_as_seconds(figures.get("lag_during_ms"))))
+    rows.append(("Lag after", _ms_as_seconds(figures.get("lag_after_ms"))))
+    if "time_to_converge" in figures or "rpo_ms" in figures:
+        rows.append(("Time to converge", _seconds(figures.get("time_to_converge"))))
+        rows.append(("RPO estimate", _ms_as_seconds(figures.get("rpo_ms"))))
     during = figures.get("regions_during")
     rows.append(("Served by during", ", ".join(during) if during else None))
     return rows
@@ -308,6 +341,7 @@ def _live_context(drill):
         step.badge = StepKind(step.kind).badge
     for row in ledger:
         row.badge = CompensationState(row.state).badge
+    figures = figure_rows(drill.figures)
     return {
         "drill": drill,
         "state": DrillState(drill.state),
@@ -315,7 +349,8 @@ def _live_context(drill):
         "inconclusive": drill.state == DrillState.INCONCLUSIVE,
         "steps": steps,
         "ledger": ledger,
-        "figures": figure_rows(drill.figures),
+        "figures": figures,
+        "figure_definitions": [(label, FIGURE_DEFINITIONS[label]) for label, _ in figures],
         "series_json": json.dumps((drill.figures or {}).get("success_series") or []),
         "abort_form": AbortForm(),
     }

@@ -660,3 +660,17 @@ def test_a_viewer_cannot_create_scenarios(viewer, client_for, db):
     client = client_for(viewer)
     assert client.get(reverse("experiments:scenario-new")).status_code == 403
     assert client.post(reverse("experiments:scenario-create"), {}).status_code == 403
+
+
+def test_the_drill_page_says_who_detected_and_what_each_figure_means(viewer, make_drill, client_for):
+    drill = make_drill(
+        state=DrillState.PASSED, finished_at=timezone.now(),
+        figures={"time_to_detect": 2.3, "detected_by": "regional /health failing", "time_to_failover": 4.2,
+                 "lag_during_ms": 2400.0, "time_to_converge": 0.7, "rpo_ms": 2400.0},
+    )
+    page = client_for(viewer).get(reverse("experiments:detail", args=[drill.pk])).content.decode()
+    assert "2.3 s (regional /health failing)" in page
+    assert "What these figures mean" in page
+    for label in ("Time to detect", "Time to converge", "RPO estimate", "Max lag during"):
+        assert f"<dt>{label}</dt><dd>" in page  # each shown figure has its definition
+    assert "the first fault call" in page
