@@ -100,6 +100,10 @@ A_OK = {
 }
 
 
+# A replication drill with no steady-state check of its own (the stop conditions alone).
+NO_FAILOVER = {"steady_state": [], "max_time_to_failover_seconds": 0}
+
+
 # --- stop conditions -------------------------------------------------------------------
 
 
@@ -110,7 +114,7 @@ def test_the_global_error_rate_stop_condition_trips(world, operator, approver):
         stop_conditions=[{"metric": "global_error_rate", "threshold_percent": 10, "for_seconds": 0}],
     )
     ended = drill(operator, approver, row)
-    assert ended.state == DrillState.FAILED
+    assert ended.state == DrillState.FAILED, ended.outcome_reason
     assert ended.outcome_reason.startswith("Stop condition: global error rate")
 
 
@@ -129,7 +133,7 @@ def test_the_global_p95_latency_stop_condition_trips_and_does_not_when_latency_i
         stop_conditions=[{"metric": "global_p95_latency", "threshold_ms": 200, "for_seconds": 0}],
     )
     ended = drill(operator, approver, tripping)
-    assert ended.state == DrillState.FAILED
+    assert ended.state == DrillState.FAILED, ended.outcome_reason
     assert "global p95 latency" in ended.outcome_reason and "> 200 ms" in ended.outcome_reason
 
     within = scenario(
@@ -148,14 +152,16 @@ def test_the_replication_lag_stop_condition_trips_and_does_not_under_a_high_thre
 ):
     tripping = scenario(
         "pause-replication",
+        hypothesis=NO_FAILOVER,
         stop_conditions=[{"metric": "replication_lag", "threshold_ms": 500, "for_seconds": 0}],
     )
     ended = drill(operator, approver, tripping)
-    assert ended.state == DrillState.FAILED
+    assert ended.state == DrillState.FAILED, ended.outcome_reason
     assert "replication lag into us-east-1" in ended.outcome_reason
 
     within = scenario(
         "pause-replication",
+        hypothesis=NO_FAILOVER,
         stop_conditions=[{"metric": "replication_lag", "threshold_ms": 60_000, "for_seconds": 1}],
     )
     ended = drill(operator, approver, within)
@@ -179,7 +185,7 @@ def test_the_other_region_unhealthy_stop_condition_trips(world, operator, approv
         ended = drill(operator, approver, row)
     finally:
         thread.join(timeout=60)
-    assert ended.state == DrillState.FAILED
+    assert ended.state == DrillState.FAILED, ended.outcome_reason
     assert ended.outcome_reason.startswith("Stop condition: us-west-2 became unhealthy")
 
 
@@ -189,7 +195,7 @@ def test_the_other_region_unhealthy_stop_condition_trips(world, operator, approv
 def test_the_global_success_rate_steady_state_check_aborts_before_any_fault(world, operator, approver):
     set_flag(world, "us-east-1", is_enabled=True, fault_type="status_code", error_code=503, rate=0.5)
     ended = drill(operator, approver, scenario("fail-region-health-check", hypothesis=A_OK))
-    assert ended.state == DrillState.ABORTED
+    assert ended.state == DrillState.ABORTED, ended.outcome_reason
     assert "Steady state not met before injecting" in ended.outcome_reason
     assert "requests succeeded through the global endpoint (need 90 %)" in ended.outcome_reason
     assert not Compensation.objects.filter(drill=ended).exists()
@@ -201,7 +207,7 @@ def test_the_global_p95_latency_steady_state_check_aborts_and_passes_within(worl
     ended = drill(
         operator, approver, scenario("fail-region-health-check", hypothesis={**A_OK, "steady_state": [check]})
     )
-    assert ended.state == DrillState.ABORTED
+    assert ended.state == DrillState.ABORTED, ended.outcome_reason
     assert "p95 latency" in ended.outcome_reason and "(at most 100 ms)" in ended.outcome_reason
     assert not Compensation.objects.filter(drill=ended).exists()
 
@@ -221,7 +227,7 @@ def test_the_regions_healthy_steady_state_check_covers_the_target_region_too(wor
     set_flag(world, "us-east-1", is_enabled=True, fault_type="status_code", error_code=503, rate=1.0)
     hypothesis = {**A_OK, "steady_state": [{"check": "regions_healthy"}]}
     ended = drill(operator, approver, scenario("fail-region-health-check", hypothesis=hypothesis))
-    assert ended.state == DrillState.ABORTED
+    assert ended.state == DrillState.ABORTED, ended.outcome_reason
     assert "us-east-1 is not healthy" in ended.outcome_reason
 
 
@@ -229,7 +235,7 @@ def test_the_replication_lag_steady_state_check_aborts_when_replication_is_stuck
     pause_replication(world, "us-east-1")
     hypothesis = {**A_OK, "steady_state": [{"check": "replication_lag_ms", "max_ms": 500}]}
     ended = drill(operator, approver, scenario("fail-region-health-check", hypothesis=hypothesis))
-    assert ended.state == DrillState.ABORTED
+    assert ended.state == DrillState.ABORTED, ended.outcome_reason
     assert "no canary write reached us-east-1" in ended.outcome_reason
     assert not Compensation.objects.filter(drill=ended).exists()
 
@@ -243,7 +249,7 @@ def test_max_time_to_failover_fails_a_drill_that_fails_over_slower(world, operat
         approver,
         scenario("fail-region-health-check", hypothesis={**A_OK, "max_time_to_failover_seconds": 0.2}),
     )
-    assert ended.state == DrillState.FAILED
+    assert ended.state == DrillState.FAILED, ended.outcome_reason
     assert ended.outcome_reason == "No failover within 0.2 s (hypothesis)"
 
 
@@ -263,7 +269,7 @@ def test_replication_hypothesis_lag_and_convergence_are_measured_and_judged(worl
         hypothesis={"steady_state": [], "max_time_to_failover_seconds": 0, "max_replication_lag_ms": 300},
     )
     ended = drill(operator, approver, low)
-    assert ended.state == DrillState.FAILED
+    assert ended.state == DrillState.FAILED, ended.outcome_reason
     assert ended.outcome_reason.startswith("Replication lag reached")
 
     instant = scenario(
@@ -271,7 +277,7 @@ def test_replication_hypothesis_lag_and_convergence_are_measured_and_judged(worl
         hypothesis={"steady_state": [], "max_time_to_failover_seconds": 0, "max_time_to_converge_seconds": 0},
     )
     ended = drill(operator, approver, instant)
-    assert ended.state == DrillState.FAILED
+    assert ended.state == DrillState.FAILED, ended.outcome_reason
     assert "more than 0 s after resume (hypothesis)" in ended.outcome_reason
 
 
@@ -281,7 +287,7 @@ def test_a_drill_whose_region_serves_no_observer_is_inconclusive_not_passed(worl
     ended = drill(
         operator, approver, scenario("fail-region-health-check", hypothesis=A_OK), region="us-west-2"
     )
-    assert ended.state == DrillState.INCONCLUSIVE
+    assert ended.state == DrillState.INCONCLUSIVE, ended.outcome_reason
     assert "never sent the observer to us-west-2" in ended.outcome_reason
 
 
