@@ -260,7 +260,7 @@ def test_replication_hypothesis_lag_and_convergence_are_measured_and_judged(worl
     assert figures["lag_during_ms"] > 1000  # paused for the 2 s hold
     assert 0 <= figures["time_to_converge"] <= 30
     assert figures["rpo_ms"] > 0
-    assert 0 < figures["lag_after_ms"] < 1000  # flowing again
+    assert 0 < figures["lag_after_ms"] < figures["lag_during_ms"]  # flowing again
     assert len(figures["lag_series"]) >= 2
     assert ended.outcome_reason.startswith("Replication converged")
 
