@@ -6,16 +6,20 @@ inventory plus the scenario's parameters) with an exact inverse:
 - `plan(target)` -> [Call]: the call and its inverse, as the approver sees them. The
   inverse carries the value read *now* (`read_current`).
 - `read_current(target)`: the value the fault will overwrite (JSON-safe).
-- `inject(target, compensation)`: reads the current value again, stores it (and the
-  inverse built from it) in the compensation row, *then* makes the call.
-- `revert(compensation)`: replays the stored inverse, which restores the value read
-  before injecting (never a default). Idempotent: a reverted row is not replayed, and
-  replaying an inverse twice sets the same value twice.
+- `prepare_inject(target, compensation)` -> (previous, call): reads the current value
+  again, just before the call, and builds the call whose inverse restores it.
+- `inverse_after(call, response)`: the inverse once the call answered (FIS: the
+  experiment to stop is known only then).
+- `replay_inverse(target, inverse)`: makes the inverse call (restoring the value read
+  before injecting, never a default) and returns the Call made, or None when there was
+  nothing to undo. Replaying an inverse twice sets the same value twice.
 - `verify_reverted(compensation)`: reads again and compares with the stored value.
 
-The compensation row itself is written by `experiments.services.open_compensation`
-*before* `inject` is called, so a worker killed between the two leaves a row the reaper
-can act on. Every AWS call goes through `controlplane.aws`.
+The library reads and calls AWS; it writes no rows. The compensation ledger is
+`experiments.services`' (`inject`, `revert`): the row is written *before* the call, so a
+worker killed between the two leaves a row the reaper can act on, and each change of
+the row's state commits with its audit event. Every AWS call goes through
+`controlplane.aws`.
 """
 
 import copy
@@ -26,11 +30,9 @@ from dataclasses import asdict, dataclass, field
 
 from botocore import xform_name
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import F
-from django.utils import timezone
 
 from controlplane import aws
-from experiments.models import Compensation, CompensationState, FaultKind
+from experiments.models import FaultKind
 from regions.models import ComponentKind, Region
 
 # The sandbox's pause convention (docs/SANDBOX.md): tag the *receiving* replica.
@@ -234,59 +236,24 @@ class Fault:
         if target.kind != self.target_kind:
             raise FaultError(f"{self.slug} acts on {self.target_kind}, not {target.kind}")
 
-    def inject(self, target, compensation):
-        """Read the value, store it and the inverse in the (already written) ledger row,
-        then make the call."""
+    def prepare_inject(self, target, compensation):
+        """(previous, call): the value read now, just before the call, and the call whose
+        inverse restores it."""
         self.check_target(target)
         previous = self.read_current(target)
-        call = self.call_for_inject(target, previous, compensation)
-        Compensation.objects.filter(pk=compensation.pk).update(
-            previous_value=_json_safe(previous),
-            previous_read=True,
-            call=call.as_dict() | {"inverse": None},
-            inverse=call.inverse.as_dict(),
-        )
-        compensation.previous_value, compensation.previous_read = _json_safe(previous), True
-        compensation.call, compensation.inverse = call.as_dict() | {"inverse": None}, call.inverse.as_dict()
-        response = execute(call, target.region)
-        self.after_inject(target, compensation, response)
-        now = timezone.now()
-        Compensation.objects.filter(pk=compensation.pk, state=CompensationState.PENDING).update(
-            state=CompensationState.INJECTED, injected_at=now
-        )
-        compensation.state, compensation.injected_at = CompensationState.INJECTED, now
-        return response
+        return _json_safe(previous), self.call_for_inject(target, previous, compensation)
 
     def call_for_inject(self, target, previous, compensation):
         return self.call(target, previous)
 
-    def after_inject(self, target, compensation, response):
-        """Hook for calls whose inverse needs the response (FIS experiment id)."""
-
-    def revert(self, compensation):
-        """Replay the stored inverse; True when the row is reverted. Idempotent."""
-        if compensation.state == CompensationState.REVERTED:
-            return True
-        target = Target.from_dict(compensation.target)
-        try:
-            if compensation.previous_read:
-                self.replay_inverse(target, Call.from_dict(compensation.inverse))
-            # else: the worker stopped before reading, so before the call: nothing to undo
-        except (aws.BotoCoreError, aws.ClientError) as exc:
-            Compensation.objects.filter(pk=compensation.pk).update(
-                state=CompensationState.FAILED, attempts=F("attempts") + 1, last_error=str(exc)[:2000]
-            )
-            compensation.refresh_from_db()
-            raise
-        now = timezone.now()
-        Compensation.objects.filter(pk=compensation.pk).exclude(state=CompensationState.REVERTED).update(
-            state=CompensationState.REVERTED, reverted_at=now, attempts=F("attempts") + 1, last_error=""
-        )
-        compensation.refresh_from_db()
-        return True
+    def inverse_after(self, call, response):
+        """The inverse once `call` answered `response` (FIS: the experiment started)."""
+        return call.inverse
 
     def replay_inverse(self, target, inverse):
+        """Make the inverse call; the Call made, or None when there was nothing to undo."""
         execute(inverse, target.region)
+        return inverse
 
     def verify_reverted(self, compensation):
         if not compensation.previous_read:
@@ -663,19 +630,18 @@ class FisExperiment(Fault):
         token = f"drill-{compensation.drill_id}-compensation-{compensation.pk}"
         return Call(**{**call.__dict__, "params": {**call.params, "clientToken": token}})
 
-    def after_inject(self, target, compensation, response):
-        inverse = Call.from_dict(compensation.inverse)
-        inverse = Call(**{**inverse.__dict__, "params": {"id": response["experiment"]["id"]}})
-        Compensation.objects.filter(pk=compensation.pk).update(inverse=inverse.as_dict())
-        compensation.inverse = inverse.as_dict()
+    def inverse_after(self, call, response):
+        return Call(**{**call.inverse.__dict__, "params": {"id": response["experiment"]["id"]}})
 
     def replay_inverse(self, target, inverse):
         if inverse.params.get("id") == self.EXPERIMENT_ID:
-            return  # the start call never answered: nothing known to stop
+            return None  # the start call never answered: nothing known to stop
         fis = self.client("fis", target)
         status = fis.get_experiment(id=inverse.params["id"])["experiment"]["state"]["status"]
-        if status not in self.STOPPED:
-            execute(inverse, target.region)
+        if status in self.STOPPED:
+            return None
+        execute(inverse, target.region)
+        return inverse
 
     def verify_reverted(self, compensation):
         inverse = Call.from_dict(compensation.inverse)

@@ -9,7 +9,7 @@ back on the same fields, so the console and the API answer with one message per 
 from django import forms
 from django.core.exceptions import ValidationError
 
-from experiments.models import Scenario
+from experiments.models import DrillState, Scenario
 from regions.models import Application, Region
 
 
@@ -139,9 +139,10 @@ class AbortForm(forms.Form):
 
 
 class DrillFilterForm(forms.Form):
-    """The drill list's filters (GET); unknown values are ignored, not errors."""
+    """The drill list's filters (GET); unknown values are ignored, not errors (an
+    unknown state leaves `state` out of cleaned_data, so the list is not filtered)."""
 
-    state = forms.CharField(required=False)
+    state = forms.ChoiceField(required=False, choices=[("", "any"), *DrillState.choices])
     application = forms.CharField(required=False)
     region = forms.CharField(required=False)
     scenario = forms.CharField(required=False)

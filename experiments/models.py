@@ -51,6 +51,8 @@ class DrillState(models.TextChoices):
     REVERTING = "reverting", "Reverting"
     PASSED = "passed", "Passed"
     FAILED = "failed", "Failed"
+    # The hypothesis could not be tested (outcome_reason says why): never a pass.
+    INCONCLUSIVE = "inconclusive", "Inconclusive"
     ABORTED = "aborted", "Aborted"
     ERRORED = "errored", "Errored"
     REJECTED = "rejected", "Rejected"
@@ -69,6 +71,7 @@ DRILL_STATE_BADGES = {
     DrillState.REVERTING: "orange",
     DrillState.PASSED: "green",
     DrillState.FAILED: "red",
+    DrillState.INCONCLUSIVE: "amber",
     DrillState.ABORTED: "gray",
     DrillState.ERRORED: "red",
     DrillState.REJECTED: "gray",
@@ -80,10 +83,20 @@ LIVE_STATES = (DrillState.QUEUED, DrillState.RUNNING, DrillState.REVERTING)
 FINAL_STATES = (
     DrillState.PASSED,
     DrillState.FAILED,
+    DrillState.INCONCLUSIVE,
     DrillState.ABORTED,
     DrillState.ERRORED,
     DrillState.REJECTED,
     DrillState.EXPIRED,
+)
+# How a drill that was let run ended: the scorecard's count per outcome, in this order.
+# Only passed is a success; inconclusive is its own count, neither pass nor fail.
+OUTCOME_STATES = (
+    DrillState.PASSED,
+    DrillState.FAILED,
+    DrillState.INCONCLUSIVE,
+    DrillState.ABORTED,
+    DrillState.ERRORED,
 )
 # The timestamp column set when a drill enters each state (services.transition).
 STATE_TIMESTAMP = {

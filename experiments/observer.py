@@ -93,7 +93,8 @@ class GlobalEndpointObserver:
             conn.close()
 
 
-def _p95(values):
+def p95(values):
+    """The 95th percentile (nearest rank) of `values`, or None when empty."""
     if not values:
         return None
     ordered = sorted(values)
@@ -128,7 +129,7 @@ def failover_figures(samples, *, region, injected_at, reverted_at=None, ended_at
     return {
         "requests_during": len(during),
         "error_rate": (errors / len(during)) if during else None,
-        "p95_latency_ms": _p95([s.latency_ms for s in during]),
+        "p95_latency_ms": p95([s.latency_ms for s in during]),
         "served_by_target_before": served_before,
         "time_to_failover": failover,
         "time_to_recover": recover,

@@ -36,7 +36,16 @@ SCHEMAS = {
     "ValidationError": _object(
         {"error": {"type": "string"}, "fields": FIELD_ERRORS}, required=["error", "fields"]
     ),
-    "DrillState": {"type": "string", "enum": list(DrillState.values)},
+    "DrillState": {
+        "type": "string",
+        "enum": list(DrillState.values),
+        "description": (
+            "requested -> approved -> queued -> running -> reverting, then a final state: "
+            "passed (every figure the hypothesis names was measured and met), failed, "
+            "inconclusive (the hypothesis could not be tested; outcome_reason says why; "
+            "never a pass), aborted or errored; or rejected, expired."
+        ),
+    },
     "Scenario": _object({
         "slug": {"type": "string"},
         "name": {"type": "string"},
@@ -125,7 +134,10 @@ SCHEMAS = {
         "plan": _ref("Plan"),
         "steps": {"type": "array", "items": _ref("DrillStep")},
         "figures": _ref("Figures"),
-        "outcome_reason": {"type": "string"},
+        "outcome_reason": {
+            "type": "string",
+            "description": "Why the drill ended so; for inconclusive, what could not be tested.",
+        },
     }),
     "Decision": _object(
         {

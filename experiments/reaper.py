@@ -24,8 +24,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from controlplane import aws
-from experiments import faults, services
+from experiments import services
 from experiments.models import FINAL_STATES, Compensation, CompensationState, Drill, DrillState
 
 log = logging.getLogger(__name__)
@@ -55,7 +54,7 @@ def reap(now=None):
         if not claimed:
             continue
         before = Compensation.objects.filter(drill_id=drill_id, state__in=OPEN).count()
-        problems = services.revert_open(drill_id, by="Reaper: ", verify=False)
+        problems = services.revert_open(drill_id, by="Reaper: ", worker=me, verify=False)
         reverted += before - len(problems)
         reason = (
             "worker lost, fault reverted"
@@ -75,12 +74,17 @@ def reap(now=None):
         )
         ended.append(drill_id)
 
-    for compensation in Compensation.objects.filter(state__in=OPEN, drill__state__in=list(FINAL_STATES)):
-        try:
-            faults.get_fault(compensation.fault_kind).revert(compensation)
-            reverted += 1
-        except (aws.BotoCoreError, aws.ClientError) as exc:
-            log.error("ledger row %s: revert failed: %s", compensation.pk, exc)
+    ended_with_open_rows = set(
+        Compensation.objects.filter(state__in=OPEN, drill__state__in=list(FINAL_STATES)).values_list(
+            "drill_id", flat=True
+        )
+    )
+    for drill_id in sorted(ended_with_open_rows):
+        before = Compensation.objects.filter(drill_id=drill_id, state__in=OPEN).count()
+        problems = services.revert_open(drill_id, by="Reaper: ", worker=me, verify=False)
+        reverted += before - len(problems)
+        for problem in problems:
+            log.error("drill %s: revert failed: %s", drill_id, problem)
 
     wait = timedelta(seconds=getattr(settings, "DRILL_REDISPATCH_AFTER_SECONDS", 15))
     from experiments import lifecycle

@@ -38,12 +38,19 @@ from experiments.models import (
     CompensationState,
     Drill,
     DrillState,
+    FaultKind,
     StepKind,
 )
-from experiments.observer import GlobalEndpointObserver, failover_figures
+from experiments.observer import GlobalEndpointObserver, failover_figures, p95
+from experiments.replication import ReplicationWatcher, lag_at, lag_figures
+from experiments.scenarios import REPLICATION_HYPOTHESIS
 from regions.models import ComponentKind, LagSample, Stack
 
 log = logging.getLogger(__name__)
+
+# Fewer requests than this through the global endpoint while the fault was on, and the
+# drill cannot say how clients fared: inconclusive.
+MIN_REQUESTS_DURING = 5
 
 
 class Stop(Exception):
@@ -162,6 +169,8 @@ class DrillRun:
         self.figures = {}
         self.observer = None
         self.watcher = None
+        self.replication = None  # ReplicationWatcher, when the scenario names replication
+        self.hypothesis = self.scenario.hypothesis or {}
         self.injected_at = None
         self.reverted_at = None
         self._last_beat = 0.0
@@ -270,11 +279,30 @@ class DrillRun:
             )
         self.step(StepKind.NOTE, f"Preflight passed: {', '.join(serving)} healthy and in rotation")
 
+    def needs_replication(self):
+        """The scenario names replication: a check, a stop condition, a hypothesis figure,
+        or the fault pauses it."""
+        return (
+            self.scenario.fault_kind == FaultKind.PAUSE_REPLICATION
+            or any(c.get("check") == "replication_lag_ms" for c in self.hypothesis.get("steady_state", []))
+            or any(c.get("metric") == "replication_lag" for c in self.scenario.stop_conditions or [])
+            or any(key in self.hypothesis for key in REPLICATION_HYPOTHESIS)
+        )
+
     def steady_state(self):
         url = self.application.global_endpoint_url
         if not url:
             raise Stop(DrillState.ABORTED, f"{self.application.name} has no global endpoint URL to observe")
         self.observer = GlobalEndpointObserver(url, period=_setting("DRILL_OBSERVER_PERIOD", 0.1)).start()
+        if self.needs_replication():
+            self.replication = ReplicationWatcher.for_region(self.application, self.region)
+            if self.replication is None:
+                raise Stop(
+                    DrillState.ABORTED,
+                    f"The scenario measures replication into {self.region.code}, but "
+                    f"{self.application.name} has no DynamoDB replica there and in another region",
+                )
+            self.replication.start()
         seconds = _setting("DRILL_STEADY_STATE_SECONDS", 2.0)
         started = time.monotonic()
         # At least the window, and at least a few answers (the endpoint may be slow),
@@ -287,27 +315,63 @@ class DrillRun:
                 raise Stop(DrillState.ABORTED, reason)
             time.sleep(0.1)
         samples = self.observer.snapshot()
-        ok = sum(1 for s in samples if s.ok)
-        needed = self._steady_min_percent()
-        rate = 100.0 * ok / len(samples) if samples else 0.0
-        if rate < needed:
-            raise Stop(
-                DrillState.ABORTED,
-                f"Steady state not met before injecting: {rate:.1f} % of {len(samples)} requests "
-                f"succeeded through the global endpoint (need {needed:g} %)",
-            )
-        self.step(StepKind.OBSERVATION, f"Steady state: {rate:.1f} % of {len(samples)} requests succeeded")
+        checks = list(self.hypothesis.get("steady_state", []))
+        if not any(c.get("check") == "global_success_rate" for c in checks):
+            # Clients must be served before a fault, whatever else the hypothesis says.
+            checks.append({"check": "global_success_rate", "min_percent": 99})
+        for check in checks:
+            ok, detail = self._steady_check(check, samples)
+            if not ok:
+                raise Stop(DrillState.ABORTED, f"Steady state not met before injecting: {detail}")
+            self.step(StepKind.OBSERVATION, f"Steady state: {detail}", check=check)
 
-    def _steady_min_percent(self):
-        for check in (self.scenario.hypothesis or {}).get("steady_state", []):
-            if check.get("check") == "global_success_rate":
-                return float(check.get("min_percent", 99))
-        return 99.0
+    def _steady_check(self, check, samples):
+        """(holds, what was measured in words) for one steady-state check."""
+        name = check.get("check")
+        if name == "global_success_rate":
+            needed = float(check.get("min_percent", 99))
+            ok = sum(1 for s in samples if s.ok)
+            rate = 100.0 * ok / len(samples) if samples else 0.0
+            return rate >= needed, (
+                f"{rate:.1f} % of {len(samples)} requests succeeded through the global endpoint "
+                f"(need {needed:g} %)"
+            )
+        if name == "global_p95_latency_ms":
+            limit = float(check["max_ms"])
+            value = p95([s.latency_ms for s in samples if s.ok])
+            if value is None:
+                return False, "p95 latency not measurable: no request succeeded"
+            return value <= limit, (
+                f"p95 latency {value:.0f} ms through the global endpoint (at most {limit:g} ms)"
+            )
+        if name == "regions_healthy":
+            attempts = max(1, _setting("CONTROLPLANE_STATUS_FAILURES", 2))
+            for stack in Stack.objects.filter(application=self.application).select_related("region"):
+                ok, detail = (
+                    _healthy_confirmed(stack.health_url, attempts)
+                    if stack.health_url
+                    else (False, "no health URL")
+                )
+                if not ok:
+                    return False, f"{stack.region.code} is not healthy ({detail})"
+            return True, "every region of the application is healthy"
+        if name == "replication_lag_ms":
+            limit = float(check["max_ms"])
+            if not self.replication.wait_for_arrival(limit / 1000 + 3):
+                return False, (
+                    f"no canary write reached {self.region.code} within {limit / 1000 + 3:g} s "
+                    f"(replication lag above {limit:g} ms)"
+                )
+            value = self.replication.lag_now_ms()
+            return value <= limit, (
+                f"replication lag into {self.region.code} {value:.0f} ms (at most {limit:g} ms)"
+            )
+        raise ValueError(f"unknown steady-state check {name!r}")  # validation refuses it
 
     def _max_failover_seconds(self):
         """Seconds the hypothesis allows for failover; 0 means no failover is expected
         (e.g. pausing replication: the region keeps serving, the drill measures lag)."""
-        value = (self.scenario.hypothesis or {}).get("max_time_to_failover_seconds")
+        value = self.hypothesis.get("max_time_to_failover_seconds")
         if value is None:
             return self.scenario.max_duration.total_seconds()
         return float(value)
@@ -336,11 +400,14 @@ class DrillRun:
                 f"{fault.label}: {target.name or target.identifier}",
                 {"target": target.identity()},
             )
-            services.inject(self.drill, fault, target, deadline=deadline, step=step)
+            compensation = services.inject(
+                self.drill, fault, target, deadline=deadline, step=step, worker=self.worker
+            )
             if self.injected_at is None:
-                self.injected_at = time.monotonic()
+                # Every figure's clock starts when the first fault call went out.
+                self.injected_at = compensation.called_at_monotonic
+                self.figures["injected_at"] = compensation.called_at.isoformat()
                 self.watcher.arm()
-        self.figures["injected_at"] = timezone.now().isoformat()
         self.publish_figures()
 
     def observe(self):
@@ -389,12 +456,11 @@ class DrillRun:
                 return None, ""
             if not expects_failover and now - self.injected_at >= hold:
                 return None, "held the fault; no failover expected by the hypothesis"
-            if failover_at is None and now - self.injected_at > max_failover:
+            if expects_failover and failover_at is None and now - self.injected_at > max_failover:
                 if not any(s.ok and s.region == target for s in samples if s.at < self.injected_at):
-                    return (
-                        None,
-                        "the global endpoint did not route this vantage to the region; "
-                        "failover not measurable",
+                    return DrillState.INCONCLUSIVE, (
+                        f"the global endpoint never sent the observer to {target} before the fault, "
+                        "so failover could not be measured"
                     )
                 return DrillState.FAILED, f"No failover within {max_failover:g} s (hypothesis)"
             if now - self.injected_at > max_total:
@@ -402,17 +468,40 @@ class DrillRun:
             time.sleep(0.1)
 
     def _tripped(self, condition, samples, now):
-        if condition.get("metric") == "other_region_unhealthy":
+        """The reason `condition` trips now, or ''. Each is evaluated over the last
+        `for_seconds` (none before that much time has passed since injection)."""
+        metric = condition.get("metric")
+        if metric == "other_region_unhealthy":
             return self._other_region_unhealthy(now)
-        if condition.get("metric") == "global_error_rate":
-            window = float(condition.get("for_seconds", 10))
+        window = float(condition.get("for_seconds", 0))
+        if now - self.injected_at < window:
+            return ""
+        if metric == "replication_lag":
+            # Above the threshold at every marker moment of the window: the lag now,
+            # and `for_seconds` ago, both above (the lag of the oldest unreplicated write
+            # only grows while replication is stuck).
+            limit = float(condition["threshold_ms"])
+            markers = self.replication.snapshot()
+            values = [lag_at(markers, t) for t in (now - window, now)]
+            if all(v is not None and v > limit for v in values):
+                return (
+                    f"replication lag into {self.region.code} {values[-1]:.0f} ms > {limit:g} ms "
+                    f"for {window:g} s"
+                )
+            return ""
+        recent = [s for s in samples if s.at >= max(self.injected_at, now - max(window, 1.0))]
+        if not recent:
+            return ""
+        if metric == "global_error_rate":
             threshold = float(condition.get("threshold_percent", 50))
-            recent = [s for s in samples if s.at >= max(self.injected_at, now - window)]
-            if now - self.injected_at < window or not recent:
-                return ""
             rate = 100.0 * sum(1 for s in recent if not s.ok) / len(recent)
             if rate > threshold:
                 return f"global error rate {rate:.0f} % > {threshold:g} % for {window:g} s"
+        elif metric == "global_p95_latency":
+            limit = float(condition["threshold_ms"])
+            value = p95([s.latency_ms for s in recent])
+            if value is not None and value > limit:
+                return f"global p95 latency {value:.0f} ms > {limit:g} ms for {window:g} s"
         return ""
 
     def _other_region_unhealthy(self, now):
@@ -445,6 +534,7 @@ class DrillRun:
                 "error_rate": fig["error_rate"],
                 "p95_latency_ms": fig["p95_latency_ms"],
                 "requests_during": fig["requests_during"],
+                "served_by_target_before": fig["served_by_target_before"],
                 "regions_during": fig["regions_during"],
                 "note": fig["note"],
                 "time_to_detect": (
@@ -460,7 +550,7 @@ class DrillRun:
 
     def revert(self):
         """Revert every open ledger row of this drill, newest first; verify each."""
-        problems = services.revert_open(self.drill.pk)
+        problems = services.revert_open(self.drill.pk, worker=self.worker)
         if self.reverted_at is None:
             self.reverted_at = time.monotonic()
         return problems
@@ -489,7 +579,56 @@ class DrillRun:
             time.sleep(0.1)
         return f"{target} did not serve again within {timeout:g} s after the revert"
 
+    def wait_for_convergence(self):
+        """After the revert, until every canary write made before it has reached the
+        region, or the hypothesis's max_time_to_converge_seconds (else the recovery
+        timeout) has passed."""
+        if self.replication is None or self.reverted_at is None:
+            return
+        limit = self.hypothesis.get("max_time_to_converge_seconds")
+        timeout = (
+            float(limit) + 1.0 if limit is not None else _setting("DRILL_RECOVERY_TIMEOUT_SECONDS", 60.0)
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.beat()
+            markers = self.replication.snapshot()
+            before = [m for m in markers if m.written <= self.reverted_at]
+            after = [m for m in markers if m.written > self.reverted_at]
+            # converged, and a write made after the resume has arrived (the lag after)
+            if before and all(m.seen is not None for m in before) and any(m.seen for m in after):
+                return
+            time.sleep(0.05)
+
     def lag_figures(self):
+        if self.replication is not None and self.injected_at is not None:
+            markers = self.replication.snapshot()
+            now = time.monotonic()
+            end = self.reverted_at or now
+            failover = self.figures.get("time_to_failover")
+            during = lag_figures(
+                markers, start=self.injected_at, end=end, reverted_at=self.reverted_at,
+                rpo_at=self.injected_at + failover if failover is not None else end,
+            )
+            self.figures.update(
+                {
+                    "lag_during_ms": during["max_lag_ms"],
+                    "lag_after_ms": next(
+                        (
+                            round((m.seen - m.written) * 1000, 1)
+                            for m in markers
+                            if self.reverted_at and m.written > self.reverted_at and m.seen
+                        ),
+                        None,
+                    ),
+                    "time_to_converge": during["time_to_converge"],
+                    "rpo_ms": during["rpo_ms"],
+                    "lag_writes": len(markers),
+                    "lag_writes_before_revert": sum(1 for m in markers if m.written <= end),
+                    "lag_series": lag_figures(markers, start=self.injected_at, end=now)["lag_series"],
+                }
+            )
+            return
         started = self.drill.started_at or timezone.now()
         samples = LagSample.objects.filter(
             application=self.application, receiving_region=self.region.code, at__gte=started
@@ -499,11 +638,66 @@ class DrillRun:
             self.figures["lag_during_ms"] = max(during)
             self.figures["lag_after_ms"] = during[-1]
 
+    def judge(self):
+        """(state, reason) once the fault is reverted and the region is back: PASSED only
+        when every figure the hypothesis names was measured and holds; INCONCLUSIVE when
+        one could not be measured; FAILED when one was measured and missed."""
+        f = self.figures
+        parts = []
+        seen = f.get("requests_during") or 0
+        if seen < MIN_REQUESTS_DURING:
+            return DrillState.INCONCLUSIVE, (
+                f"the observer saw only {seen} request(s) while the fault was on "
+                f"(at least {MIN_REQUESTS_DURING} are needed to judge it)"
+            )
+        max_failover = self._max_failover_seconds()
+        if max_failover > 0:
+            ttf = f.get("time_to_failover")
+            if not f.get("served_by_target_before"):
+                return DrillState.INCONCLUSIVE, (
+                    f"the global endpoint never sent the observer to {self.region.code} before the "
+                    "fault, so failover could not be measured"
+                )
+            if ttf is None:
+                return DrillState.INCONCLUSIVE, "time to fail over was not measured"
+            if ttf > max_failover:
+                return DrillState.FAILED, (
+                    f"Failed over in {ttf:.1f} s, more than {max_failover:g} s (hypothesis)"
+                )
+            parts.append(f"Failed over in {ttf:.1f} s")
+        limit = self.hypothesis.get("max_replication_lag_ms")
+        if limit is not None:
+            value = f.get("lag_during_ms")
+            if value is None:
+                return DrillState.INCONCLUSIVE, "replication lag during the fault was not measured"
+            if value > limit:
+                return DrillState.FAILED, (
+                    f"Replication lag reached {value:.0f} ms, more than {limit:g} ms (hypothesis)"
+                )
+            parts.append(f"replication lag peaked at {value:.0f} ms")
+        limit = self.hypothesis.get("max_time_to_converge_seconds")
+        if limit is not None:
+            value = f.get("time_to_converge")
+            if value is None and not f.get("lag_writes_before_revert"):
+                return DrillState.INCONCLUSIVE, (
+                    "no canary write was made before the revert: convergence not measured"
+                )
+            if value is None or value > limit:
+                shown = "did not converge" if value is None else f"converged in {value:.1f} s"
+                return DrillState.FAILED, (
+                    f"Replication {shown}, more than {limit:g} s after resume (hypothesis)"
+                )
+            parts.append(f"replication converged {value:.1f} s after resume")
+        text = ", ".join(parts) + " and recovered" if parts else "Recovered"
+        return DrillState.PASSED, text[:1].upper() + text[1:]
+
     def close(self):
         if self.observer:
             self.observer.stop()
         if self.watcher:
             self.watcher.stop()
+        if self.replication:
+            self.replication.stop()
 
 
 def _success_series(samples, injected_at):
@@ -536,17 +730,14 @@ def run(drill_id):
         services.transition(drill_id, [DrillState.RUNNING], DrillState.REVERTING)
         problems = runner.revert()
         recovery = runner.verify_recovery()
+        runner.wait_for_convergence()
         runner.lag_figures()
         if problems:
             final_state, reason = DrillState.ERRORED, "Revert problems: " + "; ".join(problems)
         elif final_state is None and recovery:
             final_state, reason = DrillState.FAILED, recovery
         elif final_state is None:
-            ttf = runner.figures.get("time_to_failover")
-            final_state = DrillState.PASSED
-            reason = reason or (
-                f"Failed over in {ttf:.1f} s and recovered" if ttf is not None else "Recovered"
-            )
+            final_state, reason = runner.judge()
     except Lost:
         runner.close()
         log.warning("drill %s: the reaper took over; leaving the revert to it", drill_id)

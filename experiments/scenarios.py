@@ -22,6 +22,23 @@ STOP_METRICS = {
 STEADY_STATE_CHECKS = (
     "global_success_rate", "global_p95_latency_ms", "regions_healthy", "replication_lag_ms",
 )
+# The keys each check or condition takes (the runner evaluates every one; anything else
+# is refused, so that a typo never turns a check off); the required ones first.
+STEADY_STATE_KEYS = {
+    "global_success_rate": ((), ("min_percent",)),
+    "global_p95_latency_ms": (("max_ms",), ()),
+    "regions_healthy": ((), ()),
+    "replication_lag_ms": (("max_ms",), ()),
+}
+STOP_KEYS = {
+    "global_error_rate": (("threshold_percent",), ("for_seconds",)),
+    "global_p95_latency": (("threshold_ms",), ("for_seconds",)),
+    "replication_lag": (("threshold_ms",), ("for_seconds",)),
+    "other_region_unhealthy": ((), ()),
+}
+# Hypothesis figures of replication drills (experiments/replication.py measures them).
+REPLICATION_HYPOTHESIS = ("max_replication_lag_ms", "max_time_to_converge_seconds")
+HYPOTHESIS_KEYS = ("steady_state", "max_time_to_failover_seconds", *REPLICATION_HYPOTHESIS)
 
 _HYPOTHESIS_A = {
     "steady_state": [{"check": "global_success_rate", "min_percent": 99}],
@@ -86,6 +103,7 @@ BUILTIN_SCENARIOS = [
         "hypothesis": {
             "steady_state": [{"check": "replication_lag_ms", "max_ms": 2000}],
             "max_time_to_failover_seconds": 0,
+            "max_time_to_converge_seconds": 30,
         },
         "stop_conditions": [{"metric": "other_region_unhealthy"}],
     },
@@ -132,15 +150,38 @@ def _validate_selector(fault, selector):
     return None
 
 
+def _keys_problem(given, spec, name):
+    """A message when `given` (a dict's keys) lacks a required key of `spec` or has one
+    it does not take; None when it fits."""
+    required, optional = spec
+    missing = [k for k in required if k not in given]
+    unknown = sorted(set(given) - set(required) - set(optional) - {"check", "metric"})
+    if missing:
+        return f"{name} needs {', '.join(missing)}."
+    if unknown:
+        takes = ", ".join((*required, *optional)) or "no other key"
+        return f"{name} does not take {', '.join(unknown)} (it takes {takes})."
+    return None
+
+
 def _validate_hypothesis(hypothesis, max_duration):
     if not isinstance(hypothesis, dict):
         return ["An object with steady_state and max_time_to_failover_seconds."]
     errors = []
+    unknown = sorted(set(hypothesis) - set(HYPOTHESIS_KEYS))
+    if unknown:
+        errors.append(
+            f"Unknown key(s) {', '.join(unknown)}: the runner evaluates {', '.join(HYPOTHESIS_KEYS)}."
+        )
     expected = hypothesis.get("max_time_to_failover_seconds")
     if expected is not None and (not _number(expected) or expected < 0):
         errors.append("max_time_to_failover_seconds: seconds, 0 or more.")
     elif expected is not None and max_duration and expected > max_duration.total_seconds():
         errors.append("max_time_to_failover_seconds: longer than the scenario's max duration.")
+    for key in REPLICATION_HYPOTHESIS:
+        value = hypothesis.get(key)
+        if value is not None and (not _number(value) or value < 0):
+            errors.append(f"{key}: 0 or more.")
     checks = hypothesis.get("steady_state", [])
     if not isinstance(checks, list):
         return errors + ["steady_state: a list of checks."]
@@ -148,6 +189,10 @@ def _validate_hypothesis(hypothesis, max_duration):
         name = check.get("check") if isinstance(check, dict) else None
         if name not in STEADY_STATE_CHECKS:
             errors.append(f"steady_state #{i}: check is one of {', '.join(STEADY_STATE_CHECKS)}.")
+            continue
+        problem = _keys_problem(check, STEADY_STATE_KEYS[name], name)
+        if problem:
+            errors.append(f"steady_state #{i}: {problem}")
             continue
         pct = check.get("min_percent")
         if pct is not None and (not _number(pct) or not 0 <= pct <= 100):
@@ -166,6 +211,10 @@ def _validate_stop_conditions(conditions, max_duration):
         metric = cond.get("metric") if isinstance(cond, dict) else None
         if metric not in STOP_METRICS:
             errors.append(f"#{i}: metric is one of {', '.join(STOP_METRICS)}.")
+            continue
+        problem = _keys_problem(cond, STOP_KEYS[metric], metric)
+        if problem:
+            errors.append(f"#{i}: {problem}")
             continue
         if metric == "global_error_rate":
             pct = cond.get("threshold_percent")

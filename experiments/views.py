@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Max, Prefetch
+from django.db.models import Count, Max, Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -25,6 +25,7 @@ from controlplane.models import AuditSource
 from experiments import faults, lifecycle, services
 from experiments.forms import AbortForm, DecisionForm, DrillFilterForm, DrillRequestForm, HaltForm
 from experiments.models import (
+    OUTCOME_STATES,
     Approval,
     Compensation,
     CompensationState,
@@ -75,11 +76,42 @@ def _seconds(value):
         return str(value)
 
 
+# What each figure on the drill page means (shown under "What these figures mean").
+FIGURE_DEFINITIONS = {
+    "Time to detect": "Injection (the first fault call) to the moment the drilled region looked "
+    "failed: its /health failing CONTROLPLANE_STATUS_FAILURES times in a row to the runner's "
+    "probes, or Route 53's checkers reporting its health check unhealthy; who saw it first "
+    "is named beside the figure.",
+    "Time to fail over": "Injection to the first successful request through the global endpoint "
+    "served by another region, as the drill's observer saw it.",
+    "Time to recover": "Revert to the first successful request served by the drilled region again.",
+    "Error rate during": "Failed requests / requests through the global endpoint while the fault was on.",
+    "p95 latency during": "95th percentile latency of those requests.",
+    "Max lag during": "Replication drills: the largest replication lag into the region between "
+    "injection and revert (canary writes every 0.25 s); otherwise the largest lag sample "
+    "recorded by monitoring during the drill.",
+    "Lag after": "Replication drills: the lag of the first canary write made after the revert; "
+    "otherwise the latest lag sample.",
+    "Time to converge": "Revert (resume) to the arrival in the region of the last canary write "
+    "made before it.",
+    "RPO estimate": "The age of the oldest write the region had not received at the moment of "
+    "failover (or of the revert when the region was not failed over).",
+    "Served by during": "The regions that served successful requests while the fault was on.",
+}
+
+
+def _ms_as_seconds(value):
+    return f"{value / 1000:.1f} s" if isinstance(value, int | float) else None
+
+
 def figure_rows(figures):
     """(label, formatted value) for the figures the runner has published so far."""
     figures = figures or {}
+    detect = _seconds(figures.get("time_to_detect"))
+    if detect and figures.get("detected_by"):
+        detect = f"{detect} ({figures['detected_by']})"
     rows = [
-        ("Time to detect", _seconds(figures.get("time_to_detect"))),
+        ("Time to detect", detect),
         ("Time to fail over", _seconds(figures.get("time_to_failover"))),
         ("Time to recover", _seconds(figures.get("time_to_recover"))),
     ]
@@ -87,9 +119,11 @@ def figure_rows(figures):
     rows.append(("Error rate during", f"{rate * 100:.1f} %" if isinstance(rate, int | float) else None))
     p95 = figures.get("p95_latency_ms")
     rows.append(("p95 latency during", f"{p95:.0f} ms" if isinstance(p95, int | float) else None))
-    for key, label in (("lag_during_ms", "Max lag during"), ("lag_after_ms", "Lag after")):
-        lag = figures.get(key)
-        rows.append((label, f"{lag / 1000:.1f} s" if isinstance(lag, int | float) else None))
+    rows.append(("Max lag during", _ms_as_seconds(figures.get("lag_during_ms"))))
+    rows.append(("Lag after", _ms_as_seconds(figures.get("lag_after_ms"))))
+    if "time_to_converge" in figures or "rpo_ms" in figures:
+        rows.append(("Time to converge", _seconds(figures.get("time_to_converge"))))
+        rows.append(("RPO estimate", _ms_as_seconds(figures.get("rpo_ms"))))
     during = figures.get("regions_during")
     rows.append(("Served by during", ", ".join(during) if during else None))
     return rows
@@ -192,7 +226,7 @@ def drill_list(request):
     drills = Drill.objects.select_related("scenario", "application", "region", "requested_by").order_by(
         "-requested_at", "-pk"
     )
-    if chosen.get("state") in DrillState.values:
+    if chosen.get("state"):
         drills = drills.filter(state=chosen["state"])
     if chosen.get("application"):
         drills = drills.filter(application__name=chosen["application"])
@@ -307,12 +341,16 @@ def _live_context(drill):
         step.badge = StepKind(step.kind).badge
     for row in ledger:
         row.badge = CompensationState(row.state).badge
+    figures = figure_rows(drill.figures)
     return {
         "drill": drill,
         "state": DrillState(drill.state),
+        # not a pass: the page says what could not be tested, beside the amber badge
+        "inconclusive": drill.state == DrillState.INCONCLUSIVE,
         "steps": steps,
         "ledger": ledger,
-        "figures": figure_rows(drill.figures),
+        "figures": figures,
+        "figure_definitions": [(label, FIGURE_DEFINITIONS[label]) for label, _ in figures],
         "series_json": json.dumps((drill.figures or {}).get("success_series") or []),
         "abort_form": AbortForm(),
     }
@@ -448,12 +486,29 @@ def _get_application_for_user(user, name):
     ), name=name)
 
 
+def outcome_counts(rows):
+    """{region code: {"counts": [(DrillState, n)] in OUTCOME_STATES order, "last_pass":
+    when its last passed drill finished or None}} from (region code, state, n, last
+    finished_at) rows. Only a pass is a success: an inconclusive drill (its hypothesis
+    could not be tested) is counted apart and never moves "last pass"."""
+    by_region = {}
+    for code, state, count, last in rows:
+        region = by_region.setdefault(code, {"counts": dict.fromkeys(OUTCOME_STATES, 0), "last_pass": None})
+        region["counts"][DrillState(state)] = count
+        if state == DrillState.PASSED:
+            region["last_pass"] = last
+    return {
+        code: {"counts": list(region["counts"].items()), "last_pass": region["last_pass"]}
+        for code, region in by_region.items()
+    }
+
+
 @login_required
 @permission_required("experiments.view_drill", raise_exception=True)
 @require_GET
 def scorecard(request, app):
     """Recent drills of one application, its time-to-failover trend and, per region,
-    the days since the last passing drill."""
+    the days since the last passing drill and how many drills ended in each outcome."""
     application = _get_application_for_user(request.user, app)
     now = timezone.now()
     recent = list(
@@ -461,20 +516,27 @@ def scorecard(request, app):
         .select_related("scenario", "region", "requested_by")
         .order_by("-requested_at", "-pk")[:SCORECARD_DRILLS]
     )
-    last_pass = dict(
-        Drill.objects.filter(application=application, state=DrillState.PASSED)
-        .values_list("region__code")
-        .annotate(last=Max("finished_at"))
-        .values_list("region__code", "last")
+    outcomes = outcome_counts(
+        Drill.objects.filter(application=application, state__in=OUTCOME_STATES)
+        .values("region__code", "state")
+        .annotate(count=Count("pk"), last=Max("finished_at"))
+        .order_by()
+        .values_list("region__code", "state", "count", "last")
     )
+    none = {"counts": [(state, 0) for state in OUTCOME_STATES], "last_pass": None}
     regions = []
     for stack in sorted(application.stacks.all(), key=lambda s: s.region.code):
-        last = last_pass.get(stack.region.code)
+        region = outcomes.get(stack.region.code, none)
+        last = region["last_pass"]
         regions.append({
             "code": stack.region.code,
             "last_pass": last,
             "days": (now - last).days if last else None,
+            "counts": region["counts"],
         })
+    totals = [
+        (state, sum(dict(r["counts"])[state] for r in regions)) for state in OUTCOME_STATES
+    ]
     trend = [
         {
             "at": d.finished_at or d.requested_at,
@@ -482,13 +544,17 @@ def scorecard(request, app):
             "seconds": (d.figures or {}).get("time_to_failover"),
         }
         for d in sorted(recent, key=lambda d: d.finished_at or d.requested_at)
-        if d.is_final and isinstance((d.figures or {}).get("time_to_failover"), int | float)
+        # an inconclusive drill's figures were measured on too little to be evidence
+        if d.is_final and d.state != DrillState.INCONCLUSIVE
+        and isinstance((d.figures or {}).get("time_to_failover"), int | float)
     ]
     chart = [[int(t["at"].timestamp()), round(t["seconds"], 2)] for t in trend]
     context = {
         "application": application,
         "recent": recent,
         "regions": regions,
+        "outcomes": OUTCOME_STATES,
+        "totals": totals,
         "trend": trend,
         "trend_chart": chart,
         **_halt_context(),

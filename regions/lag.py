@@ -206,6 +206,40 @@ def _canary_from(source, others, timeout, interval, pool):
     return lags, (ddb, _table_name(source), key)
 
 
+def replicas_of(application_id):
+    """[Component (dynamodb_replica, with stack__region)] of one application, by region."""
+    return _replicas([application_id]).get(application_id, [])
+
+
+def write_marker(component):
+    """Write one canary marker item to `component`'s table -> (key, written), where
+    `written` is the time.monotonic() midpoint of the PutItem call. Raises the AWS error."""
+    ddb = aws.client_for_region("dynamodb", component.stack.region)
+    key = _key(component, f"{CANARY_PREFIX}{uuid.uuid4()}")
+    now = timezone.now()
+    item = {
+        **key,
+        "controlplane_canary": {"S": "true"},
+        "written_at": {"S": now.isoformat()},
+        "source_region": {"S": component.stack.region.code},
+        settings.CONTROLPLANE_CANARY_TTL_ATTRIBUTE: {
+            "N": str(int(now.timestamp()) + settings.CONTROLPLANE_CANARY_TTL_SECONDS)
+        },
+    }
+    sent = time.monotonic()
+    ddb.put_item(TableName=_table_name(component), Item=item)
+    return key, (sent + time.monotonic()) / 2
+
+
+def read_marker(component, key):
+    """The time.monotonic() midpoint of a consistent GetItem that found `key` in
+    `component`'s table, or None (not there yet). Raises the AWS error."""
+    ddb = aws.client_for_region("dynamodb", component.stack.region)
+    sent = time.monotonic()
+    item = ddb.get_item(TableName=_table_name(component), Key=key, ConsistentRead=True).get("Item")
+    return (sent + time.monotonic()) / 2 if item else None
+
+
 def run_canary(application_id, *, timeout=None, sources=None, store=True):
     """Measure replication lag with marker items, from each replica (or the `sources`
     region codes) to every other; store and return the Lag tuples. Bounded by about

@@ -10,6 +10,10 @@ from referencing.jsonschema import DRAFT202012
 
 from controlplane.api import issue_token
 from controlplane.openapi import DOCUMENT
+from experiments.models import Drill, DrillState, Scenario
+from experiments.scenarios import ensure_builtin_scenarios
+from experiments.services import transition
+from regions.models import Application, Architecture, Region
 from tests.regions.test_status_api import populate
 
 OPENAPI = reverse("api-openapi")
@@ -123,3 +127,24 @@ def test_the_schema_rejects_a_drift_finding_without_its_undo():
 
     assert not validator_for("DriftFinding").is_valid(finding)
     assert validator_for("DriftFinding").is_valid({**finding, "undo": "UpdateHealthCheck Inverted=false"})
+
+
+def test_an_inconclusive_drill_matches_the_documented_schema(client, viewer, operator):
+    ensure_builtin_scenarios()
+    drill = Drill.objects.create(
+        scenario=Scenario.objects.get(slug="fail-region-health-check"),
+        application=Application.objects.create(name="orders", architecture=Architecture.DNS),
+        region=Region.objects.create(code="us-east-1"),
+        requested_by=operator, plan={"calls": []}, plan_hash="0" * 64, state=DrillState.RUNNING,
+        figures={"time_to_detect": 1.5},
+    )
+    transition(drill.pk, [DrillState.RUNNING], DrillState.INCONCLUSIVE,
+               outcome_reason="the target never served any observer before the fault")
+    token = issue_token(viewer)[1]
+
+    data = client.get(reverse("api-drill", args=[drill.pk]),
+                      headers={"Authorization": f"Bearer {token}"}).json()
+
+    assert data["state"] == "inconclusive"
+    validator_for("Drill").validate(data)
+    assert not validator_for("DrillState").is_valid("inconclusive-ish")

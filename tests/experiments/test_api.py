@@ -183,6 +183,20 @@ def test_abort(api, operator, viewer, drill, make_drill):
     assert AuditEvent.objects.filter(action="drill.abort_requested", source="api").count() == 1
 
 
+def test_an_inconclusive_drill_is_returned_with_its_state_and_reason(api, viewer, make_drill):
+    reason = "time_to_failover, named by the hypothesis, was not measured"
+    running = make_drill(state=DrillState.RUNNING)
+    services.transition(running.pk, [DrillState.RUNNING], DrillState.INCONCLUSIVE, outcome_reason=reason)
+
+    response = api(viewer, "GET", "api-drill", running.pk)
+
+    assert response.status_code == 200
+    body = check(response.json(), "Drill")
+    assert (body["state"], body["outcome_reason"]) == ("inconclusive", reason)
+    assert body["finished_at"] is not None
+    assert "inconclusive" in SCHEMAS["DrillState"]["enum"]
+
+
 def test_an_unknown_drill_is_404(api, viewer, db):
     assert api(viewer, "GET", "api-drill", 424242).status_code == 404
 

@@ -66,6 +66,11 @@ def _final(drill_id, timeout, log=lambda: ""):
     )
 
 
+def _drill_audit(drill):
+    events = AuditEvent.objects.filter(object_type="experiments.drill", object_id=str(drill.pk))
+    return list(events.order_by("seq"))
+
+
 def _inverted(world, app="orders", region="us-east-1"):
     check = world.stack(app, region).health_check_id
     return world.client("route53", "us-east-1").get_health_check(HealthCheckId=check)["HealthCheck"][
@@ -90,14 +95,21 @@ def test_a_drill_on_orders_fails_over_reverts_and_passes(world, settings, operat
     assert drill.plan_hash == Approval.objects.get(drill=drill).plan_hash
     assert not Compensation.objects.filter(drill=drill).exclude(state="reverted").exists()
     assert _inverted(world) is False
-    actions = list(
-        AuditEvent.objects.filter(object_type="experiments.drill", object_id=str(drill.pk))
-        .order_by("seq").values_list("action", flat=True)
-    )
-    assert actions == [
-        "drill.requested", "drill.approved", "drill.queued", "drill.running", "drill.reverting",
-        "drill.passed",
+    events = _drill_audit(drill)
+    assert [e.action for e in events] == [
+        "drill.requested", "drill.approved", "drill.queued", "drill.running", "drill.fault_injected",
+        "drill.reverting", "drill.fault_reverted", "drill.passed",
     ]
+    [row] = Compensation.objects.filter(drill=drill)
+    injected, reverted = (e for e in events if e.action.startswith("drill.fault_"))
+    assert injected.after["call"]["operation"] == "UpdateHealthCheck"
+    assert injected.after["call"]["params"]["Inverted"] is True
+    assert injected.after["inverse"]["params"]["Inverted"] is False
+    assert injected.after["previous_value"] == {"Inverted": False}
+    assert reverted.after["call"] == {k: v for k, v in row.inverse.items() if k != "inverse"}
+    assert reverted.after["verified"] is True
+    assert {e.after["compensation"] for e in (injected, reverted)} == {row.pk}
+    assert {e.after["worker"] for e in (injected, reverted)} == {drill.worker}
 
 
 def test_abort_reverts_the_fault_within_two_seconds(world, settings, operator, approver, tmp_path):
@@ -151,6 +163,18 @@ def test_a_killed_worker_s_fault_is_reverted_by_the_reaper(world, settings, oper
     assert reaped_in <= 30
     assert _inverted(world) is False
     assert not Compensation.objects.filter(drill=drill).exclude(state="reverted").exists()
+    # The audit lists every injection and every revert: the killed worker's, the reaper's.
+    events = _drill_audit(drill)
+    assert [e.action for e in events] == [
+        "drill.requested", "drill.approved", "drill.queued", "drill.running", "drill.fault_injected",
+        "drill.fault_reverted", "drill.errored",
+    ]
+    [row] = Compensation.objects.filter(drill=drill)
+    injected, reverted = events[4:6]
+    assert injected.after["compensation"] == reverted.after["compensation"] == row.pk
+    assert injected.after["call"]["operation"] == reverted.after["call"]["operation"] == "UpdateHealthCheck"
+    assert not injected.after["worker"].startswith("reaper@")
+    assert reverted.after["worker"].startswith("reaper@")
 
 
 def test_a_drill_approved_while_the_broker_is_down_runs_once_it_is_back(

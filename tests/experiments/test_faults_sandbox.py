@@ -1,10 +1,12 @@
 """Every fault kind against the sandbox: plan, inject (ledger row first), see the effect
-through the AWS APIs and over HTTP, revert to the value read before injecting, verify."""
+through the AWS APIs and over HTTP, revert to the value read before injecting, verify;
+each injection and revert is an audit event."""
 
 import json
 
 import pytest
 
+from controlplane.models import AuditEvent
 from experiments import services
 from experiments.faults import REGISTRY, SANDBOX_PAUSE_TAG, Target
 from experiments.models import Compensation, CompensationState, FaultKind
@@ -34,13 +36,16 @@ def inject(make_drill, deadline, fault_kind, tgt, app, region):
 
 
 def revert_and_verify(fault, compensation):
-    assert fault.revert(compensation)
+    assert services.revert(compensation) == ""  # the value read back is the one read before
     compensation.refresh_from_db()
     assert compensation.state == CompensationState.REVERTED
     assert compensation.reverted_at is not None
     assert fault.verify_reverted(compensation)
-    assert fault.revert(compensation)  # idempotent
+    assert services.revert(compensation) == ""  # idempotent
     assert Compensation.objects.get(pk=compensation.pk).attempts == 1
+    events = AuditEvent.objects.filter(after__compensation=compensation.pk).order_by("seq")
+    assert [e.action for e in events] == ["drill.fault_injected", "drill.fault_reverted"]
+    assert events[1].after["verified"] is True
 
 
 def served_by(url):

@@ -53,6 +53,9 @@ def test_a_ledger_row_whose_value_was_never_read_reverts_without_a_call(inventor
     target = Target.from_component(component)
     row = services.open_compensation(make_drill(), fault, target, fault.plan(target)[0], deadline=deadline)
     assert not row.previous_read  # the worker died here, before the call
-    assert fault.revert(row)
+    assert services.revert(row) == ""
     assert Compensation.objects.get(pk=row.pk).state == CompensationState.REVERTED
     assert fault.verify_reverted(row)
+    event = AuditEvent.objects.get(action="drill.fault_reverted", after__compensation=row.pk)
+    assert event.after["call"] is None
+    assert "never made" in event.after["note"]

@@ -6,6 +6,7 @@ import pytest
 from django.db import connection
 
 from controlplane.models import AuditEvent
+from experiments import lifecycle
 from experiments.models import DrillState, DrillStep
 from experiments.services import transition
 
@@ -44,6 +45,28 @@ def test_fields_ride_along_with_the_state(make_drill):
     drill.refresh_from_db()
     assert (drill.state, drill.outcome_reason, drill.figures) == ("failed", "stop condition", figures)
     assert drill.finished_at is not None
+
+
+@pytest.mark.parametrize("live", [DrillState.RUNNING, DrillState.REVERTING])
+def test_a_drill_that_could_not_test_its_hypothesis_ends_inconclusive_with_its_audit(make_drill, live):
+    drill = make_drill(state=live)
+    reason = "the observer saw too few requests (3)"
+
+    assert transition(
+        drill.pk, [DrillState.RUNNING, DrillState.REVERTING], DrillState.INCONCLUSIVE, outcome_reason=reason
+    )
+
+    drill.refresh_from_db()
+    assert (drill.state, drill.outcome_reason, drill.is_final) == ("inconclusive", reason, True)
+    assert drill.finished_at is not None
+    event = AuditEvent.objects.get(object_id=str(drill.pk))
+    assert event.action == "drill.inconclusive"
+    assert event.after == {"state": "inconclusive", "outcome_reason": reason}
+    assert DrillStep.objects.get(drill=drill, kind="state").message == "Inconclusive"
+    # final: nothing moves it on, not even to passed
+    assert not transition(drill.pk, [DrillState.RUNNING, DrillState.REVERTING], DrillState.PASSED)
+    assert not lifecycle.abort(drill, drill.requested_by)
+    assert AuditEvent.objects.count() == 1
 
 
 @pytest.mark.django_db(transaction=True)

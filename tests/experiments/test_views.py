@@ -5,12 +5,15 @@ import html
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
 from controlplane.models import AuditEvent
 from experiments import lifecycle, services
 from experiments.models import (
+    FINAL_STATES,
+    LIVE_STATES,
     Approval,
     Compensation,
     Drill,
@@ -20,7 +23,7 @@ from experiments.models import (
     Scenario,
     StepKind,
 )
-from experiments.views import plan_diff
+from experiments.views import outcome_counts, plan_diff
 from regions.models import Application, Region, Stack
 from tests.processes import unique_queue
 
@@ -133,6 +136,21 @@ def test_the_list_filters_and_pages_newest_first(viewer, make_drill, client_for)
     assert {d.state for d in client.get(LIST, {"state": "passed"}).context["drills"]} == {"passed"}
     assert client.get(LIST, {"scenario": "no-such"}).context["drills"].__len__() == 0
     assert client.get(LIST, {"page": "999"}).status_code == 200
+
+
+def test_the_list_filters_inconclusive_drills_with_their_amber_badge(viewer, make_drill, client_for):
+    inconclusive = make_drill(state=DrillState.INCONCLUSIVE, outcome_reason="too few requests")
+    make_drill(state=DrillState.PASSED)
+    make_drill(state=DrillState.FAILED)
+    client = client_for(viewer)
+
+    response = client.get(LIST, {"state": "inconclusive"})
+
+    assert list(response.context["drills"]) == [inconclusive]
+    page = response.content.decode()
+    assert '<option value="inconclusive" selected>Inconclusive</option>' in page
+    assert '<span class="badge badge--amber">Inconclusive</span>' in page
+    assert len(client.get(LIST, {"state": "no-such-state"}).context["drills"]) == 3  # ignored
 
 
 @pytest.mark.parametrize("count", [3, 30])
@@ -388,6 +406,38 @@ def test_polling_stops_with_286_once_the_drill_is_final(viewer, make_drill, clie
     assert "Abort</button>" not in page
 
 
+def test_an_inconclusive_drill_page_says_what_could_not_be_tested(viewer, make_drill, client_for):
+    reason = "the target never served any observer before the fault"
+    drill = make_drill(state=DrillState.INCONCLUSIVE, outcome_reason=reason, finished_at=timezone.now())
+    client = client_for(viewer)
+    url = reverse("experiments:detail", args=[drill.pk])
+
+    page = client.get(url).content.decode()
+
+    assert 'class="badge badge--amber badge--large" data-state="inconclusive">Inconclusive<' in page
+    assert f"The hypothesis could not be tested: {reason}" in page
+    assert "not a pass" in page and "Passed" not in page
+    assert "every 2s" not in page and "Abort</button>" not in page  # final
+    partial = client.get(url, headers={"HX-Request": "true"})
+    assert partial.status_code == 286
+    assert f"The hypothesis could not be tested: {reason}" in partial.content.decode()
+
+
+def test_the_explanation_is_only_for_inconclusive_drills(viewer, make_drill, client_for):
+    drill = make_drill(state=DrillState.FAILED, outcome_reason="No failover within 60 s (hypothesis)")
+    page = client_for(viewer).get(reverse("experiments:detail", args=[drill.pk])).content.decode()
+    assert "No failover within 60 s" in page
+    assert "could not be tested" not in page
+
+
+def test_every_drill_state_has_a_badge_colour_the_css_defines():
+    css = (settings.BASE_DIR / "static" / "css" / "drills.css").read_text()
+    for state in DrillState:
+        assert f".badge--{state.badge} " in css, state
+    assert DrillState.INCONCLUSIVE.badge == "amber"
+    assert DrillState.INCONCLUSIVE in FINAL_STATES and DrillState.INCONCLUSIVE not in LIVE_STATES
+
+
 @pytest.mark.parametrize("steps", [2, 20])
 def test_the_drill_page_costs_the_same_whatever_its_timeline(
     steps, viewer, make_drill, client_for, django_assert_max_num_queries, deadline
@@ -485,6 +535,73 @@ def test_the_scorecard_counts_days_since_the_last_pass_per_region(viewer, make_d
     assert 'id="ttf-trend"' in response.content.decode()
 
 
+def test_the_scorecard_counts_inconclusive_drills_apart_never_as_a_pass(viewer, make_drill, client_for):
+    now = timezone.now()
+    make_drill(state=DrillState.PASSED, finished_at=now - timedelta(days=10))
+    make_drill(state=DrillState.INCONCLUSIVE, finished_at=now - timedelta(days=1), outcome_reason="x")
+    make_drill(
+        state=DrillState.INCONCLUSIVE, finished_at=now - timedelta(hours=1), outcome_reason="y",
+        figures={"time_to_failover": 0.5},  # measured on too few requests
+    )
+    make_drill(state=DrillState.FAILED, finished_at=now - timedelta(days=2))
+    make_drill(region="us-west-2", state=DrillState.INCONCLUSIVE, finished_at=now, outcome_reason="z")
+    app = Application.objects.get(name="orders")
+    Stack.objects.create(application=app, region=Region.objects.get(code="us-east-1"))
+    Stack.objects.create(application=app, region=Region.objects.get(code="us-west-2"))
+
+    response = client_for(viewer).get(reverse("experiments:scorecard", args=["orders"]))
+
+    regions = {r["code"]: r for r in response.context["regions"]}
+    assert dict(regions["us-east-1"]["counts"]) == {
+        "passed": 1, "failed": 1, "inconclusive": 2, "aborted": 0, "errored": 0
+    }
+    assert regions["us-east-1"]["days"] == 10  # the inconclusive drills since do not count as passes
+    assert response.context["trend"] == []  # nor does their time to fail over make the trend
+    assert dict(regions["us-west-2"]["counts"])["inconclusive"] == 1
+    assert (regions["us-west-2"]["days"], regions["us-west-2"]["last_pass"]) == (None, None)
+    assert dict(response.context["totals"]) == {
+        "passed": 1, "failed": 1, "inconclusive": 3, "aborted": 0, "errored": 0
+    }
+    page = response.content.decode()
+    assert '<th scope="col" class="num">Inconclusive</th>' in page
+    cell = page.split('data-region="us-east-1" data-outcome="inconclusive">')[1].split("</td>")[0]
+    assert "state=inconclusive" in cell and '<span class="badge badge--amber">2</span>' in cell
+    assert 'data-region="us-west-2" data-outcome="passed"><span class="muted">0</span>' in page
+
+
+def test_outcome_counts_start_every_outcome_at_zero_and_take_the_last_pass():
+    when = timezone.now()
+    rows = [("us-east-1", "inconclusive", 4, when), ("us-east-1", "passed", 2, when - timedelta(days=1))]
+
+    (region,) = outcome_counts(rows).values()
+
+    assert region["counts"] == [
+        (DrillState.PASSED, 2),
+        (DrillState.FAILED, 0),
+        (DrillState.INCONCLUSIVE, 4),
+        (DrillState.ABORTED, 0),
+        (DrillState.ERRORED, 0),
+    ]
+    assert region["last_pass"] == when - timedelta(days=1)
+
+
+@pytest.mark.parametrize("count", [3, 30])
+def test_the_scorecard_costs_the_same_whatever_the_number_of_drills(
+    count, viewer, make_drill, client_for, django_assert_max_num_queries
+):
+    for i in range(count):
+        make_drill(state=[DrillState.PASSED, DrillState.INCONCLUSIVE, DrillState.FAILED][i % 3])
+    app = Application.objects.get(name="orders")
+    Stack.objects.create(application=app, region=Region.objects.get(code="us-east-1"))
+    client = client_for(viewer)
+    url = reverse("experiments:scorecard", args=["orders"])
+    client.get(url)  # warm the session
+    # session, user, user perms, group perms, application, stacks, recent drills, outcome
+    # counts, halt, roles and heartbeats (context processor)
+    with django_assert_max_num_queries(11):
+        assert client.get(url).status_code == 200
+
+
 def test_the_scorecard_of_an_unknown_application_is_404(viewer, client_for):
     assert client_for(viewer).get(reverse("experiments:scorecard", args=["nope"])).status_code == 404
 
@@ -543,3 +660,17 @@ def test_a_viewer_cannot_create_scenarios(viewer, client_for, db):
     client = client_for(viewer)
     assert client.get(reverse("experiments:scenario-new")).status_code == 403
     assert client.post(reverse("experiments:scenario-create"), {}).status_code == 403
+
+
+def test_the_drill_page_says_who_detected_and_what_each_figure_means(viewer, make_drill, client_for):
+    drill = make_drill(
+        state=DrillState.PASSED, finished_at=timezone.now(),
+        figures={"time_to_detect": 2.3, "detected_by": "regional /health failing", "time_to_failover": 4.2,
+                 "lag_during_ms": 2400.0, "time_to_converge": 0.7, "rpo_ms": 2400.0},
+    )
+    page = client_for(viewer).get(reverse("experiments:detail", args=[drill.pk])).content.decode()
+    assert "2.3 s (regional /health failing)" in page
+    assert "What these figures mean" in page
+    for label in ("Time to detect", "Time to converge", "RPO estimate", "Max lag during"):
+        assert f"<dt>{label}</dt><dd>" in page  # each shown figure has its definition
+    assert "the first fault call" in page

@@ -1,0 +1,423 @@
+"""Every check that scenario validation accepts is evaluated by the runner: for each, a
+drill in the sandbox that trips it and one that does not; INCONCLUSIVE when the
+hypothesis could not be tested.
+
+The drills run in the test process (`runner.run`, as the Celery task calls it) against
+the session's sandbox; tests/experiments/test_drill_runner.py runs them on real worker
+processes.
+"""
+
+import json
+import threading
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import close_old_connections
+
+from experiments import lifecycle, runner
+from experiments.models import Compensation, Drill, DrillState, Scenario
+from experiments.scenarios import ensure_builtin_scenarios, validate_scenario
+from regions.discovery import run_discovery
+from regions.models import Application, Region
+from sandbox.replication import PAUSE_TAG
+from sandbox.seed import FAULT_OFF
+from tests.processes import unique_queue, wait_for
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.django_db(transaction=True)]
+
+REGIONS = ["eu-central-1", "us-east-1", "us-west-2"]
+
+
+@pytest.fixture
+def world(sandbox_settings, settings, operator, approver):
+    report = run_discovery(actor="test", regions=REGIONS)
+    assert report.warnings == []
+    ensure_builtin_scenarios()
+    settings.DRILL_QUEUE = unique_queue("nobody-listens")  # the test process runs the drill
+    settings.DRILL_STEADY_STATE_SECONDS = 1.0
+    settings.DRILL_HOLD_SECONDS = 2.0
+    return sandbox_settings
+
+
+def scenario(base, **changes):
+    """A copy of built-in `base` with `changes`, valid by the scenario rules."""
+    source = Scenario.objects.get(slug=base)
+    row = Scenario(
+        slug=f"t-{uuid.uuid4().hex[:8]}",
+        name=f"{source.name} (test)",
+        fault_kind=source.fault_kind,
+        target_selector=source.target_selector,
+        parameters=source.parameters,
+        hypothesis=source.hypothesis,
+        stop_conditions=source.stop_conditions,
+        max_duration=source.max_duration,
+        architecture=source.architecture,
+    )
+    for key, value in changes.items():
+        setattr(row, key, value)
+    validate_scenario(row)
+    row.save()
+    return row
+
+
+def drill(operator, approver, scenario_row, app="orders", region="us-east-1"):
+    """Request, approve and run one drill in this process -> the ended Drill row."""
+    row = lifecycle.request(
+        user=operator,
+        scenario=scenario_row,
+        application=Application.objects.get(name=app),
+        region=Region.objects.get(code=region),
+    )
+    lifecycle.approve(row, approver)
+    runner.run(row.pk)
+    close_old_connections()
+    row = Drill.objects.get(pk=row.pk)
+    assert row.is_final, row.state
+    assert not Compensation.objects.filter(drill=row).exclude(state="reverted").exists()
+    return row
+
+
+def set_flag(world, region, app="orders", **flag):
+    stack = world.stack(app, region)
+    value = {**FAULT_OFF, **flag} if flag else FAULT_OFF
+    world.client("ssm", region).put_parameter(
+        Name=stack.ssm_fault_parameter, Value=json.dumps(value), Type="String", Overwrite=True
+    )
+
+
+def pause_replication(world, region, app="orders"):
+    stack = world.stack(app, region)
+    world.client("dynamodb", region).tag_resource(
+        ResourceArn=stack.table_arn, Tags=[{"Key": PAUSE_TAG, "Value": "true"}]
+    )
+
+
+A_OK = {
+    "steady_state": [{"check": "global_success_rate", "min_percent": 90}],
+    "max_time_to_failover_seconds": 60,
+}
+
+
+# A replication drill with no steady-state check of its own (the stop conditions alone).
+NO_FAILOVER = {"steady_state": [], "max_time_to_failover_seconds": 0}
+
+
+# --- stop conditions -------------------------------------------------------------------
+
+
+def test_the_global_error_rate_stop_condition_trips(world, operator, approver):
+    row = scenario(
+        "error-rate-50",
+        parameters={"fault_type": "status_code", "error_code": 503, "rate": 1.0, "delay": 0},
+        stop_conditions=[{"metric": "global_error_rate", "threshold_percent": 10, "for_seconds": 0}],
+    )
+    ended = drill(operator, approver, row)
+    assert ended.state == DrillState.FAILED, ended.outcome_reason
+    assert ended.outcome_reason.startswith("Stop condition: global error rate")
+
+
+def test_the_global_p95_latency_stop_condition_trips_and_does_not_when_latency_is_within(
+    world, operator, approver
+):
+    slow = {"fault_type": "latency", "delay": 400, "rate": 1.0, "error_code": 503}
+    hypothesis = {
+        "steady_state": [{"check": "global_success_rate", "min_percent": 90}],
+        "max_time_to_failover_seconds": 0,
+    }
+    tripping = scenario(
+        "error-rate-50",
+        parameters=slow,
+        hypothesis=hypothesis,
+        stop_conditions=[{"metric": "global_p95_latency", "threshold_ms": 200, "for_seconds": 0}],
+    )
+    ended = drill(operator, approver, tripping)
+    assert ended.state == DrillState.FAILED, ended.outcome_reason
+    assert "global p95 latency" in ended.outcome_reason and "> 200 ms" in ended.outcome_reason
+
+    within = scenario(
+        "error-rate-50",
+        parameters=slow,
+        hypothesis=hypothesis,
+        stop_conditions=[{"metric": "global_p95_latency", "threshold_ms": 5000, "for_seconds": 0}],
+    )
+    ended = drill(operator, approver, within)
+    assert ended.state == DrillState.PASSED, ended.outcome_reason
+    assert ended.figures["p95_latency_ms"] >= 300
+
+
+def test_the_replication_lag_stop_condition_trips_and_does_not_under_a_high_threshold(
+    world, operator, approver
+):
+    tripping = scenario(
+        "pause-replication",
+        hypothesis=NO_FAILOVER,
+        stop_conditions=[{"metric": "replication_lag", "threshold_ms": 500, "for_seconds": 0}],
+    )
+    ended = drill(operator, approver, tripping)
+    assert ended.state == DrillState.FAILED, ended.outcome_reason
+    assert "replication lag into us-east-1" in ended.outcome_reason
+
+    within = scenario(
+        "pause-replication",
+        hypothesis=NO_FAILOVER,
+        stop_conditions=[{"metric": "replication_lag", "threshold_ms": 60_000, "for_seconds": 1}],
+    )
+    ended = drill(operator, approver, within)
+    assert ended.state == DrillState.PASSED, ended.outcome_reason
+    assert ended.figures["lag_during_ms"] > 500  # replication really was paused
+    assert ended.figures["time_to_converge"] is not None
+
+
+def test_the_other_region_unhealthy_stop_condition_trips(world, operator, approver):
+    row = scenario(
+        "fail-region-health-check", hypothesis=A_OK, stop_conditions=[{"metric": "other_region_unhealthy"}]
+    )
+
+    def break_the_other_region():
+        wait_for(lambda: Compensation.objects.filter(state="injected").exists(), 60, message="injection")
+        set_flag(world, "us-west-2", is_enabled=True, fault_type="status_code", error_code=503, rate=1.0)
+
+    thread = threading.Thread(target=break_the_other_region)
+    thread.start()
+    try:
+        ended = drill(operator, approver, row)
+    finally:
+        thread.join(timeout=60)
+    assert ended.state == DrillState.FAILED, ended.outcome_reason
+    assert ended.outcome_reason.startswith("Stop condition: us-west-2 became unhealthy")
+
+
+# --- steady-state checks ---------------------------------------------------------------
+
+
+def test_the_global_success_rate_steady_state_check_aborts_before_any_fault(world, operator, approver):
+    set_flag(world, "us-east-1", is_enabled=True, fault_type="status_code", error_code=503, rate=0.5)
+    ended = drill(operator, approver, scenario("fail-region-health-check", hypothesis=A_OK))
+    assert ended.state == DrillState.ABORTED, ended.outcome_reason
+    assert "Steady state not met before injecting" in ended.outcome_reason
+    assert "requests succeeded through the global endpoint (need 90 %)" in ended.outcome_reason
+    assert not Compensation.objects.filter(drill=ended).exists()
+
+
+def test_the_global_p95_latency_steady_state_check_aborts_and_passes_within(world, operator, approver):
+    set_flag(world, "us-east-1", is_enabled=True, fault_type="latency", delay=300, rate=1.0)
+    check = {"check": "global_p95_latency_ms", "max_ms": 100}
+    ended = drill(
+        operator, approver, scenario("fail-region-health-check", hypothesis={**A_OK, "steady_state": [check]})
+    )
+    assert ended.state == DrillState.ABORTED, ended.outcome_reason
+    assert "p95 latency" in ended.outcome_reason and "(at most 100 ms)" in ended.outcome_reason
+    assert not Compensation.objects.filter(drill=ended).exists()
+
+    set_flag(world, "us-east-1")
+    ended = drill(
+        operator,
+        approver,
+        scenario(
+            "fail-region-health-check", hypothesis={**A_OK, "steady_state": [{**check, "max_ms": 1000}]}
+        ),
+    )
+    assert ended.state == DrillState.PASSED, ended.outcome_reason
+
+
+def test_the_regions_healthy_steady_state_check_covers_the_target_region_too(world, operator, approver):
+    # The preflight checks the other regions; regions_healthy also the drilled one.
+    set_flag(world, "us-east-1", is_enabled=True, fault_type="status_code", error_code=503, rate=1.0)
+    hypothesis = {**A_OK, "steady_state": [{"check": "regions_healthy"}]}
+    ended = drill(operator, approver, scenario("fail-region-health-check", hypothesis=hypothesis))
+    assert ended.state == DrillState.ABORTED, ended.outcome_reason
+    assert "us-east-1 is not healthy" in ended.outcome_reason
+
+
+def test_the_replication_lag_steady_state_check_aborts_when_replication_is_stuck(world, operator, approver):
+    pause_replication(world, "us-east-1")
+    hypothesis = {**A_OK, "steady_state": [{"check": "replication_lag_ms", "max_ms": 500}]}
+    ended = drill(operator, approver, scenario("fail-region-health-check", hypothesis=hypothesis))
+    assert ended.state == DrillState.ABORTED, ended.outcome_reason
+    assert "no canary write reached us-east-1" in ended.outcome_reason
+    assert not Compensation.objects.filter(drill=ended).exists()
+
+
+# --- the hypothesis ---------------------------------------------------------------------
+
+
+def test_max_time_to_failover_fails_a_drill_that_fails_over_slower(world, operator, approver):
+    ended = drill(
+        operator,
+        approver,
+        scenario("fail-region-health-check", hypothesis={**A_OK, "max_time_to_failover_seconds": 0.2}),
+    )
+    assert ended.state == DrillState.FAILED, ended.outcome_reason
+    assert ended.outcome_reason == "No failover within 0.2 s (hypothesis)"
+
+
+def test_replication_hypothesis_lag_and_convergence_are_measured_and_judged(world, operator, approver):
+    ended = drill(operator, approver, Scenario.objects.get(slug="pause-replication"))
+    assert ended.state == DrillState.PASSED, ended.outcome_reason
+    figures = ended.figures
+    assert figures["lag_during_ms"] > 1000  # paused for the 2 s hold
+    assert 0 <= figures["time_to_converge"] <= 30
+    assert figures["rpo_ms"] > 0
+    assert 0 < figures["lag_after_ms"] < figures["lag_during_ms"]  # flowing again
+    assert len(figures["lag_series"]) >= 2
+    assert ended.outcome_reason.startswith("Replication converged")
+
+    low = scenario(
+        "pause-replication",
+        hypothesis={"steady_state": [], "max_time_to_failover_seconds": 0, "max_replication_lag_ms": 300},
+    )
+    ended = drill(operator, approver, low)
+    assert ended.state == DrillState.FAILED, ended.outcome_reason
+    assert ended.outcome_reason.startswith("Replication lag reached")
+
+    instant = scenario(
+        "pause-replication",
+        hypothesis={"steady_state": [], "max_time_to_failover_seconds": 0, "max_time_to_converge_seconds": 0},
+    )
+    ended = drill(operator, approver, instant)
+    assert ended.state == DrillState.FAILED, ended.outcome_reason
+    assert "more than 0 s after resume (hypothesis)" in ended.outcome_reason
+
+
+def test_a_drill_whose_region_serves_no_observer_is_inconclusive_not_passed(world, operator, approver):
+    # The sandbox's global endpoint sends this vantage to us-east-1: failing us-west-2
+    # moves nothing this observer sees.
+    ended = drill(
+        operator, approver, scenario("fail-region-health-check", hypothesis=A_OK), region="us-west-2"
+    )
+    assert ended.state == DrillState.INCONCLUSIVE, ended.outcome_reason
+    assert "never sent the observer to us-west-2" in ended.outcome_reason
+
+
+# --- judge() on figures (no sandbox) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hypothesis", "figures", "state", "reason"),
+    [
+        (
+            {"max_time_to_failover_seconds": 60},
+            {"requests_during": 2},
+            DrillState.INCONCLUSIVE,
+            "the observer saw only 2 request(s)",
+        ),
+        (
+            {"max_time_to_failover_seconds": 60},
+            {"requests_during": 30, "served_by_target_before": True, "time_to_failover": None},
+            DrillState.INCONCLUSIVE,
+            "time to fail over was not measured",
+        ),
+        (
+            {"max_time_to_failover_seconds": 60},
+            {"requests_during": 30, "served_by_target_before": False, "time_to_failover": None},
+            DrillState.INCONCLUSIVE,
+            "never sent the observer",
+        ),
+        (
+            {"max_time_to_failover_seconds": 60},
+            {"requests_during": 30, "served_by_target_before": True, "time_to_failover": 4.2},
+            DrillState.PASSED,
+            "Failed over in 4.2 s and recovered",
+        ),
+        (
+            {"max_time_to_failover_seconds": 0, "max_replication_lag_ms": 500},
+            {"requests_during": 30, "lag_during_ms": None},
+            DrillState.INCONCLUSIVE,
+            "replication lag during the fault was not measured",
+        ),
+        (
+            {"max_time_to_failover_seconds": 0, "max_time_to_converge_seconds": 5},
+            {"requests_during": 30, "time_to_converge": None, "lag_writes_before_revert": 0},
+            DrillState.INCONCLUSIVE,
+            "convergence not measured",
+        ),
+        (
+            {"max_time_to_failover_seconds": 0, "max_time_to_converge_seconds": 5},
+            {"requests_during": 30, "time_to_converge": None, "lag_writes_before_revert": 3},
+            DrillState.FAILED,
+            "Replication did not converge, more than 5 s",
+        ),
+        ({"max_time_to_failover_seconds": 0}, {"requests_during": 30}, DrillState.PASSED, "Recovered"),
+    ],
+)
+def test_judge_passes_only_what_was_measured(make_drill, hypothesis, figures, state, reason):
+    row = make_drill(scenario="fail-region-health-check")
+    Scenario.objects.filter(pk=row.scenario_id).update(hypothesis=hypothesis)
+    run = runner.DrillRun(Drill.objects.select_related("scenario", "application", "region").get(pk=row.pk))
+    run.figures = figures
+    judged, why = run.judge()
+    assert judged == state
+    assert reason in why
+
+
+# --- validation -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (
+            "stop_conditions",
+            [{"metric": "global_error_rate", "threshold_precent": 10}],
+            "global_error_rate needs threshold_percent",
+        ),
+        (
+            "stop_conditions",
+            [{"metric": "replication_lag", "threshold_ms": 100, "window": 3}],
+            "replication_lag does not take window",
+        ),
+        (
+            "stop_conditions",
+            [{"metric": "other_region_unhealthy", "threshold_ms": 1}],
+            "other_region_unhealthy does not take threshold_ms",
+        ),
+        (
+            "hypothesis",
+            {"steady_state": [{"check": "global_p95_latency_ms"}]},
+            "global_p95_latency_ms needs max_ms",
+        ),
+        (
+            "hypothesis",
+            {"steady_state": [{"check": "regions_healthy", "min_percent": 50}]},
+            "regions_healthy does not take min_percent",
+        ),
+        ("hypothesis", {"max_time_to_recover_seconds": 5}, "Unknown key(s) max_time_to_recover_seconds"),
+        ("hypothesis", {"max_replication_lag_ms": -1}, "max_replication_lag_ms: 0 or more."),
+    ],
+)
+def test_validation_refuses_what_the_runner_would_not_evaluate(db, field, value, message):
+    ensure_builtin_scenarios()
+    row = Scenario.objects.get(slug="fail-region-health-check")
+    row.pk = None
+    row.slug = "copy"
+    row.built_in = False
+    setattr(row, field, value)
+    with pytest.raises(ValidationError) as caught:
+        validate_scenario(row)
+    assert any(message in text for text in caught.value.message_dict[field]), caught.value.message_dict
+
+
+def test_validation_accepts_every_check_the_runner_evaluates(db):
+    ensure_builtin_scenarios()
+    row = Scenario.objects.get(slug="pause-replication")
+    row.hypothesis = {
+        "steady_state": [
+            {"check": "global_success_rate", "min_percent": 99},
+            {"check": "global_p95_latency_ms", "max_ms": 500},
+            {"check": "regions_healthy"},
+            {"check": "replication_lag_ms", "max_ms": 2000},
+        ],
+        "max_time_to_failover_seconds": 0,
+        "max_replication_lag_ms": 10_000,
+        "max_time_to_converge_seconds": 30,
+    }
+    row.stop_conditions = [
+        {"metric": "global_error_rate", "threshold_percent": 20, "for_seconds": 5},
+        {"metric": "global_p95_latency", "threshold_ms": 800, "for_seconds": 5},
+        {"metric": "replication_lag", "threshold_ms": 5000},
+        {"metric": "other_region_unhealthy"},
+    ]
+    row.max_duration = timedelta(minutes=10)
+    validate_scenario(row)
