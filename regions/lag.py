@@ -172,26 +172,12 @@ def _poll(receiving, key, timeout, interval, deadline_base):
 
 def _canary_from(source, others, timeout, interval, pool):
     """Write one marker in `source`, poll `others`; [(Lag), ...]."""
-    ddb = aws.client_for_region("dynamodb", source.stack.region)
-    marker = f"{CANARY_PREFIX}{uuid.uuid4()}"
-    key = _key(source, marker)
-    now = timezone.now()
-    item = {
-        **key,
-        "controlplane_canary": {"S": "true"},
-        "written_at": {"S": now.isoformat()},
-        "source_region": {"S": source.stack.region.code},
-        settings.CONTROLPLANE_CANARY_TTL_ATTRIBUTE: {
-            "N": str(int(now.timestamp()) + settings.CONTROLPLANE_CANARY_TTL_SECONDS)
-        },
-    }
-    sent = time.monotonic()
     try:
-        ddb.put_item(TableName=_table_name(source), Item=item)
+        key, written = write_marker(source)
     except (aws.ClientError, aws.BotoCoreError) as exc:
         log.warning("canary PutItem in %s: %s", source.stack.region.code, exc)
         return [], None
-    written = (sent + time.monotonic()) / 2
+    ddb = aws.client_for_region("dynamodb", source.stack.region)
     futures = [(r, pool.submit(_poll, r, key, timeout, interval, written)) for r in others]
     lags = []
     for receiving, future in futures:
