@@ -44,7 +44,9 @@ from experiments.models import (
 from experiments.observer import GlobalEndpointObserver, failover_figures, p95
 from experiments.replication import ReplicationWatcher, lag_at, lag_figures
 from experiments.scenarios import REPLICATION_HYPOTHESIS
+from regions import probes
 from regions.models import ComponentKind, LagSample, Stack
+from regions.status import HealthStatus, Sample, Thresholds, Track, describe_sample, fold
 
 log = logging.getLogger(__name__)
 
@@ -73,46 +75,54 @@ def _setting(name, default):
     return getattr(settings, name, default)
 
 
-def _http_ok(url, timeout=2.0):
-    """(healthy, what it answered in words) for one /health URL, probed by the
-    monitoring's engine (`regions.probes`): the same HTTP client, error classes and
-    verdict (a 2xx whose body says "unhealthy" is not healthy) as the status."""
-    from regions import probes
-    from regions.status import Sample, describe_sample
-
+def _probe(url, timeout=2.0):
+    """One probe of a /health URL by the monitoring's engine (`regions.probes`): the same
+    HTTP client, error classes and verdict (a 2xx whose body says "unhealthy" is not
+    healthy) as the status. -> status.Sample"""
     # concurrency: the size of the connection pool this shares with the runner's other
-    # threads (the region watcher probes every 0.25 s while the runner checks the others)
+    # threads (the region watcher probes while the runner checks the others)
     (result,) = probes.run_probes(
         [probes.ProbeTarget(url, 0, None)], concurrency=8,
         connect_timeout=min(1.0, timeout), read_timeout=timeout,
     )
-    sample = Sample(result.at, result.ok, result.status_code, result.latency_ms, result.error_class)
-    return result.ok, describe_sample(sample)
+    return Sample(result.at, result.ok, result.status_code, result.latency_ms, result.error_class)
+
+
+def _http_ok(url, timeout=2.0):
+    """(healthy, what it answered in words) for one probe of a /health URL."""
+    sample = _probe(url, timeout)
+    return sample.ok, describe_sample(sample)
 
 
 def _healthy_confirmed(url, attempts, pause=0.5):
-    """(healthy, what it answered in words): probe `url` up to `attempts` times, `pause`
-    seconds apart, and stop at the first success. A region is called unhealthy only
-    after `attempts` failures in a row, as the status does (CONTROLPLANE_STATUS_FAILURES),
-    so one lost packet does not abort a drill, and a region that is down still does."""
-    for attempt in range(attempts):
-        ok, detail = _http_ok(url)
-        if ok:
-            return True, detail
-        if attempt + 1 < attempts:
-            time.sleep(pause)
-    return False, detail
+    """(healthy, what it answered in words): probe `url`, `pause` seconds apart, folding
+    each answer through the status engine's hysteresis (`status.fold`) until it decides:
+    the first success makes the region healthy; `attempts` failures in a row
+    (CONTROLPLANE_STATUS_FAILURES, as the status) make it unhealthy. One lost packet does
+    not abort a drill, and a region that is down still does."""
+    thresholds = Thresholds(failures=attempts, successes=1)
+    track = Track()
+    while True:
+        sample = _probe(url)
+        track = fold(track, sample, thresholds)
+        if track.status != HealthStatus.UNKNOWN:
+            return track.status == HealthStatus.HEALTHY, describe_sample(sample)
+        time.sleep(pause)
 
 
 class RegionWatcher:
-    """Probes the faulted region's /health (and, for a Route 53 health-check fault, asks
-    Route 53's checkers) on a thread; records when the region first looked failed."""
+    """Watches the faulted region on a thread and records when it first looked failed,
+    and who saw it: the runner's probes of its /health, at the status engine's interval
+    and folded through its hysteresis (`status.fold`, the Thresholds the status API
+    uses: so the drill's time to detect is the status's), and, for a Route 53 health
+    check, Route 53's own checkers (asked once a second through the region's client)."""
 
-    def __init__(self, health_url, *, health_check_id=None, period=0.25):
+    def __init__(self, health_url, *, region, thresholds, health_check_id=None, tick=0.25):
         self.health_url = health_url
+        self.region = region
+        self.thresholds = thresholds
         self.health_check_id = health_check_id
-        self.period = period
-        self.failures_needed = _setting("CONTROLPLANE_STATUS_FAILURES", 2)
+        self.tick = tick
         self.detected_at = None
         self.detected_by = ""
         self.armed_at = None
@@ -132,7 +142,7 @@ class RegionWatcher:
         self._thread.join(timeout=5)
 
     def _route53_unhealthy(self):
-        route53 = aws.client("route53", "us-east-1")
+        route53 = aws.client_for_region("route53", self.region)
         observations = route53.get_health_check_status(HealthCheckId=self.health_check_id)[
             "HealthCheckObservations"
         ]
@@ -140,23 +150,31 @@ class RegionWatcher:
         return observations and failed * 2 > len(observations)
 
     def _run(self):
-        streak = 0
-        last_route53 = 0.0
+        # The region was healthy before the fault (preflight and steady state said so).
+        track = Track(HealthStatus.HEALTHY)
+        interval = self.thresholds.interval.total_seconds()
+        next_probe = next_route53 = 0.0
         while not self._stop.is_set():
+            now = time.monotonic()
             if self.armed_at is not None and self.detected_at is None:
-                ok, _ = _http_ok(self.health_url) if self.health_url else (True, "")
-                streak = 0 if ok else streak + 1
-                if streak >= self.failures_needed:
-                    self.detected_at, self.detected_by = time.monotonic(), "regional /health failing"
-                elif self.health_check_id and time.monotonic() - last_route53 >= 1.0:
-                    last_route53 = time.monotonic()
+                if self.health_url and now >= next_probe:
+                    next_probe = now + interval
+                    track = fold(track, _probe(self.health_url), self.thresholds)
+                    if track.status == HealthStatus.UNHEALTHY:
+                        self.detected_at = time.monotonic()
+                        self.detected_by = (
+                            f"probes from {settings.CONTROLPLANE_VANTAGE}: /health failed "
+                            f"{track.run.count} times in a row"
+                        )
+                if self.detected_at is None and self.health_check_id and now >= next_route53:
+                    next_route53 = now + 1.0
                     try:
                         if self._route53_unhealthy():
                             self.detected_at = time.monotonic()
-                            self.detected_by = "Route 53 checkers report the health check unhealthy"
+                            self.detected_by = "Route 53's checkers"
                     except (aws.BotoCoreError, aws.ClientError) as exc:
                         log.warning("route53 status during drill: %s", exc)
-            self._stop.wait(self.period)
+            self._stop.wait(self.tick)
 
 
 class DrillRun:
@@ -392,7 +410,12 @@ class DrillRun:
             (t.identifier for _, t in targets if t.kind == ComponentKind.ROUTE53_HEALTH_CHECK), None
         )
         stack = Stack.objects.filter(application=self.application, region=self.region).first()
-        self.watcher = RegionWatcher(stack.health_url if stack else "", health_check_id=health_check).start()
+        self.watcher = RegionWatcher(
+            stack.health_url if stack else "",
+            region=self.region,
+            thresholds=Thresholds.from_settings(self.application.probe_interval),
+            health_check_id=health_check,
+        ).start()
         for fault, target in targets:
             step = services.add_step(
                 self.drill.pk,
@@ -505,21 +528,25 @@ class DrillRun:
         return ""
 
     def _other_region_unhealthy(self, now):
-        """Probe the other regions once a second; trip after N failures in a row."""
+        """Probe the other regions once a second, each folded through the status
+        engine's hysteresis; trip when one turns unhealthy."""
         if now - getattr(self, "_others_checked", 0.0) < 1.0:
             return ""
         self._others_checked = now
-        streaks = getattr(self, "_other_streaks", {})
-        self._other_streaks = streaks
+        tracks = self.__dict__.setdefault("_other_tracks", {})
+        thresholds = Thresholds.from_settings(self.application.probe_interval)
         for stack in (
             Stack.objects.filter(application=self.application)
             .exclude(region=self.region)
             .select_related("region")
         ):
-            ok, detail = _http_ok(stack.health_url, timeout=1.0) if stack.health_url else (True, "")
-            streaks[stack.region.code] = 0 if ok else streaks.get(stack.region.code, 0) + 1
-            if streaks[stack.region.code] >= _setting("CONTROLPLANE_STATUS_FAILURES", 2):
-                return f"{stack.region.code} became unhealthy during the drill ({detail})"
+            if not stack.health_url:
+                continue
+            sample = _probe(stack.health_url, timeout=1.0)
+            code = stack.region.code
+            tracks[code] = fold(tracks.get(code, Track(HealthStatus.HEALTHY)), sample, thresholds)
+            if tracks[code].status == HealthStatus.UNHEALTHY:
+                return f"{code} became unhealthy during the drill ({describe_sample(sample)})"
         return ""
 
     def _update_figures(self, samples):

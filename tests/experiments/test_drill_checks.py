@@ -421,3 +421,19 @@ def test_validation_accepts_every_check_the_runner_evaluates(db):
     ]
     row.max_duration = timedelta(minutes=10)
     validate_scenario(row)
+
+
+def test_time_to_detect_uses_the_status_engine_s_interval_and_hysteresis_and_says_who(
+    world, settings, operator, approver
+):
+    ended = drill(operator, approver, scenario("throttle-region-functions", hypothesis=A_OK))
+    assert ended.state == DrillState.PASSED, ended.outcome_reason
+    figures = ended.figures
+    # CONTROLPLANE_STATUS_FAILURES failures, CONTROLPLANE_PROBE_INTERVAL apart, as the
+    # status API would need: not the runner's own faster loop.
+    least = (settings.CONTROLPLANE_STATUS_FAILURES - 1) * settings.CONTROLPLANE_PROBE_INTERVAL
+    assert figures["time_to_detect"] >= least
+    assert figures["detected_by"] == (
+        f"probes from {settings.CONTROLPLANE_VANTAGE}: /health failed "
+        f"{settings.CONTROLPLANE_STATUS_FAILURES} times in a row"
+    )
