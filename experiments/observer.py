@@ -6,6 +6,7 @@ GET to the global endpoint and records when, whether it succeeded, the status co
 latency and the region that served it (`X-Served-By-Region`, as the regional stacks of
 both architectures answer). The figures are pure functions of those samples and the
 moments of injection and revert, so tests can compute them from hand-made samples.
+Each answer is judged by the probes' classifier (`regions.probes.classify_answer`).
 """
 
 import http.client
@@ -13,6 +14,9 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
+
+from regions import probes
+from regions.models import ErrorClass
 
 REGION_HEADER = "X-Served-By-Region"
 
@@ -70,11 +74,18 @@ class GlobalEndpointObserver:
                 conn = conn or self._connection()
                 conn.request("GET", self._path, headers={"User-Agent": "controlplane-drill-observer"})
                 response = conn.getresponse()
-                response.read(64 * 1024)
+                body = response.read(64 * 1024)
                 status = response.status
+                # Judged as the probes judge an answer (one classifier): a 2xx whose
+                # body says unhealthy is a failure, a redirect is not a success.
+                served = response.getheader(REGION_HEADER, "") or ""
+                error_class, region = probes.classify_answer(
+                    status, body, response.getheader("Content-Type"), served
+                )
+                ok = error_class == ErrorClass.NONE
                 obs = Observation(
-                    started, 200 <= status < 400, status, response.getheader(REGION_HEADER, "") or "",
-                    (time.monotonic() - started) * 1000,
+                    started, ok, status, region, (time.monotonic() - started) * 1000,
+                    "" if ok else str(error_class),
                 )
                 if response.getheader("Connection", "").lower() == "close":
                     conn.close()

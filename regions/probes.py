@@ -182,19 +182,28 @@ async def _probe_one(session, target, timeout):
             content_type = resp.headers.get("Content-Type")
     except Exception as exc:  # every failure is an outcome to record
         return _failure(target, at, started, exc)
-    body_region, body_unhealthy = _body_verdict(body, content_type, served)
-    error_class = classify_status(status)
-    if error_class == _NONE and body_unhealthy:
-        error_class = _BAD_BODY
+    error_class, served_region = classify_answer(status, body, content_type, served)
     return ProbeResult(
         target,
         at,
         error_class == _NONE,
         status_code=status,
         latency_ms=latency_ms,
-        served_region=(served or body_region)[:32],
+        served_region=served_region[:32],
         error_class=error_class,
     )
+
+
+def classify_answer(status, body, content_type, served=""):
+    """(error class, served region) of one HTTP answer, as the probes judge it: the
+    status code's class, and a 2xx whose JSON body says unhealthy (fail, error, down) is
+    a bad body; the region from the `X-Served-By-Region` header, else from the body.
+    The drill observer judges its requests with this too."""
+    body_region, body_unhealthy = _body_verdict(body, content_type, served)
+    error_class = classify_status(status)
+    if error_class == _NONE and body_unhealthy:
+        error_class = _BAD_BODY
+    return error_class, served or body_region
 
 
 def _failure(target, at, started, exc):

@@ -4,6 +4,7 @@ import pytest
 
 from experiments.observer import GlobalEndpointObserver, Observation, failover_figures
 from sandbox.testing import wait_for
+from tests.regions.test_probes import LocalServer
 
 
 def _s(at, ok, region, latency=10.0):
@@ -61,3 +62,27 @@ def test_the_observer_sees_orders_fail_over_when_its_health_check_is_inverted(sa
     assert 0.5 < figures["time_to_failover"] < 15
     assert 0 < figures["time_to_recover"] < 15
     assert "us-west-2" in figures["regions_during"]
+
+
+@pytest.mark.parametrize(
+    ("path", "ok", "region", "error"),
+    [
+        ("/health", True, "eu-central-1", ""),
+        ("/body-region", True, "us-west-2", ""),
+        ("/unhealthy-body", False, "us-west-2", "bad_body"),  # a 2xx saying unhealthy
+        ("/header-and-unhealthy-body", False, "eu-central-1", "bad_body"),
+        ("/status/302", False, "", "other"),  # a redirect is not a success
+        ("/status/503", False, "", "http_5xx"),
+    ],
+)
+def test_the_observer_judges_each_answer_as_the_probes_do(path, ok, region, error):
+    server = LocalServer().start()
+    observer = GlobalEndpointObserver(server.url(path), period=0.01)
+    try:
+        observer.start()
+        wait_for(lambda: observer.snapshot(), 10, what="one observation")
+    finally:
+        observer.stop()
+        server.stop()
+    first = observer.snapshot()[0]
+    assert (first.ok, first.region, first.error) == (ok, region, error)
