@@ -452,20 +452,15 @@ class DrillRun:
                 return DrillState.ABORTED, reason
             samples = self.observer.snapshot()
             if failover_at is None:
-                first = next(
-                    (
-                        s
-                        for s in samples
-                        if s.at >= self.injected_at and s.ok and s.region and s.region != target
-                    ),
-                    None,
-                )
-                if first is not None:
-                    failover_at = first.at
+                # The same computation as the figures (failover_figures), so the
+                # timeline never says "failed over" where the figures say "not measured".
+                figures = failover_figures(samples, region=target, injected_at=self.injected_at)
+                ttf = figures["time_to_failover"]
+                if ttf is not None:
+                    failover_at = self.injected_at + ttf
+                    served = next(s.region for s in samples if s.at == failover_at)
                     self.step(
-                        StepKind.OBSERVATION,
-                        f"Failed over: {first.region} served "
-                        f"{first.at - self.injected_at:.1f} s after injection",
+                        StepKind.OBSERVATION, f"Failed over: {served} served {ttf:.1f} s after injection"
                     )
             for condition in stop_conditions:
                 tripped = self._tripped(condition, samples, now)

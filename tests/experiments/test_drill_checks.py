@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import close_old_connections
 
 from experiments import lifecycle, runner
-from experiments.models import Compensation, Drill, DrillState, Scenario
+from experiments.models import Compensation, Drill, DrillState, DrillStep, Scenario
 from experiments.scenarios import ensure_builtin_scenarios, validate_scenario
 from regions.discovery import run_discovery
 from regions.models import Application, Region
@@ -289,6 +289,9 @@ def test_a_drill_whose_region_serves_no_observer_is_inconclusive_not_passed(worl
     )
     assert ended.state == DrillState.INCONCLUSIVE, ended.outcome_reason
     assert "never sent the observer to us-west-2" in ended.outcome_reason
+    # The timeline agrees with the figures: no "Failed over" where nothing was measured.
+    assert not DrillStep.objects.filter(drill=ended, message__startswith="Failed over").exists()
+    assert ended.figures["time_to_failover"] is None
 
 
 # --- judge() on figures (no sandbox) -------------------------------------------------------

@@ -86,3 +86,12 @@ def test_the_observer_judges_each_answer_as_the_probes_do(path, ok, region, erro
         server.stop()
     first = observer.snapshot()[0]
     assert (first.ok, first.region, first.error) == (ok, region, error)
+
+
+def test_the_timeline_and_the_figures_agree_when_the_target_never_served_this_client():
+    # Served by us-east-1 before and after injecting into us-west-2: no failover to report
+    # (the runner's timeline asks this function too: test_drill_checks checks the page).
+    samples = [_s(t / 10, True, "us-east-1") for t in range(50)]
+    figures = failover_figures(samples, region="us-west-2", injected_at=2.0)
+    assert figures["time_to_failover"] is None
+    assert figures["served_by_target_before"] is False
