@@ -31,6 +31,13 @@ log = logging.getLogger(__name__)
 OPEN = [CompensationState.PENDING, CompensationState.INJECTED, CompensationState.FAILED]
 
 
+def _revert(drill_id, me):
+    """Revert the drill's open ledger rows as the reaper -> (rows reverted, problems)."""
+    before = Compensation.objects.filter(drill_id=drill_id, state__in=OPEN).count()
+    problems = services.revert_open(drill_id, by="Reaper: ", worker=me, verify=False)
+    return before - len(problems), problems
+
+
 def reap(now=None):
     """One pass. Returns {"drills": [ids ended], "rows": n reverted, "redispatched": [ids]}."""
     now = now or timezone.now()
@@ -53,9 +60,8 @@ def reap(now=None):
         ).update(worker=me, heartbeat_at=now)
         if not claimed:
             continue
-        before = Compensation.objects.filter(drill_id=drill_id, state__in=OPEN).count()
-        problems = services.revert_open(drill_id, by="Reaper: ", worker=me, verify=False)
-        reverted += before - len(problems)
+        done, problems = _revert(drill_id, me)
+        reverted += done
         reason = (
             "worker lost, fault reverted"
             if not problems
@@ -80,9 +86,8 @@ def reap(now=None):
         )
     )
     for drill_id in sorted(ended_with_open_rows):
-        before = Compensation.objects.filter(drill_id=drill_id, state__in=OPEN).count()
-        problems = services.revert_open(drill_id, by="Reaper: ", worker=me, verify=False)
-        reverted += before - len(problems)
+        done, problems = _revert(drill_id, me)
+        reverted += done
         for problem in problems:
             log.error("drill %s: revert failed: %s", drill_id, problem)
 

@@ -28,6 +28,7 @@ from experiments.models import (
     HaltState,
     StepKind,
 )
+from experiments.scenarios import validate_scenario
 from regions.models import Component
 
 
@@ -111,6 +112,9 @@ def make_plan(scenario, application, region):
 def request_drill(*, scenario, application, region, requested_by, window_start=None, window_end=None,
                   source=AuditSource.CONSOLE, request_id=""):
     """Create a drill in `requested` with its plan and hash (audit: drill.requested)."""
+    # A scenario saved before a rule existed (or written around the form) is checked
+    # again: a check the runner would not evaluate is refused, never ignored.
+    validate_scenario(scenario)
     if not scenario.applies_to(application):
         raise ValidationError(
             {"scenario": f"{scenario.name} does not apply to architecture {application.architecture}."}

@@ -440,3 +440,17 @@ def test_time_to_detect_uses_the_status_engine_s_interval_and_hysteresis_and_say
         f"probes from {settings.CONTROLPLANE_VANTAGE}: /health failed "
         f"{settings.CONTROLPLANE_STATUS_FAILURES} times in a row"
     )
+
+
+def test_a_scenario_saved_around_validation_cannot_be_requested(world, operator):
+    row = scenario("fail-region-health-check", hypothesis=A_OK)
+    Scenario.objects.filter(pk=row.pk).update(  # written around the form: no validation
+        stop_conditions=[{"metric": "global_error_rate", "threshold_precent": 10}]
+    )
+    with pytest.raises(ValidationError) as caught:
+        lifecycle.request(
+            user=operator, scenario=Scenario.objects.get(pk=row.pk),
+            application=Application.objects.get(name="orders"), region=Region.objects.get(code="us-east-1"),
+        )
+    assert "global_error_rate needs threshold_percent" in str(caught.value.message_dict["stop_conditions"])
+    assert not Drill.objects.exists()
