@@ -128,12 +128,13 @@ class ReplicationWatcher:
         return False
 
     def _run(self):
+        self._source_ddb, self._target_ddb = lag.dynamodb_for(self.source), lag.dynamodb_for(self.target)
         next_write = time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
             try:
                 if now >= next_write:
-                    key, written = lag.write_marker(self.source)
+                    key, written = lag.write_marker(self.source, self._source_ddb)
                     with self._lock:
                         self.markers.append(Marker(written, key))
                     next_write += self.period
@@ -149,7 +150,7 @@ class ReplicationWatcher:
                 waiting = next((m for m in self.markers if m.seen is None), None)
             if waiting is None:
                 return
-            seen = lag.read_marker(self.target, waiting.key)
+            seen = lag.read_marker(self.target, waiting.key, self._target_ddb)
             if seen is None:
                 return
             with self._lock:

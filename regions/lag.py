@@ -151,20 +151,18 @@ def _key(component, marker):
 
 def _poll(receiving, key, timeout, interval, deadline_base):
     """Seconds (monotonic) at which `key` was first readable in `receiving`, or None."""
-    ddb = aws.client_for_region("dynamodb", receiving.stack.region)
-    table = _table_name(receiving)
     deadline = deadline_base + timeout
+    ddb = dynamodb_for(receiving)
     while True:
-        sent = time.monotonic()
         try:
-            item = ddb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+            seen = read_marker(receiving, key, ddb)
         except (aws.ClientError, aws.BotoCoreError) as exc:
             if not aws.is_transient(exc):
                 log.warning("canary GetItem in %s: %s", receiving.stack.region.code, exc)
-            item = None
+            seen = None
+        if seen is not None:
+            return seen
         done = time.monotonic()
-        if item:
-            return (sent + done) / 2
         if done >= deadline:
             return None
         time.sleep(min(interval, max(0.0, deadline - done)))
@@ -172,12 +170,12 @@ def _poll(receiving, key, timeout, interval, deadline_base):
 
 def _canary_from(source, others, timeout, interval, pool):
     """Write one marker in `source`, poll `others`; [(Lag), ...]."""
+    ddb = dynamodb_for(source)
     try:
-        key, written = write_marker(source)
+        key, written = write_marker(source, ddb)
     except (aws.ClientError, aws.BotoCoreError) as exc:
         log.warning("canary PutItem in %s: %s", source.stack.region.code, exc)
         return [], None
-    ddb = aws.client_for_region("dynamodb", source.stack.region)
     futures = [(r, pool.submit(_poll, r, key, timeout, interval, written)) for r in others]
     lags = []
     for receiving, future in futures:
@@ -197,10 +195,16 @@ def replicas_of(application_id):
     return _replicas([application_id]).get(application_id, [])
 
 
-def write_marker(component):
+def dynamodb_for(component):
+    """A DynamoDB client for `component`'s region (make it once per poller: creating a
+    client costs more than the call)."""
+    return aws.client_for_region("dynamodb", component.stack.region)
+
+
+def write_marker(component, ddb=None):
     """Write one canary marker item to `component`'s table -> (key, written), where
     `written` is the time.monotonic() midpoint of the PutItem call. Raises the AWS error."""
-    ddb = aws.client_for_region("dynamodb", component.stack.region)
+    ddb = ddb or dynamodb_for(component)
     key = _key(component, f"{CANARY_PREFIX}{uuid.uuid4()}")
     now = timezone.now()
     item = {
@@ -217,10 +221,10 @@ def write_marker(component):
     return key, (sent + time.monotonic()) / 2
 
 
-def read_marker(component, key):
+def read_marker(component, key, ddb=None):
     """The time.monotonic() midpoint of a consistent GetItem that found `key` in
     `component`'s table, or None (not there yet). Raises the AWS error."""
-    ddb = aws.client_for_region("dynamodb", component.stack.region)
+    ddb = ddb or dynamodb_for(component)
     sent = time.monotonic()
     item = ddb.get_item(TableName=_table_name(component), Key=key, ConsistentRead=True).get("Item")
     return (sent + time.monotonic()) / 2 if item else None
