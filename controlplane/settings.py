@@ -315,8 +315,13 @@ DRILL_REVERT_GRACE_SECONDS = env_float("DRILL_REVERT_GRACE_SECONDS", 60.0, minim
 # The region label of this worker: it consumes the queue probes.<label> and stamps it
 # on the samples it records.
 CONTROLPLANE_VANTAGE = env_str("CONTROLPLANE_VANTAGE", "local")
-# The vantages each probe cycle dispatches to (one probes.<label> queue each).
+# The vantages each probe cycle dispatches to (one probes.<label> queue each). A drill
+# observes the global endpoint from each of them (docs/DRILLS.md "Observers").
 CONTROLPLANE_PROBE_VANTAGES = env_list("CONTROLPLANE_PROBE_VANTAGES", [CONTROLPLANE_VANTAGE])
+# The vantages this worker process acts for (it consumes their probes.<label> queues and
+# stamps their label). One, its own, in a real deployment; several only where locations
+# are simulated on one host (the sandbox routes by the vantage each request names).
+CONTROLPLANE_WORKER_VANTAGES = env_list("CONTROLPLANE_WORKER_VANTAGES", [CONTROLPLANE_VANTAGE])
 # Default seconds between probes of one application (Application.probe_interval overrides).
 CONTROLPLANE_PROBE_INTERVAL = env_float("CONTROLPLANE_PROBE_INTERVAL", 2.0, minimum=1.0)
 CONTROLPLANE_PROBE_CONNECT_TIMEOUT = env_float("CONTROLPLANE_PROBE_CONNECT_TIMEOUT", 1.0, minimum=0.05)

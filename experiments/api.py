@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404
 
 from controlplane.api import api_error, api_view
 from controlplane.models import AuditSource
-from experiments import lifecycle
+from experiments import lifecycle, services
 from experiments.forms import DrillRequestForm
 from experiments.models import Drill, DrillState, DrillStep, Scenario
 
@@ -129,7 +129,14 @@ def drills(request):
     except PermissionDenied as exc:
         return api_error(403, str(exc) or "Your role does not allow this action.")
     if drill is not None:
-        body = {"id": drill.pk, "state": drill.state, "plan_hash": drill.plan_hash}
+        seen = services.measurability_for(drill.scenario, drill.application, drill.region)
+        body = {
+            "id": drill.pk,
+            "state": drill.state,
+            "plan_hash": drill.plan_hash,
+            "measurable_from": seen["measurable_from"],
+            "warnings": [seen["warning"]] if seen["warning"] else [],
+        }
         response = JsonResponse(body, status=201)
         response["Location"] = f"/api/v1/drills/{drill.pk}"
         return response

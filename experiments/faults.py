@@ -200,6 +200,8 @@ class Fault:
     slug = ""
     label = ""
     target_kind = ""  # ComponentKind the fault acts on
+    # Why there is no "time to detect" for this fault ("" when a failure is there to detect).
+    nothing_to_detect = ""
     # parameter name -> default; `validate` checks them
     defaults = {}
 
@@ -283,6 +285,10 @@ class HealthCheckInversion(Fault):
 class TrafficDial(Fault):
     slug = FaultKind.GA_TRAFFIC_DIAL
     label = FaultKind.GA_TRAFFIC_DIAL.label
+    nothing_to_detect = (
+        "a traffic dial moves clients away while the region stays healthy: no failure for "
+        "probes or health checks to detect"
+    )
     target_kind = ComponentKind.GA_ENDPOINT_GROUP
     defaults = {"percentage": 0}
 
@@ -512,6 +518,10 @@ def _clean_actions(actions):
 class RoutingControlOff(Fault):
     slug = FaultKind.ARC_ROUTING_CONTROL_OFF
     label = FaultKind.ARC_ROUTING_CONTROL_OFF.label
+    nothing_to_detect = (
+        "a routing control Off takes the region out while it stays healthy: no failure for "
+        "probes or health checks to detect"
+    )
     target_kind = ComponentKind.ARC_ROUTING_CONTROL
 
     def _endpoints(self, target):
@@ -550,6 +560,10 @@ class PauseReplication(Fault):
 
     slug = FaultKind.PAUSE_REPLICATION
     label = FaultKind.PAUSE_REPLICATION.label
+    nothing_to_detect = (
+        "with replication paused the region keeps serving: no failure for probes or health "
+        "checks to detect (the drill measures lag)"
+    )
     target_kind = ComponentKind.DYNAMODB_REPLICA
     defaults = {"method": "tag"}
 

@@ -281,6 +281,27 @@ class DrillStep(models.Model):
         return f"{self.at:%H:%M:%S} {self.kind}: {self.message}"
 
 
+class ObserverBatch(models.Model):
+    """Requests through the global endpoint made for a drill from one vantage by that
+    vantage's probe worker (experiments.observer.observe_remotely), appended about twice a
+    second; the drill runner reads them as they arrive."""
+
+    drill = models.ForeignKey(Drill, on_delete=models.CASCADE, related_name="+", db_index=False)
+    vantage = models.CharField(max_length=32)
+    seq = models.PositiveIntegerField()
+    # [[unix time, ok, status or null, served region, latency ms, error class], ...]
+    samples = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["drill", "vantage", "seq"], name="observerbatch_unique_seq"),
+        ]
+
+    def __str__(self):
+        return f"drill {self.drill_id} from {self.vantage} #{self.seq} ({len(self.samples)} samples)"
+
+
 class Decision(models.TextChoices):
     APPROVE = "approve", "Approve"
     REJECT = "reject", "Reject"

@@ -75,6 +75,17 @@ SCHEMAS = {
         "id": {"type": "integer"},
         "state": {"const": "requested"},
         "plan_hash": HASH,
+        "measurable_from": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "The vantages the drilled region serves now (latest probes of the "
+            "global endpoint): failover is measured only from these.",
+        },
+        "warnings": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "E.g. that no vantage can measure failover (the drill would end inconclusive).",
+        },
     }),
     "PlanCall": _CALL,
     "Plan": {
@@ -100,7 +111,11 @@ SCHEMAS = {
         "description": (
             "Published by the runner as they arrive; the three times are always present "
             "(null until measured). Also error_rate (0..1), p95_latency_ms, lag_during_ms, "
-            "lag_after_ms, regions_during, success_series ([[second since injection, %], ...])."
+            "lag_after_ms, regions_during, success_series ([[second since injection, %], ...]). "
+            "With several vantages the top-level figures are the worst of them; `vantages` "
+            "has each one's, `measured_from` the vantages that measured failover, "
+            "`vantages_missing` why a vantage was not observed; `detected_by` who saw the "
+            "failure first, `detect_note` why there was nothing to detect."
         ),
         "properties": {
             "time_to_detect": SECONDS,

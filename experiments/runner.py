@@ -32,6 +32,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from controlplane import aws
+from controlplane.celery import probe_queue
 from experiments import faults, services
 from experiments.models import (
     Compensation,
@@ -41,7 +42,7 @@ from experiments.models import (
     FaultKind,
     StepKind,
 )
-from experiments.observer import GlobalEndpointObserver, failover_figures, p95
+from experiments.observer import GlobalEndpointObserver, RemoteSamples, p95, vantage_figures
 from experiments.replication import ReplicationWatcher, lag_at, lag_figures
 from experiments.scenarios import REPLICATION_HYPOTHESIS
 from regions import probes
@@ -53,6 +54,13 @@ log = logging.getLogger(__name__)
 # Fewer requests than this through the global endpoint while the fault was on, and the
 # drill cannot say how clients fared: inconclusive.
 MIN_REQUESTS_DURING = 5
+# Steady-state checks measured on the observers' requests (one verdict per vantage).
+CLIENT_CHECKS = ("global_success_rate", "global_p95_latency_ms")
+# The figures kept per vantage (figures["vantages"]).
+VANTAGE_FIGURES = (
+    "time_to_failover", "time_to_recover", "error_rate", "p95_latency_ms", "requests_during",
+    "served_by_target_before", "regions_during",
+)
 
 
 class Stop(Exception):
@@ -185,7 +193,10 @@ class DrillRun:
         self.region = drill.region
         self.worker = worker_name()
         self.figures = {}
-        self.observer = None
+        self.observers = {}  # vantage -> GlobalEndpointObserver (own vantage) or RemoteSamples
+        self.missing = {}  # vantage -> why it is not observed
+        # Remote vantages stamp samples with wall-clock time; this maps them onto ours.
+        self.clock_offset = time.time() - time.monotonic()
         self.watcher = None
         self.replication = None  # ReplicationWatcher, when the scenario names replication
         self.hypothesis = self.scenario.hypothesis or {}
@@ -208,6 +219,44 @@ class DrillRun:
             pk=self.drill.pk, state__in=[DrillState.RUNNING, DrillState.REVERTING], worker=self.worker
         ).update(heartbeat_at=timezone.now())
         return owned == 1
+
+    def samples(self):
+        """{vantage: [Observation, ...]} as far as each observer has reported."""
+        return {vantage: source.snapshot() for vantage, source in self.observers.items()}
+
+    def _from(self, vantage):
+        """' (observer at X)' when there is more than one vantage, else ''."""
+        return f" (observer at {vantage})" if len(self.observers) > 1 else ""
+
+    def start_observers(self, url):
+        """Observe `url` from every vantage: this worker's own in a thread here, the others
+        on their probe workers (experiments.tasks.observe_drill)."""
+        from experiments import tasks
+
+        period = _setting("DRILL_OBSERVER_PERIOD", 0.1)
+        own = settings.CONTROLPLANE_VANTAGE
+        vantages = list(dict.fromkeys(settings.CONTROLPLANE_PROBE_VANTAGES)) or [own]
+        until = time.time() + (
+            _setting("DRILL_STEADY_STATE_SECONDS", 2.0)
+            + self.scenario.max_duration.total_seconds()
+            + _setting("DRILL_RECOVERY_TIMEOUT_SECONDS", 60.0)
+            + _setting("DRILL_REVERT_GRACE_SECONDS", 60.0)
+            + 60
+        )
+        for vantage in vantages:
+            if vantage == own:
+                self.observers[vantage] = GlobalEndpointObserver(url, period=period, vantage=vantage).start()
+                continue
+            try:
+                tasks.observe_drill.apply_async(
+                    (self.drill.pk, vantage, url, period, until),
+                    queue=probe_queue(vantage),
+                    expires=_setting("DRILL_STEADY_STATE_SECONDS", 2.0) + 10,
+                )
+            except Exception as exc:  # the broker is down: this vantage goes unobserved
+                self.missing[vantage] = f"its observer could not be sent ({type(exc).__name__}: {exc})"
+                continue
+            self.observers[vantage] = RemoteSamples(self.drill.pk, vantage, offset=self.clock_offset)
 
     def publish_figures(self):
         Drill.objects.filter(pk=self.drill.pk).update(figures=self.figures)
@@ -311,7 +360,7 @@ class DrillRun:
         url = self.application.global_endpoint_url
         if not url:
             raise Stop(DrillState.ABORTED, f"{self.application.name} has no global endpoint URL to observe")
-        self.observer = GlobalEndpointObserver(url, period=_setting("DRILL_OBSERVER_PERIOD", 0.1)).start()
+        self.start_observers(url)
         if self.needs_replication():
             self.replication = ReplicationWatcher.for_region(self.application, self.region)
             if self.replication is None:
@@ -322,26 +371,52 @@ class DrillRun:
                 )
             self.replication.start()
         seconds = _setting("DRILL_STEADY_STATE_SECONDS", 2.0)
+        remote = any(isinstance(o, RemoteSamples) for o in self.observers.values())
+        # Remote observers start when their probe worker takes the task.
+        patience = seconds + (10 if remote else 5)
         started = time.monotonic()
-        # At least the window, and at least a few answers (the endpoint may be slow),
-        # but never longer than the window plus the observer's timeouts.
+        # At least the window, and at least a few answers from each vantage (the endpoint
+        # may be slow), but never longer than the window plus the observers' timeouts.
         while time.monotonic() - started < seconds or (
-            len(self.observer.snapshot()) < 3 and time.monotonic() - started < seconds + 5
+            any(len(s) < 3 for s in self.samples().values()) and time.monotonic() - started < patience
         ):
             self.beat()
             if reason := self.stop_requested():
                 raise Stop(DrillState.ABORTED, reason)
             time.sleep(0.1)
-        samples = self.observer.snapshot()
+        by_vantage = self.samples()
+        for vantage, samples in by_vantage.items():
+            if not samples and isinstance(self.observers[vantage], RemoteSamples):
+                self.missing[vantage] = (
+                    f"no request from its observer within {patience:g} s (is a worker consuming "
+                    f"{probe_queue(vantage)}?)"
+                )
+                del self.observers[vantage]
+        for vantage, why in self.missing.items():
+            self.step(StepKind.NOTE, f"Not observed from {vantage}: {why}")
+        if not self.observers:
+            raise Stop(DrillState.ABORTED, "No observer of the global endpoint answered from any vantage")
+        self.figures["vantages_missing"] = dict(self.missing)
+        by_vantage = self.samples()
         checks = list(self.hypothesis.get("steady_state", []))
         if not any(c.get("check") == "global_success_rate" for c in checks):
             # Clients must be served before a fault, whatever else the hypothesis says.
             checks.append({"check": "global_success_rate", "min_percent": 99})
         for check in checks:
-            ok, detail = self._steady_check(check, samples)
-            if not ok:
-                raise Stop(DrillState.ABORTED, f"Steady state not met before injecting: {detail}")
-            self.step(StepKind.OBSERVATION, f"Steady state: {detail}", check=check)
+            if check.get("check") in CLIENT_CHECKS:
+                # Clients at every vantage must see the steady state.
+                results = [
+                    (ok, f"{detail}{self._from(vantage)}")
+                    for vantage, samples in by_vantage.items()
+                    for ok, detail in [self._steady_check(check, samples)]
+                ]
+            else:
+                results = [self._steady_check(check, [])]
+            for ok, detail in results:
+                if not ok:
+                    raise Stop(DrillState.ABORTED, f"Steady state not met before injecting: {detail}")
+            for _ok, detail in results:
+                self.step(StepKind.OBSERVATION, f"Steady state: {detail}", check=check)
 
     def _steady_check(self, check, samples):
         """(holds, what was measured in words) for one steady-state check."""
@@ -409,6 +484,8 @@ class DrillRun:
         health_check = next(
             (t.identifier for _, t in targets if t.kind == ComponentKind.ROUTE53_HEALTH_CHECK), None
         )
+        if all(fault.nothing_to_detect for fault, _ in targets):
+            self.figures["detect_note"] = targets[0][0].nothing_to_detect
         stack = Stack.objects.filter(application=self.application, region=self.region).first()
         self.watcher = RegionWatcher(
             stack.health_url if stack else "",
@@ -442,6 +519,7 @@ class DrillRun:
         stop_conditions = self.scenario.stop_conditions or []
         target = self.region.code
         failover_at = None
+        announced = set()
         last_publish = 0.0
         expects_failover = max_failover > 0
         while True:
@@ -450,44 +528,58 @@ class DrillRun:
                 raise Lost()
             if reason := self.stop_requested():
                 return DrillState.ABORTED, reason
-            samples = self.observer.snapshot()
+            by_vantage = self.samples()
             if failover_at is None:
-                # The same computation as the figures (failover_figures), so the
-                # timeline never says "failed over" where the figures say "not measured".
-                figures = failover_figures(samples, region=target, injected_at=self.injected_at)
-                ttf = figures["time_to_failover"]
-                if ttf is not None:
-                    failover_at = self.injected_at + ttf
-                    served = next(s.region for s in samples if s.at == failover_at)
-                    self.step(
-                        StepKind.OBSERVATION, f"Failed over: {served} served {ttf:.1f} s after injection"
-                    )
+                # The same computation as the figures (vantage_figures), so the timeline
+                # never says "failed over" where the figures say "not measured".
+                per, overall = vantage_figures(by_vantage, region=target, injected_at=self.injected_at)
+                for vantage, fig in per.items():
+                    ttf = fig["time_to_failover"]
+                    if ttf is not None and vantage not in announced:
+                        announced.add(vantage)
+                        served = next(s.region for s in by_vantage[vantage] if s.at == self.injected_at + ttf)
+                        self.step(
+                            StepKind.OBSERVATION,
+                            f"Failed over: {served} served {ttf:.1f} s after injection{self._from(vantage)}",
+                            vantage=vantage,
+                        )
+                if overall["time_to_failover"] is not None:
+                    failover_at = self.injected_at + overall["time_to_failover"]
             for condition in stop_conditions:
-                tripped = self._tripped(condition, samples, now)
+                tripped = self._tripped(condition, by_vantage, now)
                 if tripped:
                     self.step(StepKind.STOP_CONDITION, tripped, condition=condition)
                     return DrillState.FAILED, f"Stop condition: {tripped}"
             if now - last_publish >= 1.0:
                 last_publish = now
-                self._update_figures(samples)
+                self._update_figures(by_vantage)
             if failover_at is not None and now - failover_at >= hold:
                 return None, ""
             if not expects_failover and now - self.injected_at >= hold:
                 return None, "held the fault; no failover expected by the hypothesis"
             if expects_failover and failover_at is None and now - self.injected_at > max_failover:
-                if not any(s.ok and s.region == target for s in samples if s.at < self.injected_at):
-                    return DrillState.INCONCLUSIVE, (
-                        f"the global endpoint never sent the observer to {target} before the fault, "
-                        "so failover could not be measured"
-                    )
+                if not overall["served_by_target_before"]:
+                    return DrillState.INCONCLUSIVE, self._unmeasurable()
                 return DrillState.FAILED, f"No failover within {max_failover:g} s (hypothesis)"
             if now - self.injected_at > max_total:
                 return DrillState.FAILED, f"Maximum duration {max_total:g} s reached"
             time.sleep(0.1)
 
-    def _tripped(self, condition, samples, now):
+    def _unmeasurable(self):
+        vantages = list(self.observers)
+        who = (
+            f"the observers ({', '.join(vantages)}) to {self.region.code} before the fault"
+            if len(vantages) > 1
+            else f"the observer to {self.region.code} before the fault"
+            + "".join(f" (vantage {v})" for v in vantages)
+        )
+        missing = "".join(f"; not observed from {v}: {why}" for v, why in self.missing.items())
+        return f"the global endpoint never sent {who}, so failover could not be measured{missing}"
+
+    def _tripped(self, condition, by_vantage, now):
         """The reason `condition` trips now, or ''. Each is evaluated over the last
-        `for_seconds` (none before that much time has passed since injection)."""
+        `for_seconds` (none before that much time has passed since injection); the
+        client-side ones per vantage (one vantage over the limit trips it)."""
         metric = condition.get("metric")
         if metric == "other_region_unhealthy":
             return self._other_region_unhealthy(now)
@@ -507,19 +599,26 @@ class DrillRun:
                     f"for {window:g} s"
                 )
             return ""
-        recent = [s for s in samples if s.at >= max(self.injected_at, now - max(window, 1.0))]
-        if not recent:
-            return ""
-        if metric == "global_error_rate":
-            threshold = float(condition.get("threshold_percent", 50))
-            rate = 100.0 * sum(1 for s in recent if not s.ok) / len(recent)
-            if rate > threshold:
-                return f"global error rate {rate:.0f} % > {threshold:g} % for {window:g} s"
-        elif metric == "global_p95_latency":
-            limit = float(condition["threshold_ms"])
-            value = p95([s.latency_ms for s in recent])
-            if value is not None and value > limit:
-                return f"global p95 latency {value:.0f} ms > {limit:g} ms for {window:g} s"
+        for vantage, samples in by_vantage.items():
+            recent = [s for s in samples if s.at >= max(self.injected_at, now - max(window, 1.0))]
+            if not recent:
+                continue
+            if metric == "global_error_rate":
+                threshold = float(condition.get("threshold_percent", 50))
+                rate = 100.0 * sum(1 for s in recent if not s.ok) / len(recent)
+                if rate > threshold:
+                    return (
+                        f"global error rate {rate:.0f} % > {threshold:g} % for {window:g} s"
+                        f"{self._from(vantage)}"
+                    )
+            elif metric == "global_p95_latency":
+                limit = float(condition["threshold_ms"])
+                value = p95([s.latency_ms for s in recent])
+                if value is not None and value > limit:
+                    return (
+                        f"global p95 latency {value:.0f} ms > {limit:g} ms for {window:g} s"
+                        f"{self._from(vantage)}"
+                    )
         return ""
 
     def _other_region_unhealthy(self, now):
@@ -544,10 +643,9 @@ class DrillRun:
                 return f"{code} became unhealthy during the drill ({describe_sample(sample)})"
         return ""
 
-    def _update_figures(self, samples):
-        ended = self.reverted_at
-        fig = failover_figures(
-            samples, region=self.region.code, injected_at=self.injected_at, reverted_at=ended
+    def _update_figures(self, by_vantage):
+        per, fig = vantage_figures(
+            by_vantage, region=self.region.code, injected_at=self.injected_at, reverted_at=self.reverted_at
         )
         self.figures.update(
             {
@@ -558,14 +656,21 @@ class DrillRun:
                 "requests_during": fig["requests_during"],
                 "served_by_target_before": fig["served_by_target_before"],
                 "regions_during": fig["regions_during"],
+                "measured_from": fig["measured_from"],
                 "note": fig["note"],
+                "vantages": {
+                    vantage: {key: f[key] for key in VANTAGE_FIGURES} for vantage, f in per.items()
+                },
+                "vantages_missing": dict(self.missing),
                 "time_to_detect": (
                     self.watcher.detected_at - self.injected_at
                     if self.watcher and self.watcher.detected_at
                     else None
                 ),
                 "detected_by": self.watcher.detected_by if self.watcher else "",
-                "success_series": _success_series(samples, self.injected_at),
+                "success_series": _success_series(
+                    [s for samples in by_vantage.values() for s in samples], self.injected_at
+                ),
             }
         )
         self.publish_figures()
@@ -581,22 +686,28 @@ class DrillRun:
         timeout = _setting("DRILL_RECOVERY_TIMEOUT_SECONDS", 60.0)
         deadline = time.monotonic() + timeout
         target = self.region.code
-        served_before = any(
-            s.ok and s.region == target for s in self.observer.snapshot() if s.at < self.injected_at
-        )
+        measuring = [
+            vantage
+            for vantage, samples in self.samples().items()
+            if any(s.ok and s.region == target for s in samples if s.at < self.injected_at)
+        ]
         stack = Stack.objects.filter(application=self.application, region=self.region).first()
         while time.monotonic() < deadline:
             self.beat()
-            samples = self.observer.snapshot()
+            by_vantage = self.samples()
             back = (
-                any(s.at >= self.reverted_at and s.ok and s.region == target for s in samples)
-                if served_before
+                # every vantage the region served before is served by it again
+                all(
+                    any(s.at >= self.reverted_at and s.ok and s.region == target for s in by_vantage[v])
+                    for v in measuring
+                )
+                if measuring
                 else _http_ok(stack.health_url)[0]
                 if stack and stack.health_url
                 else True
             )
             if back:
-                self._update_figures(samples)
+                self._update_figures(by_vantage)
                 return ""
             time.sleep(0.1)
         return f"{target} did not serve again within {timeout:g} s after the revert"
@@ -676,10 +787,7 @@ class DrillRun:
         if max_failover > 0:
             ttf = f.get("time_to_failover")
             if not f.get("served_by_target_before"):
-                return DrillState.INCONCLUSIVE, (
-                    f"the global endpoint never sent the observer to {self.region.code} before the "
-                    "fault, so failover could not be measured"
-                )
+                return DrillState.INCONCLUSIVE, self._unmeasurable()
             if ttf is None:
                 return DrillState.INCONCLUSIVE, "time to fail over was not measured"
             if ttf > max_failover:
@@ -714,8 +822,8 @@ class DrillRun:
         return DrillState.PASSED, text[:1].upper() + text[1:]
 
     def close(self):
-        if self.observer:
-            self.observer.stop()
+        for observer in self.observers.values():
+            observer.stop()
         if self.watcher:
             self.watcher.stop()
         if self.replication:

@@ -109,6 +109,23 @@ def make_plan(scenario, application, region):
     return plan, faults.plan_hash(plan)
 
 
+def measurability_for(scenario, application, region, now=None):
+    """Which vantages a drill of `region` could measure failover from, read from the latest
+    probes of the application's global endpoint (experiments.observer.measurability)."""
+    from django.conf import settings
+
+    from experiments.observer import measurability
+    from regions.monitoring import serving_by_vantage
+
+    now = now or timezone.now()
+    expected = (scenario.hypothesis or {}).get("max_time_to_failover_seconds")
+    vantages = list(dict.fromkeys(settings.CONTROLPLANE_PROBE_VANTAGES))
+    return measurability(
+        serving_by_vantage(application.pk, now), vantages, region.code,
+        expects_failover=expected is None or float(expected) > 0,
+    )
+
+
 def request_drill(*, scenario, application, region, requested_by, window_start=None, window_end=None,
                   source=AuditSource.CONSOLE, request_id=""):
     """Create a drill in `requested` with its plan and hash (audit: drill.requested)."""

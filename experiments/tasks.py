@@ -31,3 +31,13 @@ def _reap_on_start(sender=None, **kwargs):
     from django.conf import settings
 
     reap_drills.apply_async(queue=settings.DRILL_QUEUE)
+
+
+@shared_task(ignore_result=True)
+def observe_drill(drill_id, vantage, url, period, until):
+    """On vantage `vantage`'s probe worker (queue probes.<vantage>): observe the global
+    endpoint for a drill in a thread of this process until the drill ends (or the unix
+    time `until`); the task itself returns at once. experiments/observer.py."""
+    from experiments import observer
+
+    observer.observe_remotely(drill_id, vantage, url, period=period, until=until)

@@ -83,10 +83,14 @@ FIGURE_DEFINITIONS = {
     "probes, or Route 53's checkers reporting its health check unhealthy; who saw it first "
     "is named beside the figure.",
     "Time to fail over": "Injection to the first successful request through the global endpoint "
-    "served by another region, as the drill's observer saw it.",
-    "Time to recover": "Revert to the first successful request served by the drilled region again.",
-    "Error rate during": "Failed requests / requests through the global endpoint while the fault was on.",
-    "p95 latency during": "95th percentile latency of those requests.",
+    "served by another region, as the drill's observers saw it. Measured only from the vantages "
+    "the drilled region served before the fault; with several, the slowest of them (each is "
+    "listed under \"Per vantage\").",
+    "Time to recover": "Revert to the first successful request served by the drilled region again "
+    "(the slowest of the vantages that measured failover).",
+    "Error rate during": "Failed requests / requests through the global endpoint while the fault "
+    "was on (the worst vantage).",
+    "p95 latency during": "95th percentile latency of those requests (the worst vantage).",
     "Max lag during": "Replication drills: the largest replication lag into the region between "
     "injection and revert (canary writes every 0.25 s); otherwise the largest lag sample "
     "recorded by monitoring during the drill.",
@@ -100,6 +104,32 @@ FIGURE_DEFINITIONS = {
 }
 
 
+def _percent(rate):
+    return f"{rate * 100:.1f} %" if isinstance(rate, int | float) else None
+
+
+def vantage_rows(figures):
+    """One row per vantage the drill was observed from, then one per vantage it could not be."""
+    figures = figures or {}
+    rows = []
+    for vantage, f in sorted((figures.get("vantages") or {}).items()):
+        p95 = f.get("p95_latency_ms")
+        rows.append({
+            "vantage": vantage,
+            "measures": bool(f.get("served_by_target_before")),
+            "time_to_failover": _seconds(f.get("time_to_failover")),
+            "time_to_recover": _seconds(f.get("time_to_recover")),
+            "error_rate": _percent(f.get("error_rate")),
+            "p95": f"{p95:.0f} ms" if isinstance(p95, int | float) else None,
+            "requests_during": f.get("requests_during"),
+            "regions_during": ", ".join(f.get("regions_during") or []),
+            "missing": "",
+        })
+    for vantage, why in sorted((figures.get("vantages_missing") or {}).items()):
+        rows.append({"vantage": vantage, "missing": why})
+    return rows
+
+
 def _ms_as_seconds(value):
     return f"{value / 1000:.1f} s" if isinstance(value, int | float) else None
 
@@ -110,13 +140,14 @@ def figure_rows(figures):
     detect = _seconds(figures.get("time_to_detect"))
     if detect and figures.get("detected_by"):
         detect = f"{detect} ({figures['detected_by']})"
+    elif detect is None and figures.get("detect_note"):
+        detect = f"not applicable: {figures['detect_note']}"
     rows = [
         ("Time to detect", detect),
         ("Time to fail over", _seconds(figures.get("time_to_failover"))),
         ("Time to recover", _seconds(figures.get("time_to_recover"))),
     ]
-    rate = figures.get("error_rate")
-    rows.append(("Error rate during", f"{rate * 100:.1f} %" if isinstance(rate, int | float) else None))
+    rows.append(("Error rate during", _percent(figures.get("error_rate"))))
     p95 = figures.get("p95_latency_ms")
     rows.append(("p95 latency during", f"{p95:.0f} ms" if isinstance(p95, int | float) else None))
     rows.append(("Max lag during", _ms_as_seconds(figures.get("lag_during_ms"))))
@@ -310,7 +341,13 @@ def drill_new(request):
         form = DrillRequestForm(request.GET)
         if form.is_valid():
             calls, digest, error = _preview(form)
-            preview = {"calls": calls, "plan_hash": digest, "error": error}
+            data = form.cleaned_data
+            preview = {
+                "calls": calls, "plan_hash": digest, "error": error, "region": data["region"].code,
+                "measurability": services.measurability_for(
+                    data["scenario"], data["application"], data["region"]
+                ),
+            }
     else:
         initial = {k: v for k, v in request.GET.items() if k in DrillRequestForm.base_fields}
         form = DrillRequestForm(initial=initial)
@@ -326,6 +363,9 @@ def drill_create(request):
     drill = form.submit(request.user, source=AuditSource.CONSOLE, request_id=request.request_id)
     if drill is not None:
         messages.success(request, f"Drill #{drill.pk} requested; an approver must approve its plan.")
+        warning = services.measurability_for(drill.scenario, drill.application, drill.region)["warning"]
+        if warning:
+            messages.warning(request, warning)
         return _redirect(request, reverse("experiments:detail", args=[drill.pk]))
     context = {"form": form, "preview": None, **_halt_context()}
     return _render(request, "experiments/drill_new.html", context, partial="form", status=400)
@@ -351,6 +391,7 @@ def _live_context(drill):
         "ledger": ledger,
         "figures": figures,
         "figure_definitions": [(label, FIGURE_DEFINITIONS[label]) for label, _ in figures],
+        "vantages": vantage_rows(drill.figures),
         "series_json": json.dumps((drill.figures or {}).get("success_series") or []),
         "abort_form": AbortForm(),
     }
@@ -404,6 +445,7 @@ def _approval_page(request, drill, form, status=200):
         "can_decide": _can_decide(request.user, drill),
         "is_requester": request.user.pk == drill.requested_by_id,
         "form": form,
+        "measurability": services.measurability_for(drill.scenario, drill.application, drill.region),
         **_halt_context(),
     }
     return _render(request, "experiments/drill_approval.html", context, status=status)

@@ -129,6 +129,26 @@ def all_targets():
     return targets_for_keys([f"a:{pk}" for pk in apps] + [f"s:{pk}" for pk in stacks])
 
 
+def serving_by_vantage(application_id, now, within=timedelta(seconds=60)):
+    """{vantage: the latest probe of the application's global endpoint from that vantage
+    within `within` of `now`} as (served region or "", ok, at): which region each vantage's
+    clients reach now."""
+    rows = (
+        HealthSample.objects.filter(
+            application_id=application_id,
+            target=ProbeTargetKind.GLOBAL_ENDPOINT,
+            at__gte=now - within,
+            at__lte=now,
+        )
+        .order_by("-at")
+        .values_list("vantage", "served_region", "ok", "at")
+    )
+    latest = {}
+    for vantage, region, ok, at in rows:
+        latest.setdefault(vantage, (region, ok, at))
+    return latest
+
+
 # --- storing -----------------------------------------------------------------------
 
 

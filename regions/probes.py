@@ -34,6 +34,9 @@ import yarl
 from regions.models import ErrorClass, ProbeTargetKind
 
 REGION_HEADER = "X-Served-By-Region"
+# Every probe and drill observer names its vantage: the sandbox routes a global endpoint
+# request as for a client at that location (sandbox/dataplane.py); an application may log it.
+VANTAGE_HEADER = "X-Controlplane-Vantage"
 # Health bodies are small; never read more than this.
 MAX_BODY_BYTES = 64 * 1024
 USER_AGENT = "controlplane-probe/1"
@@ -226,8 +229,9 @@ KEEPALIVE_SECONDS = 30.0
 DNS_CACHE_SECONDS = 5
 
 
-def _session(concurrency, limit_per_host):
-    """A ClientSession over a bounded `TCPConnector` (call it on the loop that will use it)."""
+def _session(concurrency, limit_per_host, vantage=None):
+    """A ClientSession over a bounded `TCPConnector` (call it on the loop that will use it);
+    its requests name `vantage` in VANTAGE_HEADER."""
     connector = aiohttp.TCPConnector(
         limit=concurrency,
         limit_per_host=limit_per_host or concurrency,
@@ -239,7 +243,11 @@ def _session(concurrency, limit_per_host):
         connector=connector,
         cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=False,
-        headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        headers={
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+            **({VANTAGE_HEADER: vantage} if vantage else {}),
+        },
         raise_for_status=False,
     )
 
@@ -260,7 +268,7 @@ async def _probe_all(session, targets, concurrency, connect_timeout, read_timeou
 
 
 async def probe_many(
-    targets, *, concurrency=500, connect_timeout=1.0, read_timeout=2.0, limit_per_host=None
+    targets, *, concurrency=500, connect_timeout=1.0, read_timeout=2.0, limit_per_host=None, vantage=None
 ):
     """Probe every target concurrently on one new session; one ProbeResult per target, in order.
 
@@ -273,7 +281,7 @@ async def probe_many(
     keeps its sessions, and their connections, from call to call instead."""
     if not targets:
         return []
-    async with _session(concurrency, limit_per_host) as session:
+    async with _session(concurrency, limit_per_host, vantage) as session:
         return await _probe_all(session, targets, concurrency, connect_timeout, read_timeout)
 
 
@@ -300,7 +308,7 @@ class _Engine:
     def __init__(self, loop_factory=None):
         self.pid = os.getpid()
         self.loop = (loop_factory or new_event_loop)()
-        self.sessions = {}  # (concurrency, limit_per_host) -> ClientSession
+        self.sessions = {}  # (concurrency, limit_per_host, vantage) -> ClientSession
         ready = threading.Event()
         self.thread = threading.Thread(
             target=self._run, args=(ready,), name="probe-engine", daemon=True
@@ -313,11 +321,11 @@ class _Engine:
         self.loop.call_soon(ready.set)
         self.loop.run_forever()
 
-    async def _probe(self, targets, concurrency, connect_timeout, read_timeout, limit_per_host):
-        key = (concurrency, limit_per_host or concurrency)
+    async def _probe(self, targets, concurrency, connect_timeout, read_timeout, limit_per_host, vantage):
+        key = (concurrency, limit_per_host or concurrency, vantage)
         session = self.sessions.get(key)
         if session is None or session.closed:
-            session = self.sessions[key] = _session(concurrency, limit_per_host)
+            session = self.sessions[key] = _session(concurrency, limit_per_host, vantage)
         return await _probe_all(session, targets, concurrency, connect_timeout, read_timeout)
 
     def run(self, targets, **kwargs):
@@ -365,11 +373,14 @@ def close_engine():
 atexit.register(close_engine)
 
 
-def run_probes(targets, *, concurrency=500, connect_timeout=1.0, read_timeout=2.0, limit_per_host=None):
+def run_probes(
+    targets, *, concurrency=500, connect_timeout=1.0, read_timeout=2.0, limit_per_host=None, vantage=None
+):
     """Synchronous entry point for Celery tasks and scripts; one ProbeResult per target.
 
     Runs on the process's persistent probe loop and reuses its session (and kept-alive
-    connections) for the same `concurrency` / `limit_per_host` from call to call."""
+    connections) for the same `concurrency` / `limit_per_host` / `vantage` from call to
+    call. `vantage` is named in each request's VANTAGE_HEADER."""
     if not targets:
         return []
     return _get_engine().run(
@@ -378,6 +389,7 @@ def run_probes(targets, *, concurrency=500, connect_timeout=1.0, read_timeout=2.
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         limit_per_host=limit_per_host,
+        vantage=vantage,
     )
 
 

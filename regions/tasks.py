@@ -62,24 +62,27 @@ def probe_cycle(tick=None):
 @shared_task(ignore_result=True)
 def probe_batch(target_ids, vantage):
     """Probe the given targets ("s:<stack>" / "a:<application>") and store the samples in
-    one bulk insert, stamped with this worker's vantage label (CONTROLPLANE_VANTAGE)."""
+    one bulk insert, stamped with the vantage: `vantage` when this worker acts for it
+    (CONTROLPLANE_WORKER_VANTAGES), else this worker's own label (CONTROLPLANE_VANTAGE)."""
     from django.conf import settings
 
     from regions import monitoring, probes
 
-    if vantage != settings.CONTROLPLANE_VANTAGE:
+    if vantage not in settings.CONTROLPLANE_WORKER_VANTAGES:
         log.warning(
             "probe batch for vantage %s run by a worker labelled %s; recording %s",
             vantage, settings.CONTROLPLANE_VANTAGE, settings.CONTROLPLANE_VANTAGE,
         )
+        vantage = settings.CONTROLPLANE_VANTAGE
     targets = monitoring.targets_for_keys(target_ids)
     results = probes.run_probes(
         targets,
         concurrency=settings.CONTROLPLANE_PROBE_CONCURRENCY,
         connect_timeout=settings.CONTROLPLANE_PROBE_CONNECT_TIMEOUT,
         read_timeout=settings.CONTROLPLANE_PROBE_READ_TIMEOUT,
+        vantage=vantage,
     )
-    return monitoring.store_results(results, settings.CONTROLPLANE_VANTAGE)
+    return monitoring.store_results(results, vantage)
 
 
 @shared_task(ignore_result=True)

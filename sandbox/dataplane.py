@@ -12,11 +12,18 @@ after `threshold` consecutive good ones. Intervals are multiplied by time_scale.
 A global endpoint is an HTTP reverse proxy per application that picks the region per
 request as Route 53 (latency / failover / weighted records with health checks) or
 Global Accelerator (nearest endpoint group, traffic dials, endpoint weights, health,
-fail-open) would, for a client at the topology's `client_location`.
+fail-open) would, for a client at the topology's `client_location`, or, when the
+request names a vantage in `X-Controlplane-Vantage` (as the console's probes and drill
+observers do) that is an AWS region code, for a client in that region: the regions are
+then ranked by great-circle distance from it, standing in for measured latency. So each
+vantage of a multi-vantage deployment is a client location of its own here, as it is
+for the real Route 53 and Global Accelerator.
 """
 
 import asyncio
+import functools
 import logging
+import math
 import random
 import time
 
@@ -154,15 +161,65 @@ class HealthCheckers:
             obs.status = f"{'Success' if ok else 'Failure'}: {status}"
 
 
+# The request header that says where the client sits (the console's vantage label).
+# A literal here: the sandbox imports nothing from the console (regions.probes has the same).
+VANTAGE_HEADER = "X-Controlplane-Vantage"
+
+# Approximate locations (latitude, longitude) of AWS regions, to rank regions by distance
+# from a client in one of them.
+REGION_COORDINATES = {
+    "us-east-1": (38.9, -77.4),
+    "us-east-2": (40.0, -83.0),
+    "us-west-1": (37.4, -122.0),
+    "us-west-2": (45.8, -119.7),
+    "ca-central-1": (45.5, -73.6),
+    "sa-east-1": (-23.5, -46.6),
+    "eu-west-1": (53.3, -6.3),
+    "eu-west-2": (51.5, -0.1),
+    "eu-west-3": (48.9, 2.4),
+    "eu-central-1": (50.1, 8.7),
+    "eu-north-1": (59.3, 18.1),
+    "eu-south-1": (45.5, 9.2),
+    "ap-south-1": (19.1, 72.9),
+    "ap-southeast-1": (1.3, 103.8),
+    "ap-southeast-2": (-33.9, 151.2),
+    "ap-northeast-1": (35.7, 139.7),
+    "ap-northeast-2": (37.6, 127.0),
+}
+
+
+def _distance_km(a, b):
+    (lat1, lon1), (lat2, lon2) = (map(math.radians, p) for p in (a, b))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * 6371 * math.asin(math.sqrt(h))
+
+
+def location_order(location, regions, default_order):
+    """The regions of an application ranked for a client at `location`: by distance when
+    `location` is a known region code, else in `default_order` (the topology's
+    client_location), regions not named there last."""
+    regions = list(regions)
+    if location in REGION_COORDINATES:
+        here = REGION_COORDINATES[location]
+        far = float("inf")
+        return sorted(
+            regions,
+            key=lambda r: _distance_km(here, REGION_COORDINATES[r]) if r in REGION_COORDINATES else far,
+        )
+    return [r for r in default_order if r in regions] + [r for r in regions if r not in default_order]
+
+
 class Router:
     """Picks the serving region for one request to an application's global endpoint."""
 
     def __init__(self, world, app):
         self.world, self.app = world, app
         self.registry = world.registry
-        self.order = [r for r in world.topology.client_location if r in app.regions] + [
-            r for r in app.regions if r not in world.topology.client_location
-        ]
+        self.order = self.order_for(None)
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - one Router per application, for the world's life
+    def order_for(self, location):
+        return location_order(location, self.app.regions, self.world.topology.client_location)
 
     def _stack_healthy(self, stack, health_key):
         obs = self.registry.observations.get(health_key)
@@ -170,12 +227,13 @@ class Router:
         # health check were the routing control's RECOVERY_CONTROL check).
         return (obs is None or obs.healthy) and self.registry.routing_control_on(stack)
 
-    def choose(self):
+    def choose(self, location=None):
+        order = self.order_for(location) if location else self.order
         if self.app.architecture == "A":
-            return self._route53()
-        return self._accelerator()
+            return self._route53(order)
+        return self._accelerator(order)
 
-    def _route53(self):
+    def _route53(self, order):
         account = self.world.topology.account_id
         zone_id = self.world.hosted_zones.get(self.app.name)
         if zone_id is None:
@@ -207,9 +265,9 @@ class Router:
             if sum(weights) == 0:
                 weights = [1] * len(candidates)
             return random.choices(candidates, weights)[0]
-        return min(candidates, key=lambda r: self.order.index(r) if r in self.order else 99)
+        return min(candidates, key=lambda r: order.index(r) if r in order else 99)
 
-    def _accelerator(self):
+    def _accelerator(self, order):
         with self.registry.lock:
             groups = []
             for acc in self.registry.accelerators.values():
@@ -217,7 +275,7 @@ class Router:
                     continue
                 for listener in acc.listeners:
                     groups.extend(listener.endpoint_groups)
-            groups.sort(key=lambda g: self.order.index(g.region) if g.region in self.order else 99)
+            groups.sort(key=lambda g: order.index(g.region) if g.region in order else 99)
             stacks = {s.load_balancer_arn: s for s in self.registry.stacks.values()}
 
             def usable(group, need_health):
@@ -249,7 +307,7 @@ class GlobalEndpoint:
         return web_app
 
     async def proxy(self, request):
-        region = self.router.choose()
+        region = self.router.choose(request.headers.get(VANTAGE_HEADER))
         if region is None:
             return web.json_response({"message": f"no region of {self.app.name} is routable"}, status=503)
         stack = self.world.registry.stacks[(self.app.name, region)]

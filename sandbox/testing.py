@@ -176,11 +176,11 @@ def wait_for(predicate, timeout, what="condition", interval=0.05):
         time.sleep(interval)
 
 
-def http(method, url, payload=None, timeout=10):
+def http(method, url, payload=None, timeout=10, headers=None):
     """A real HTTP request -> (status, headers, parsed JSON body or text)."""
     data = None if payload is None else json.dumps(payload).encode()
     request = urllib.request.Request(  # noqa: S310 - local sandbox URLs only
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
+        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310

@@ -16,14 +16,15 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import close_old_connections
 
+from controlplane.celery import probe_queue
 from experiments import lifecycle, runner
-from experiments.models import Compensation, Drill, DrillState, DrillStep, Scenario
+from experiments.models import Compensation, Drill, DrillState, DrillStep, ObserverBatch, Scenario
 from experiments.scenarios import ensure_builtin_scenarios, validate_scenario
 from regions.discovery import run_discovery
 from regions.models import Application, Region
 from sandbox.replication import PAUSE_TAG
 from sandbox.seed import FAULT_OFF
-from tests.processes import unique_queue, wait_for
+from tests.processes import start_worker, unique_queue, wait_for
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.django_db(transaction=True)]
 
@@ -454,3 +455,56 @@ def test_a_scenario_saved_around_validation_cannot_be_requested(world, operator)
         )
     assert "global_error_rate needs threshold_percent" in str(caught.value.message_dict["stop_conditions"])
     assert not Drill.objects.exists()
+
+
+# --- observers per vantage -----------------------------------------------------------------
+
+
+def test_a_latency_routed_app_drilled_in_its_other_region_is_measured_from_the_vantage_it_serves(
+    world, settings, operator, approver, tmp_path
+):
+    """orders is latency-routed: clients near us-east-1 (this process, vantage "local") are
+    served by us-east-1, clients at us-west-2 by us-west-2. A probe worker for the vantage
+    us-west-2 (a real Celery process on probes.us-west-2) observes the drill of us-west-2
+    and measures its failover; the local observer says why it cannot."""
+    settings.CONTROLPLANE_VANTAGE = "local"
+    settings.CONTROLPLANE_PROBE_VANTAGES = ["local", "us-west-2"]
+    worker = start_worker(probe_queue("us-west-2"), tmp_path, CONTROLPLANE_VANTAGE="us-west-2")
+    try:
+        wait_for(lambda: "ready" in worker.log(), 60, message=f"the probe worker:\n{worker.log()}")
+        ended = drill(
+            operator, approver, scenario("fail-region-health-check", hypothesis=A_OK), region="us-west-2"
+        )
+    finally:
+        worker.stop()
+    assert ended.state == DrillState.PASSED, f"{ended.outcome_reason}\n{worker.log()}"
+    figures = ended.figures
+    assert figures["measured_from"] == ["us-west-2"]
+    remote, local = figures["vantages"]["us-west-2"], figures["vantages"]["local"]
+    assert remote["served_by_target_before"] is True
+    assert local["served_by_target_before"] is False
+    assert remote["time_to_failover"] == figures["time_to_failover"] > 0
+    assert "us-east-1" in remote["regions_during"]  # (us-west-2 too, until Route 53 noticed)
+    assert local["regions_during"] == ["us-east-1"]  # never saw us-west-2 at all
+    assert figures["time_to_recover"] == remote["time_to_recover"] is not None
+    assert "did not serve local" in figures["note"]
+    # The timeline names the vantage that saw the failover, and only that one.
+    steps = DrillStep.objects.filter(drill=ended, message__startswith="Failed over")
+    assert list(steps.values_list("message", flat=True)) == [
+        f"Failed over: us-east-1 served {remote['time_to_failover']:.1f} s after injection "
+        "(observer at us-west-2)"
+    ]
+    assert ObserverBatch.objects.filter(drill=ended, vantage="us-west-2").count() >= 5
+
+
+def test_a_vantage_whose_probe_worker_never_answers_is_named_and_the_drill_goes_on(
+    world, settings, operator, approver
+):
+    settings.CONTROLPLANE_VANTAGE = "local"
+    settings.CONTROLPLANE_PROBE_VANTAGES = ["local", f"nowhere-{uuid.uuid4().hex[:6]}"]
+    nowhere = settings.CONTROLPLANE_PROBE_VANTAGES[1]
+    ended = drill(operator, approver, scenario("fail-region-health-check", hypothesis=A_OK))
+    assert ended.state == DrillState.PASSED, ended.outcome_reason
+    assert f"is a worker consuming probes.{nowhere}?" in ended.figures["vantages_missing"][nowhere]
+    assert list(ended.figures["vantages"]) == ["local"]
+    assert DrillStep.objects.filter(drill=ended, message__startswith=f"Not observed from {nowhere}").exists()

@@ -172,3 +172,34 @@ def test_failover_records_serve_the_primary_until_its_check_fails(sandbox, sandb
                 ]
             },
         )
+
+
+def _served_from(url, vantage):
+    status, headers, _ = http("GET", f"{url}health", headers={"X-Controlplane-Vantage": vantage})
+    return status == 200 and headers["X-Served-By-Region"]
+
+
+def test_latency_routing_honours_the_vantage_as_client_location(sandbox, sandbox_aws):
+    """A request that names its vantage (a region code) is routed as for a client there:
+    nearest healthy region first; an unknown vantage gets the topology's client_location."""
+    orders = sandbox.state["applications"]["orders"]["global_endpoint"]  # us-east-1, us-west-2
+    payments = sandbox.state["applications"]["payments"]["global_endpoint"]  # eu-central-1, us-west-2
+    assert _served_from(orders, "us-west-2") == "us-west-2"
+    assert _served_from(orders, "us-west-1") == "us-west-2"  # nearest of the two
+    assert _served_from(orders, "eu-central-1") == "us-east-1"
+    assert _served_from(orders, "local") == "us-east-1"  # the topology's client_location
+    assert _served_by(orders) == "us-east-1"
+    assert _served_from(payments, "eu-west-1") == "eu-central-1"
+    assert _served_from(payments, "us-east-1") == "us-west-2"
+
+    # The vantage's region failing sends that client to the next nearest one.
+    hc_id = sandbox.stack("orders", "us-west-2").health_check_id
+    r53 = sandbox_aws("route53", "us-east-1")
+    r53.update_health_check(HealthCheckId=hc_id, Inverted=True)
+    try:
+        budget = 10 * 3 * sandbox.time_scale + 3
+        wait_for(lambda: _served_from(orders, "us-west-2") == "us-east-1", budget, "failover of us-west-2")
+        assert _served_by(orders) == "us-east-1"
+    finally:
+        r53.update_health_check(HealthCheckId=hc_id, Inverted=False)
+    wait_for(lambda: _served_from(orders, "us-west-2") == "us-west-2", budget, "failback to us-west-2")
