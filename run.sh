@@ -21,6 +21,14 @@ export CONTROLPLANE_AWS_ENDPOINT_URL="http://127.0.0.1:${SANDBOX_AWS_PORT}"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-sandbox}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-sandbox}"
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+# Three vantages, one per sandbox region: the sandbox routes each as a client there, so a
+# drill of any region is measured from the vantage it serves. One probe worker acts for
+# all three (the locations are simulated); the drill worker observes as us-east-1 itself.
+export CONTROLPLANE_PROBE_VANTAGES="${CONTROLPLANE_PROBE_VANTAGES:-us-east-1,us-west-2,eu-central-1}"
+export CONTROLPLANE_VANTAGE="${CONTROLPLANE_VANTAGE:-${CONTROLPLANE_PROBE_VANTAGES%%,*}}"
+export CONTROLPLANE_WORKER_VANTAGES="${CONTROLPLANE_WORKER_VANTAGES:-$CONTROLPLANE_PROBE_VANTAGES}"
+CONTROLPLANE_PROBE_QUEUES="probes.${CONTROLPLANE_WORKER_VANTAGES//,/,probes.}"
+export CONTROLPLANE_PROBE_QUEUES
 
 for port in "$PORT" "$SANDBOX_AWS_PORT"; do
     if .venv/bin/python -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $port)) != 0)"; then

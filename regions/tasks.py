@@ -68,7 +68,7 @@ def probe_batch(target_ids, vantage):
 
     from regions import monitoring, probes
 
-    if vantage not in settings.CONTROLPLANE_WORKER_VANTAGES:
+    if vantage not in (settings.CONTROLPLANE_VANTAGE, *settings.CONTROLPLANE_WORKER_VANTAGES):
         log.warning(
             "probe batch for vantage %s run by a worker labelled %s; recording %s",
             vantage, settings.CONTROLPLANE_VANTAGE, settings.CONTROLPLANE_VANTAGE,

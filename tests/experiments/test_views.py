@@ -202,6 +202,54 @@ def test_an_operator_requests_a_drill_and_sees_its_plan(inventory, operator, cli
     assert AuditEvent.objects.get(action="drill.requested").source == "console"
 
 
+def _served(app, vantage, region):
+    from django.utils import timezone
+
+    from regions.models import HealthSample, ProbeTargetKind
+
+    HealthSample.objects.create(
+        application=app, target=ProbeTargetKind.GLOBAL_ENDPOINT, vantage=vantage, at=timezone.now(),
+        ok=True, status_code=200, latency_ms=5, served_region=region,
+    )
+
+
+@pytest.mark.sandbox
+def test_the_preview_the_request_and_the_approval_page_say_what_can_be_measured(
+    inventory, operator, approver, client_for, settings
+):
+    from experiments.scenarios import ensure_builtin_scenarios
+    from regions.models import Application
+
+    ensure_builtin_scenarios()
+    settings.CONTROLPLANE_PROBE_VANTAGES = ["us-east-1", "eu-central-1"]
+    orders = Application.objects.get(name="orders")
+    _served(orders, "us-east-1", "us-east-1")
+    _served(orders, "eu-central-1", "us-east-1")
+    client = client_for(operator)
+    data = {"scenario": "fail-region-health-check", "application": "orders", "region": "us-west-2"}
+
+    preview = html.unescape(client.get(reverse("experiments:new"), {**data, "preview": "1"}).content.decode())
+    assert "No vantage is served by us-west-2 now (us-east-1 -> us-east-1; eu-central-1 -> us-east-1)" in (
+        preview
+    )
+    assert 'data-measurable-from=""' in preview
+
+    # us-east-1 is served at both vantages: measurable from both, no warning
+    preview = client.get(reverse("experiments:new"), {**data, "region": "us-east-1", "preview": "1"})
+    text = html.unescape(preview.content.decode())
+    assert 'data-measurable-from="us-east-1,eu-central-1"' in text
+    assert "data-measurability-warning" not in text
+
+    response = client.post(reverse("experiments:create"), data, follow=True)
+    page = html.unescape(response.content.decode())
+    assert "will end INCONCLUSIVE" in page  # the request is made, with the warning beside it
+    drill = Drill.objects.get()
+    approval = html.unescape(
+        client_for(approver).get(reverse("experiments:approval", args=[drill.pk])).content.decode()
+    )
+    assert "No vantage is served by us-west-2 now" in approval
+
+
 def test_the_request_form_narrows_scenarios_to_the_application_architecture(operator, client_for, db):
     from experiments.scenarios import ensure_builtin_scenarios
 

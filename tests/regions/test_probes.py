@@ -405,3 +405,31 @@ def test_probe_cycle_sends_the_targets_due_in_a_second_beat_skipped(stacks, sett
     assert tasks.probe_cycle(tick=due + 1) == 3
     assert tasks.probe_cycle(tick=due + 1) == 0  # and sent once only
     assert [sorted(keys) for keys, _ in sent] == [sorted(f"s:{s.pk}" for s in stacks)]
+
+
+@pytest.mark.sandbox
+def test_each_probe_names_its_vantage_and_a_worker_records_the_vantages_it_acts_for(
+    sandbox, stacks, settings
+):
+    """A worker acting for several (simulated) vantages probes each batch as that vantage:
+    the request names it, the sandbox routes it as a client there, the samples carry it."""
+    from regions.tasks import probe_batch
+
+    settings.CONTROLPLANE_VANTAGE = "us-east-1"
+    settings.CONTROLPLANE_WORKER_VANTAGES = ["us-east-1", "us-west-2"]
+    app = stacks[0].application
+    app.global_endpoint_url = sandbox.state["applications"]["orders"]["global_endpoint"]
+    app.save()
+    for vantage in ("us-east-1", "us-west-2", "eu-central-1"):
+        probe_batch([f"a:{app.pk}"], vantage)
+    samples = HealthSample.objects.filter(application=app).order_by("pk")
+    assert [(s.vantage, s.ok, s.served_region) for s in samples] == [
+        ("us-east-1", True, "us-east-1"),
+        ("us-west-2", True, "us-west-2"),
+        # not a vantage this worker acts for: probed and recorded as its own
+        ("us-east-1", True, "us-east-1"),
+    ]
+    assert monitoring.serving_by_vantage(app.pk, samples.last().at) == {
+        "us-east-1": ("us-east-1", True, samples[2].at),
+        "us-west-2": ("us-west-2", True, samples[1].at),
+    }
