@@ -46,6 +46,7 @@ from experiments.observer import GlobalEndpointObserver, RemoteSamples, p95, van
 from experiments.replication import ReplicationWatcher, lag_at, lag_figures
 from experiments.scenarios import REPLICATION_HYPOTHESIS
 from regions import probes
+from regions.aws_health import route53_verdict
 from regions.models import ComponentKind, LagSample, Stack
 from regions.status import HealthStatus, Sample, Thresholds, Track, describe_sample, fold
 
@@ -154,8 +155,11 @@ class RegionWatcher:
         observations = route53.get_health_check_status(HealthCheckId=self.health_check_id)[
             "HealthCheckObservations"
         ]
-        failed = sum(1 for o in observations if not o["StatusReport"]["Status"].startswith("Success"))
-        return observations and failed * 2 > len(observations)
+        # Route 53's rule, as the status API applies it (regions.aws_health).
+        state, detail = route53_verdict(observations)
+        if state != "unhealthy":
+            return ""
+        return f"{detail['checkers_total'] - detail['healthy_checkers']} of {detail['checkers_total']}"
 
     def _run(self):
         # The region was healthy before the fault (preflight and steady state said so).
@@ -177,9 +181,9 @@ class RegionWatcher:
                 if self.detected_at is None and self.health_check_id and now >= next_route53:
                     next_route53 = now + 1.0
                     try:
-                        if self._route53_unhealthy():
+                        if failing := self._route53_unhealthy():
                             self.detected_at = time.monotonic()
-                            self.detected_by = "Route 53's checkers"
+                            self.detected_by = f"Route 53's checkers ({failing} reporting failure)"
                     except (aws.BotoCoreError, aws.ClientError) as exc:
                         log.warning("route53 status during drill: %s", exc)
             self._stop.wait(self.tick)

@@ -89,9 +89,16 @@ def route53_status(component):
     )
     if result is None:
         return None
+    return route53_verdict(result.get("HealthCheckObservations", []))
+
+
+def route53_verdict(observations):
+    """(state, detail) of a Route 53 health check from its checkers' observations
+    (GetHealthCheckStatus): healthy when more than ROUTE53_HEALTHY_SHARE of them report
+    success, as Route 53 decides; the drill runner's watcher asks this too."""
     checkers = {}
     checked = []
-    for obs in result.get("HealthCheckObservations", []):
+    for obs in observations:
         report = obs.get("StatusReport", {})
         checkers[obs.get("Region", "?")] = report.get("Status", "")
         if report.get("CheckedTime"):

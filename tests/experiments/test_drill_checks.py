@@ -488,6 +488,9 @@ def test_a_latency_routed_app_drilled_in_its_other_region_is_measured_from_the_v
     assert local["regions_during"] == ["us-east-1"]  # never saw us-west-2 at all
     assert figures["time_to_recover"] == remote["time_to_recover"] is not None
     assert "did not serve local" in figures["note"]
+    # Route 53's checkers saw it first, by Route 53's own rule (as the status API reads it).
+    assert figures["detected_by"].startswith("Route 53's checkers (")
+    assert 0 < figures["time_to_detect"] <= figures["time_to_failover"] + 1
     # The timeline names the vantage that saw the failover, and only that one.
     steps = DrillStep.objects.filter(drill=ended, message__startswith="Failed over")
     assert list(steps.values_list("message", flat=True)) == [
@@ -508,3 +511,17 @@ def test_a_vantage_whose_probe_worker_never_answers_is_named_and_the_drill_goes_
     assert f"is a worker consuming probes.{nowhere}?" in ended.figures["vantages_missing"][nowhere]
     assert list(ended.figures["vantages"]) == ["local"]
     assert DrillStep.objects.filter(drill=ended, message__startswith=f"Not observed from {nowhere}").exists()
+
+
+def test_a_traffic_dial_drill_says_there_was_no_failure_to_detect(world, operator, approver, client_for):
+    """Dialling a region to 0 % moves clients away while it stays healthy: "time to detect"
+    does not apply, and the page says so instead of a bare dash."""
+    from django.urls import reverse
+
+    dial = scenario("dial-region-to-zero", hypothesis=A_OK)
+    ended = drill(operator, approver, dial, app="payments", region="us-west-2")
+    assert ended.state == DrillState.PASSED, ended.outcome_reason
+    assert ended.figures["time_to_detect"] is None
+    assert ended.figures["detect_note"].startswith("a traffic dial moves clients away")
+    page = client_for(operator).get(reverse("experiments:detail", args=[ended.pk])).content.decode()
+    assert "not applicable: a traffic dial moves clients away while the region stays healthy" in page

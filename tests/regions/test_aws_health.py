@@ -138,3 +138,16 @@ def test_an_inverted_check_degrades_the_region_with_route53s_reason(sandbox_sett
     east = wait_for(east_region, 20, "Route 53 to see the inverted check", interval=0.2)
     assert east.status in (HealthStatus.DEGRADED, HealthStatus.UNHEALTHY)
     assert f"Route 53 health check {check_id} (inverted) unhealthy in AWS" in east.reason
+
+
+def test_route53_verdict_applies_route53_s_share_of_healthy_checkers():
+    from regions.aws_health import route53_verdict
+
+    def obs(*statuses):
+        return [{"Region": f"r{i}", "StatusReport": {"Status": s}} for i, s in enumerate(statuses)]
+
+    # healthy while more than 18 % of the checkers report success
+    assert route53_verdict(obs("Success: 200", *["Failure: 503"] * 4))[0] == "healthy"  # 20 %
+    state, detail = route53_verdict(obs("Success: 200", *["Failure: 503"] * 5))  # 16.7 %
+    assert (state, detail["healthy_checkers"], detail["checkers_total"]) == ("unhealthy", 1, 6)
+    assert route53_verdict([])[0] == "unknown"
