@@ -43,6 +43,7 @@ _DRILL_ADMIN = [
     "experiments.add_scenario",
     "experiments.change_scenario",
     "experiments.delete_scenario",
+    "experiments.close_ledger_row",
 ]
 _AUDIT = ["controlplane.view_auditevent", "controlplane.export_auditevent"]
 _INVENTORY_ADMIN = [

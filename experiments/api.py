@@ -129,7 +129,7 @@ def drills(request):
     except PermissionDenied as exc:
         return api_error(403, str(exc) or "Your role does not allow this action.")
     if drill is not None:
-        seen = services.measurability_for(drill.scenario, drill.application, drill.region)
+        seen = services.drill_measurability(drill)
         body = {
             "id": drill.pk,
             "state": drill.state,

@@ -62,7 +62,7 @@ class Call:
             "service": self.service,
             "region": self.region,
             "operation": self.operation,
-            "params": _json_safe(self.params),
+            "params": json_safe(self.params),
         }
         if self.endpoint_urls:
             data["endpoint_urls"] = list(self.endpoint_urls)
@@ -116,7 +116,7 @@ class Target:
         )
 
     def as_dict(self):
-        return _json_safe(asdict(self))
+        return json_safe(asdict(self))
 
     @classmethod
     def from_dict(cls, data):
@@ -127,7 +127,7 @@ class Target:
         return {"kind": self.kind, "identifier": self.identifier, "region": self.region}
 
 
-def _json_safe(value):
+def json_safe(value):
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
@@ -140,10 +140,23 @@ def plan_hash(plan):
     return hashlib.sha256(canonical_json(plan).encode()).hexdigest()
 
 
+def error_code(exc):
+    """The AWS error code of a botocore error ("" for a connection error and the like)."""
+    return (getattr(exc, "response", None) or {}).get("Error", {}).get("Code", "") or ""
+
+
+def target_gone(exc):
+    """True when an AWS error says the resource itself does not exist (NoSuchHealthCheck,
+    ResourceNotFoundException, ParameterNotFound, EndpointGroupNotFoundException,
+    ListenerNotFound, NotFoundException ...): an inverse call on it can never succeed."""
+    code = error_code(exc)
+    return code.startswith("NoSuch") or "NotFound" in code
+
+
 def build_plan(scenario_slug, fault_kind, parameters, targets, calls, max_duration):
     """The plan an approver approves: the literal calls with their inverses, the scenario
     parameters, the target identifiers and the max duration."""
-    return _json_safe(
+    return json_safe(
         {
             "scenario": scenario_slug,
             "fault_kind": fault_kind,
@@ -243,7 +256,7 @@ class Fault:
         inverse restores it."""
         self.check_target(target)
         previous = self.read_current(target)
-        return _json_safe(previous), self.call_for_inject(target, previous, compensation)
+        return json_safe(previous), self.call_for_inject(target, previous, compensation)
 
     def call_for_inject(self, target, previous, compensation):
         return self.call(target, previous)
@@ -261,7 +274,7 @@ class Fault:
         if not compensation.previous_read:
             return True
         target = Target.from_dict(compensation.target)
-        return _json_safe(self.read_current(target)) == compensation.previous_value
+        return json_safe(self.read_current(target)) == compensation.previous_value
 
 
 class HealthCheckInversion(Fault):
@@ -498,7 +511,7 @@ class ListenerFixedResponse(Fault):
             return True
         target = Target.from_dict(compensation.target)
         now = _clean_actions(self.read_current(target)["DefaultActions"])
-        return _json_safe(now) == _json_safe(_clean_actions(compensation.previous_value["DefaultActions"]))
+        return json_safe(now) == json_safe(_clean_actions(compensation.previous_value["DefaultActions"]))
 
 
 def _clean_actions(actions):

@@ -138,6 +138,13 @@ class AbortForm(forms.Form):
     reason = forms.CharField(required=False, max_length=500)
 
 
+class CloseLedgerRowForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500,
+        error_messages={"required": "Say why the row can be closed without a revert."},
+    )
+
+
 class DrillFilterForm(forms.Form):
     """The drill list's filters (GET); unknown values are ignored, not errors (an
     unknown state leaves `state` out of cleaned_data, so the list is not filtered)."""

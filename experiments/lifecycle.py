@@ -125,6 +125,14 @@ def approve(drill, approver, *, comment="", source=AuditSource.CONSOLE, request_
     for a decision (a double click, a concurrent approval, a changed plan)."""
     if services.is_halted():
         raise ValidationError("Drills are halted; an admin must clear the halt first.")
+    now = timezone.now()
+    if reason := too_late_to_approve(drill, now):
+        # Not left for beat's sweep: expired now, audited, and the approver told why.
+        services.transition(
+            drill.pk, [DrillState.REQUESTED], DrillState.EXPIRED, outcome_reason=reason,
+            audit_data={"reason": reason},
+        )
+        raise ValidationError(f"Drill #{drill.pk} cannot be approved: {reason}. Request it again.")
     with transaction.atomic():
         approval = services.decide(
             drill, approver, Decision.APPROVE, comment=comment, source=source, request_id=request_id
@@ -135,6 +143,19 @@ def approve(drill, approver, *, comment="", source=AuditSource.CONSOLE, request_
         if drill.window_start is None or drill.window_start <= timezone.now():
             _queue(drill.pk, approver, source, request_id)
     return approval
+
+
+def too_late_to_approve(drill, now):
+    """Why the drill can no longer be approved ('' when it can): the request waited
+    longer than APPROVAL_TTL, or its window has ended."""
+    if drill.requested_at and drill.requested_at < now - APPROVAL_TTL:
+        return (
+            f"the request is older than {APPROVAL_TTL.total_seconds() / 3600:g} h "
+            f"(requested {drill.requested_at:%Y-%m-%d %H:%M} UTC) and has expired"
+        )
+    if drill.window_end and drill.window_end <= now:
+        return f"its window ended at {drill.window_end:%Y-%m-%d %H:%M} UTC"
+    return ""
 
 
 def _queue(drill_id, actor, source, request_id=""):
@@ -184,8 +205,16 @@ def abort(drill, actor, *, reason="", source=AuditSource.CONSOLE, request_id="")
                 request_id=request_id,
             )
             services.add_step(drill.pk, StepKind.NOTE, f"Abort requested: {reason}")
-            return "abort requested"
-    return ""
+    # A drill whose worker is gone would never see the request: revert and end it now,
+    # as the reaper would (the request stays on record if a revert call fails).
+    from experiments import reaper
+
+    if reaper.take_over(
+        drill.pk, final_state=DrillState.ABORTED, reason=f"{reason}; its worker was gone",
+        actor=actor, source=source, request_id=request_id,
+    ) is not None:
+        return "aborted"
+    return "abort requested" if changed else ""
 
 
 def halt_all(actor, reason, *, source=AuditSource.CONSOLE, request_id=""):

@@ -223,6 +223,7 @@ class Drill(models.Model):
             ("abort_drill", "Can abort a drill"),
             ("halt_drills", "Can halt all drills"),
             ("clear_halt", "Can clear the halt on drills"),
+            ("close_ledger_row", "Can close a stuck ledger row without reverting it"),
         ]
 
     def __str__(self):
@@ -348,10 +349,21 @@ class CompensationState(models.TextChoices):
     INJECTED = "injected", "Injected"
     REVERTED = "reverted", "Reverted"
     FAILED = "failed", "Revert failed (retried)"
+    # Terminal without a revert: the target no longer exists (its inverse answered "not
+    # found"), or an admin closed the row with a reason. Both are audited.
+    GONE = "gone", "Target gone (nothing to revert)"
+    CLOSED = "closed", "Closed by an admin"
 
     @property
     def badge(self):
-        return {"pending": "blue", "injected": "orange", "reverted": "green", "failed": "red"}[self.value]
+        return {
+            "pending": "blue", "injected": "orange", "reverted": "green", "failed": "red",
+            "gone": "amber", "closed": "amber",
+        }[self.value]
+
+
+# Ledger rows still to revert (the reaper's work); every other state is closed.
+OPEN_COMPENSATION_STATES = (CompensationState.PENDING, CompensationState.INJECTED, CompensationState.FAILED)
 
 
 class Compensation(models.Model):

@@ -35,8 +35,9 @@ from controlplane import aws
 from controlplane.celery import probe_queue
 from experiments import faults, services
 from experiments.models import (
+    APPROVAL_TTL,
+    OPEN_COMPENSATION_STATES,
     Compensation,
-    CompensationState,
     Drill,
     DrillState,
     FaultKind,
@@ -203,7 +204,14 @@ class DrillRun:
         self.clock_offset = time.time() - time.monotonic()
         self.watcher = None
         self.replication = None  # ReplicationWatcher, when the scenario names replication
-        self.hypothesis = self.scenario.hypothesis or {}
+        # Everything below comes from the approved, hashed plan (services.make_plan), never
+        # from the scenario row: preflight refuses a plan that no longer hashes the same.
+        plan = drill.plan or {}
+        self.hypothesis = plan.get("hypothesis") or {}
+        self.stop_conditions = plan.get("stop_conditions") or []
+        self.max_duration = timedelta(seconds=plan.get("max_duration_seconds") or 0)
+        self.vantages = plan.get("vantages") or [settings.CONTROLPLANE_VANTAGE]
+        self.fault_kinds = plan.get("fault_kinds") or []
         self.injected_at = None
         self.reverted_at = None
         self._last_beat = 0.0
@@ -239,10 +247,10 @@ class DrillRun:
 
         period = _setting("DRILL_OBSERVER_PERIOD", 0.1)
         own = settings.CONTROLPLANE_VANTAGE
-        vantages = list(dict.fromkeys(settings.CONTROLPLANE_PROBE_VANTAGES)) or [own]
+        vantages = self.vantages
         until = time.time() + (
             _setting("DRILL_STEADY_STATE_SECONDS", 2.0)
-            + self.scenario.max_duration.total_seconds()
+            + self.max_duration.total_seconds()
             + _setting("DRILL_RECOVERY_TIMEOUT_SECONDS", 60.0)
             + _setting("DRILL_REVERT_GRACE_SECONDS", 60.0)
             + 60
@@ -280,14 +288,25 @@ class DrillRun:
         now = timezone.now()
         if services.is_halted():
             raise Stop(DrillState.ABORTED, "Preflight: drills are halted")
-        if services.valid_approval(self.drill, now) is None:
+        approval = services.valid_approval(self.drill, now)
+        if approval is None:
             raise Stop(DrillState.ABORTED, "Preflight: no valid approval for this plan (expired or changed)")
-        _plan, digest = services.make_plan(self.scenario, self.application, self.region)
-        if digest != self.drill.plan_hash:
+        if approval.created_at - self.drill.requested_at > APPROVAL_TTL:
+            # Checked here too, not only when approving: whatever wrote the approval.
             raise Stop(
                 DrillState.ABORTED,
-                "Preflight: the plan changed since it was approved (the targets or their "
-                "current values differ); request the drill again",
+                f"Preflight: approved {approval.created_at - self.drill.requested_at} after the request, "
+                f"which had expired after {APPROVAL_TTL}",
+            )
+        plan, digest = services.make_plan(self.scenario, self.application, self.region)
+        if digest != self.drill.plan_hash or faults.plan_hash(self.drill.plan) != self.drill.plan_hash:
+            approved = self.drill.plan or {}
+            changed = sorted(k for k in set(plan) | set(approved) if plan.get(k) != approved.get(k))
+            raise Stop(
+                DrillState.ABORTED,
+                "Preflight: the plan changed since it was approved "
+                f"({', '.join(changed) or 'the stored plan no longer matches its hash'} differ); "
+                "request the drill again",
             )
         if self.drill.window_start and now < self.drill.window_start:
             raise Stop(
@@ -354,9 +373,9 @@ class DrillRun:
         """The scenario names replication: a check, a stop condition, a hypothesis figure,
         or the fault pauses it."""
         return (
-            self.scenario.fault_kind == FaultKind.PAUSE_REPLICATION
+            FaultKind.PAUSE_REPLICATION in self.fault_kinds
             or any(c.get("check") == "replication_lag_ms" for c in self.hypothesis.get("steady_state", []))
-            or any(c.get("metric") == "replication_lag" for c in self.scenario.stop_conditions or [])
+            or any(c.get("metric") == "replication_lag" for c in self.stop_conditions)
             or any(key in self.hypothesis for key in REPLICATION_HYPOTHESIS)
         )
 
@@ -470,13 +489,13 @@ class DrillRun:
         (e.g. pausing replication: the region keeps serving, the drill measures lag)."""
         value = self.hypothesis.get("max_time_to_failover_seconds")
         if value is None:
-            return self.scenario.max_duration.total_seconds()
+            return self.max_duration.total_seconds()
         return float(value)
 
     def inject(self):
         deadline = (
             timezone.now()
-            + self.scenario.max_duration
+            + self.max_duration
             + timedelta(seconds=_setting("DRILL_REVERT_GRACE_SECONDS", 60))
         )
         targets = [
@@ -519,8 +538,8 @@ class DrillRun:
         arrives, or time runs out. Returns (state if the drill should end as it, reason)."""
         hold = _setting("DRILL_HOLD_SECONDS", 3.0)
         max_failover = self._max_failover_seconds()
-        max_total = self.scenario.max_duration.total_seconds()
-        stop_conditions = self.scenario.stop_conditions or []
+        max_total = self.max_duration.total_seconds()
+        stop_conditions = self.stop_conditions
         target = self.region.code
         failover_at = None
         announced = set()
@@ -894,7 +913,7 @@ def run(drill_id):
     if problems and final_state != DrillState.ERRORED:
         final_state, reason = DrillState.ERRORED, f"{reason}; revert problems: {'; '.join(problems)}"
     left_open = (
-        Compensation.objects.filter(drill_id=drill_id).exclude(state=CompensationState.REVERTED).count()
+        Compensation.objects.filter(drill_id=drill_id, state__in=OPEN_COMPENSATION_STATES).count()
     )
     if left_open:
         reason += f" ({left_open} ledger row(s) left for the reaper)"

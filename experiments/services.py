@@ -17,6 +17,7 @@ from controlplane.models import AuditSource
 from experiments import faults
 from experiments.models import (
     APPROVAL_TTL,
+    OPEN_COMPENSATION_STATES,
     STATE_TIMESTAMP,
     Approval,
     Compensation,
@@ -95,7 +96,13 @@ def targets_for(scenario, application, region):
 
 
 def make_plan(scenario, application, region):
-    """(plan, plan_hash): the literal calls (with inverses built from values read now)."""
+    """(plan, plan_hash): everything the runner will read, frozen and hashed: the literal
+    calls (with inverses built from values read now) and targets, the hypothesis (its
+    steady-state checks and limits), the stop conditions, the maximum duration and the
+    vantages that will observe. The runner runs from this plan, never from the scenario
+    row, so an edit of the scenario after approval changes the hash and is refused."""
+    from django.conf import settings
+
     pairs = targets_for(scenario, application, region)
     calls = []
     for fault, target in pairs:
@@ -106,20 +113,25 @@ def make_plan(scenario, application, region):
     )
     plan["fault_kinds"] = [f.slug for f, _ in pairs]
     plan["target_snapshots"] = [t.as_dict() for _, t in pairs]
+    plan["hypothesis"] = faults.json_safe(scenario.hypothesis or {})
+    plan["stop_conditions"] = faults.json_safe(scenario.stop_conditions or [])
+    plan["vantages"] = list(dict.fromkeys(settings.CONTROLPLANE_PROBE_VANTAGES))
     return plan, faults.plan_hash(plan)
 
 
-def measurability_for(scenario, application, region, now=None):
-    """Which vantages a drill of `region` could measure failover from, read from the latest
-    probes of the application's global endpoint (experiments.observer.measurability)."""
+def measurability_for(application, region, *, hypothesis, vantages=None, now=None):
+    """Which of `vantages` (default: the configured ones) a drill of `region` with
+    `hypothesis` could measure failover from, read from the latest probes of the
+    application's global endpoint (experiments.observer.measurability)."""
     from django.conf import settings
 
     from experiments.observer import measurability
     from regions.monitoring import serving_by_vantage
 
     now = now or timezone.now()
-    expected = (scenario.hypothesis or {}).get("max_time_to_failover_seconds")
-    vantages = list(dict.fromkeys(settings.CONTROLPLANE_PROBE_VANTAGES))
+    expected = (hypothesis or {}).get("max_time_to_failover_seconds")
+    if vantages is None:
+        vantages = list(dict.fromkeys(settings.CONTROLPLANE_PROBE_VANTAGES))
     return measurability(
         serving_by_vantage(application.pk, now), vantages, region.code,
         expects_failover=expected is None or float(expected) > 0,
@@ -301,11 +313,14 @@ def revert(compensation, *, worker="", verify=True):
     event `drill.fault_reverted` (the call made, the verify result) in one transaction.
     An AWS error from the inverse call marks the row `failed` with
     `drill.revert_failed` (the call, the error) and is raised; the row stays open for
-    the reaper. A row whose value was never read (the worker stopped before the call)
+    the reaper. An error saying the target no longer exists (`faults.target_gone`: the
+    health check, function, parameter... was deleted) closes the row as `gone` with
+    `drill.revert_target_gone` and returns what happened: retrying cannot succeed, and
+    there is nothing left to revert. A row whose value was never read (the worker stopped before the call)
     closes without a call. Returns "" or, with `verify`, what is wrong after the revert
     (the value read back differs from the one read before injecting, or could not be
     read). Idempotent: a reverted row makes no call and writes nothing."""
-    if compensation.state == CompensationState.REVERTED:
+    if compensation.state not in OPEN_COMPENSATION_STATES:
         return ""
     fault = faults.get_fault(compensation.fault_kind)
     target = faults.Target.from_dict(compensation.target)
@@ -316,6 +331,8 @@ def revert(compensation, *, worker="", verify=True):
         if compensation.previous_read:
             made = fault.replay_inverse(target, inverse)
     except (aws.BotoCoreError, aws.ClientError) as exc:
+        if faults.target_gone(exc):
+            return _close_gone(compensation, inverse, exc, worker=worker, before=before)
         with transaction.atomic():
             Compensation.objects.filter(pk=compensation.pk).update(
                 state=CompensationState.FAILED, attempts=F("attempts") + 1, last_error=str(exc)[:2000]
@@ -337,7 +354,7 @@ def revert(compensation, *, worker="", verify=True):
             problem = "" if verified else "the value read back after the revert differs from before"
     with transaction.atomic():
         # Recorded even if another process closed the row meanwhile: this call was made.
-        Compensation.objects.filter(pk=compensation.pk).exclude(state=CompensationState.REVERTED).update(
+        Compensation.objects.filter(pk=compensation.pk, state__in=OPEN_COMPENSATION_STATES).update(
             state=CompensationState.REVERTED, reverted_at=timezone.now(), attempts=F("attempts") + 1,
             last_error="",
         )
@@ -360,10 +377,54 @@ def revert(compensation, *, worker="", verify=True):
     return problem
 
 
+def _close_gone(compensation, inverse, exc, *, worker, before):
+    """Close a row whose target no longer exists (terminal, audited); -> the problem text."""
+    problem = f"target gone, nothing to revert ({faults.error_code(exc)}: {str(exc)[:300]})"
+    with transaction.atomic():
+        Compensation.objects.filter(pk=compensation.pk, state__in=OPEN_COMPENSATION_STATES).update(
+            state=CompensationState.GONE, attempts=F("attempts") + 1, last_error=problem[:2000]
+        )
+        compensation.refresh_from_db()
+        _record_ledger_event(
+            compensation, "drill.revert_target_gone", worker=worker, before=before,
+            after={"state": compensation.state, "call": _call_only(inverse), "error": str(exc)},
+        )
+    return problem
+
+
+def close_ledger_row(compensation_id, actor, reason, *, source=AuditSource.CONSOLE, request_id=""):
+    """An admin closes an open ledger row without reverting it (e.g. its account is gone,
+    or it was undone by hand), with a reason: state `closed`, audited as
+    `drill.ledger_row_closed`. Returns False when the row was no longer open."""
+    if not actor.has_perm("experiments.close_ledger_row"):
+        raise PermissionDenied("Closing a ledger row needs the admin role.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the row can be closed without a revert."})
+    with transaction.atomic():
+        row = Compensation.objects.select_for_update().filter(pk=compensation_id).first()
+        if row is None or row.state not in OPEN_COMPENSATION_STATES:
+            return False
+        before = {"state": row.state}
+        Compensation.objects.filter(pk=row.pk).update(
+            state=CompensationState.CLOSED, last_error=f"closed by {audit.actor_name(actor)}: {reason}"[:2000]
+        )
+        row.refresh_from_db()
+        audit.record(
+            actor, "drill.ledger_row_closed", source=source, obj=row.drill, request_id=request_id,
+            before=before,
+            after={"state": row.state, "compensation": row.pk, "call": row.call, "inverse": row.inverse,
+                   "previous_value": row.previous_value, "reason": reason[:500]},
+        )
+        add_step(row.drill_id, StepKind.NOTE,
+                 f"Ledger row {row.call.get('operation')} closed without a revert by "
+                 f"{audit.actor_name(actor)}: {reason}"[:500], {"compensation": row.pk})
+    return True
+
+
 def open_compensations(drill_id):
     return (
-        Compensation.objects.filter(drill_id=drill_id)
-        .exclude(state=CompensationState.REVERTED)
+        Compensation.objects.filter(drill_id=drill_id, state__in=OPEN_COMPENSATION_STATES)
         .select_related("drill__scenario", "drill__application", "drill__region")
         .order_by("-created_at")
     )
@@ -387,6 +448,10 @@ def revert_open(drill_id, *, by="", worker="", verify=True):
             continue
         if problem:
             problems.append(f"{compensation}: {problem}")
+        if compensation.state == CompensationState.GONE:
+            add_step(drill_id, StepKind.ERROR, f"{by}Not reverted {operation}: {problem}"[:500],
+                     {"compensation": compensation.pk, "state": compensation.state})
+            continue
         add_step(drill_id, StepKind.REVERT, f"{by}Reverted {operation}",
                  {"compensation": compensation.pk, "state": compensation.state})
     return problems
@@ -430,3 +495,11 @@ def clear_halt(actor, *, source=AuditSource.CONSOLE, request_id=""):
                          object_id="1", object_repr="halt", before={"halted": True},
                          after={"halted": False}, request_id=request_id)
     return bool(changed)
+
+
+def drill_measurability(drill):
+    """measurability_for a requested drill, from its frozen plan."""
+    plan = drill.plan or {}
+    return measurability_for(
+        drill.application, drill.region, hypothesis=plan.get("hypothesis"), vantages=plan.get("vantages")
+    )

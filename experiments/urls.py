@@ -15,6 +15,7 @@ urlpatterns = [
     path("<int:pk>/approve/", views.drill_approve, name="approve"),
     path("<int:pk>/reject/", views.drill_reject, name="reject"),
     path("<int:pk>/abort/", views.drill_abort, name="abort"),
+    path("<int:pk>/ledger/<int:row>/close/", views.close_ledger_row, name="close-ledger-row"),
     path("scorecard/<slug:app>/", views.scorecard, name="scorecard"),
     path("scenarios/", views.scenario_list, name="scenarios"),
     path("scenarios/new/", views.scenario_new, name="scenario-new"),

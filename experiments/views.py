@@ -11,7 +11,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, Prefetch
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -23,8 +23,16 @@ from controlplane import audit, aws
 from controlplane.durations import format_duration
 from controlplane.models import AuditSource
 from experiments import faults, lifecycle, services
-from experiments.forms import AbortForm, DecisionForm, DrillFilterForm, DrillRequestForm, HaltForm
+from experiments.forms import (
+    AbortForm,
+    CloseLedgerRowForm,
+    DecisionForm,
+    DrillFilterForm,
+    DrillRequestForm,
+    HaltForm,
+)
 from experiments.models import (
+    OPEN_COMPENSATION_STATES,
     OUTCOME_STATES,
     Approval,
     Compensation,
@@ -345,7 +353,7 @@ def drill_new(request):
             preview = {
                 "calls": calls, "plan_hash": digest, "error": error, "region": data["region"].code,
                 "measurability": services.measurability_for(
-                    data["scenario"], data["application"], data["region"]
+                    data["application"], data["region"], hypothesis=data["scenario"].hypothesis
                 ),
             }
     else:
@@ -363,7 +371,7 @@ def drill_create(request):
     drill = form.submit(request.user, source=AuditSource.CONSOLE, request_id=request.request_id)
     if drill is not None:
         messages.success(request, f"Drill #{drill.pk} requested; an approver must approve its plan.")
-        warning = services.measurability_for(drill.scenario, drill.application, drill.region)["warning"]
+        warning = services.drill_measurability(drill)["warning"]
         if warning:
             messages.warning(request, warning)
         return _redirect(request, reverse("experiments:detail", args=[drill.pk]))
@@ -416,6 +424,13 @@ def drill_detail(request, pk):
         "approvals": approvals,
         "calls": plan_calls(drill.plan),
         "can_decide": _can_decide(request.user, drill),
+        # Outside the polled partial: a form there would be replaced while typed in.
+        "stuck_rows": (
+            [row for row in context["ledger"] if row.state in OPEN_COMPENSATION_STATES]
+            if request.user.has_perm("experiments.close_ledger_row")
+            else []
+        ),
+        "close_form": CloseLedgerRowForm(),
         **_halt_context(),
     })
     return _render(request, "experiments/drill_detail.html", context)
@@ -445,7 +460,7 @@ def _approval_page(request, drill, form, status=200):
         "can_decide": _can_decide(request.user, drill),
         "is_requester": request.user.pk == drill.requested_by_id,
         "form": form,
-        "measurability": services.measurability_for(drill.scenario, drill.application, drill.region),
+        "measurability": services.drill_measurability(drill),
         **_halt_context(),
     }
     return _render(request, "experiments/drill_approval.html", context, status=status)
@@ -514,6 +529,26 @@ def drill_abort(request, pk):
         messages.warning(request, f"Abort requested: drill #{drill.pk} reverts its faults now.")
     else:
         messages.info(request, f"Drill #{drill.pk} had already ended.")
+    return _redirect(request, reverse("experiments:detail", args=[drill.pk]))
+
+
+@login_required
+@permission_required("experiments.close_ledger_row", raise_exception=True)
+@require_POST
+def close_ledger_row(request, pk, row):
+    """An admin closes a stuck ledger row without reverting it, with a reason (audited)."""
+    drill = _get_drill_for_user(request.user, pk)
+    form = CloseLedgerRowForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, form.errors["reason"][0])
+        return _redirect(request, reverse("experiments:detail", args=[drill.pk]))
+    if not Compensation.objects.filter(pk=row, drill_id=drill.pk).exists():
+        raise Http404("No such ledger row on this drill.")
+    if services.close_ledger_row(row, request.user, form.cleaned_data["reason"], source=AuditSource.CONSOLE,
+                                 request_id=request.request_id):
+        messages.success(request, f"Ledger row {row} closed without a revert; the reaper can end the drill.")
+    else:
+        messages.info(request, f"Ledger row {row} was no longer open; nothing done.")
     return _redirect(request, reverse("experiments:detail", args=[drill.pk]))
 
 

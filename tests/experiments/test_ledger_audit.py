@@ -122,11 +122,14 @@ def test_a_revert_whose_aws_call_fails_writes_revert_failed_and_leaves_the_row_o
     drill = make_drill(app="orders", region="us-east-1", state=DrillState.RUNNING)
     row = services.inject(drill, fault, own_ssm_flag(name), deadline=deadline, worker=WORKER)
     assert row.inverse["operation"] == "DeleteParameter"  # there was no flag before
-    sandbox_aws("ssm", "us-east-1").delete_parameter(Name=name)  # someone else removed it
+    # An inverse AWS refuses (not "not found": that would close the row, see below).
+    broken = {**row.inverse, "params": {"Name": ""}}
+    Compensation.objects.filter(pk=row.pk).update(inverse=broken)
+    row.refresh_from_db()
 
     problems = services.revert_open(drill.pk, worker=WORKER)
 
-    assert len(problems) == 1 and "ParameterNotFound" in problems[0]
+    assert len(problems) == 1 and "Name" in problems[0]
     row.refresh_from_db()
     assert row.state == CompensationState.FAILED
     assert row.attempts == 1
@@ -134,10 +137,31 @@ def test_a_revert_whose_aws_call_fails_writes_revert_failed_and_leaves_the_row_o
     assert (failed.actor, failed.source, failed.object_id) == ("system", AuditSource.SYSTEM, str(drill.pk))
     assert (failed.before["state"], failed.after["state"]) == ("injected", "failed")
     assert failed.after["call"] == without_inverse(row.inverse)
-    assert "ParameterNotFound" in failed.after["error"]
     assert failed.after["worker"] == WORKER
     assert not AuditEvent.objects.filter(action="drill.fault_reverted").exists()
     assert services.open_compensations(drill.pk).get() == row
+    sandbox_aws("ssm", "us-east-1").delete_parameter(Name=name)
+
+
+def test_a_revert_whose_target_was_deleted_closes_the_row_as_gone(
+    inventory, sandbox_aws, make_drill, deadline
+):
+    name = "/audit-test/revert-gone/failure-injection"
+    fault = REGISTRY[FaultKind.SSM_FAILURE_FLAG]
+    drill = make_drill(app="orders", region="us-east-1", state=DrillState.RUNNING)
+    row = services.inject(drill, fault, own_ssm_flag(name), deadline=deadline, worker=WORKER)
+    sandbox_aws("ssm", "us-east-1").delete_parameter(Name=name)  # someone else removed it
+
+    problems = services.revert_open(drill.pk, worker=WORKER)
+
+    assert len(problems) == 1 and "target gone, nothing to revert (ParameterNotFound" in problems[0]
+    row.refresh_from_db()
+    assert row.state == CompensationState.GONE
+    gone = AuditEvent.objects.get(action="drill.revert_target_gone", after__compensation=row.pk)
+    assert (gone.before["state"], gone.after["state"]) == ("injected", "gone")
+    assert "ParameterNotFound" in gone.after["error"]
+    assert not services.open_compensations(drill.pk).exists()  # nothing left for the reaper
+    assert services.revert_open(drill.pk, worker=WORKER) == []  # and nothing retried
 
 
 def test_an_injection_call_that_fails_writes_inject_failed_and_leaves_the_row_open(
