@@ -453,6 +453,8 @@ def _approval_page(request, drill, form, status=200):
         "state": DrillState(drill.state),
         "calls": plan_calls(drill.plan),
         "plan_json": json.dumps(drill.plan, indent=2, sort_keys=True, default=str),
+        "hypothesis_json": json.dumps((drill.plan or {}).get("hypothesis", {}), indent=2, sort_keys=True),
+        "stop_conditions_json": json.dumps((drill.plan or {}).get("stop_conditions", []), indent=2),
         "previous": previous,
         "diff": plan_diff(previous.plan, drill.plan) if previous else [],
         "same_hash": previous is not None and previous.plan_hash == drill.plan_hash,

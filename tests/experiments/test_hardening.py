@@ -82,7 +82,9 @@ def _request(operator, scenario=None, app="orders", region="us-east-1", **window
 
 @pytest.mark.sandbox
 @pytest.mark.django_db(transaction=True)
-def test_the_plan_holds_the_hypothesis_stop_conditions_duration_and_vantages(world, settings, operator):
+def test_the_plan_holds_the_hypothesis_stop_conditions_duration_and_vantages(
+    world, settings, operator, approver, client_for
+):
     settings.CONTROLPLANE_PROBE_VANTAGES = ["us-east-1", "eu-central-1"]
     scenario = _own_scenario()
     drill = _request(operator, scenario)
@@ -91,6 +93,9 @@ def test_the_plan_holds_the_hypothesis_stop_conditions_duration_and_vantages(wor
     assert drill.plan["max_duration_seconds"] == scenario.max_duration.total_seconds()
     assert drill.plan["vantages"] == ["us-east-1", "eu-central-1"]
     assert plan_hash(drill.plan) == drill.plan_hash
+    page = client_for(approver).get(reverse("experiments:approval", args=[drill.pk])).content.decode()
+    assert "&quot;max_time_to_failover_seconds&quot;: 60" in page
+    assert "&quot;threshold_percent&quot;: 50" in page
     for key, value in [("hypothesis", {"max_time_to_failover_seconds": 0}), ("stop_conditions", []),
                        ("vantages", ["us-east-1"]), ("max_duration_seconds", 1)]:
         assert plan_hash({**drill.plan, key: value}) != drill.plan_hash, key
