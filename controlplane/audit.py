@@ -201,6 +201,8 @@ def rotate_key(actor, *, source=AuditSource.COMMAND):
         ring = auditkeys.keyring()
         old_kid = head.kid or ""
         if ring.path is not None:
+            # Before the row, which needs the new key. Should the transaction fail after
+            # this, the next record() signs with the new key and records the rotation itself.
             auditkeys.add_to_file(ring.path)
         elif ring.current.kid == old_kid:
             raise AuditKeyError(

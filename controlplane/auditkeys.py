@@ -182,12 +182,17 @@ def add_to_file(path):
     while kid in ring.keys:
         kid, secret = new_key()
     data["keys"][kid] = secret
-    tmp = _write_private(path, _serialise(kid, data["keys"]))
+    tmp = None
     try:
+        tmp = _write_private(path, _serialise(kid, data["keys"]))
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise AuditKeyError(f"Cannot replace the audit key file {path}: {exc.strerror}.") from None
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise AuditKeyError(
+            f"Cannot write the audit key file {path} ({exc.strerror}): rotate where it is writable "
+            f"and copy it to every host, or use {ENV_VAR}."
+        ) from None
     return kid
 
 
