@@ -141,9 +141,10 @@ def record(
 ):
     """Append one event to the chain and return it.
 
-    The first event a process signs with a new current key (CONTROLPLANE_AUDIT_KEY
-    changed, or another host rotated the key file) is preceded by an `audit.key_rotated`
-    event naming the old and the new key id, so that every change of key is on record.
+    The first event signed with a new current key that `audit_rotate_key` did not record
+    (a new first key in CONTROLPLANE_AUDIT_KEY, or a key file given a new current key by
+    hand) is preceded by an `audit.key_rotated` event naming the old and the new key id,
+    so that every change of key is on record.
     """
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
@@ -291,10 +292,6 @@ class ChainReport:
     kids: Counter = field(default_factory=Counter)  # rows signed per key id
     anchors: int = 0  # anchors that held
     problem: ChainProblem | None = None
-
-    @property
-    def ok(self):
-        return self.problem is None
 
 
 def _mac_problem(event, ring, prev_mac, last_kid, retired):
