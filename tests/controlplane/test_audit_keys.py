@@ -248,7 +248,7 @@ def test_the_migration_seals_rows_written_before_the_keyed_chain(audit_key_file)
     assert (report.checked, report.unsigned, report.problem) == (3, 2, None)
 
 
-def test_processes_starting_at_once_end_up_with_one_generated_key(tmp_path):
+def test_creators_racing_for_the_key_file_end_up_with_one_key(tmp_path):
     path = tmp_path / "audit_keys.json"
     start = threading.Barrier(8)
 
