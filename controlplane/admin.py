@@ -1,6 +1,14 @@
+"""The Django admin. Every ModelAdmin that lets a model be added, changed or deleted
+mixes in AuditedAdminMixin, so each of those writes an audit event (source "admin",
+actor the admin user, before/after); controlplane/checks.py refuses to start a process
+whose admin has one that does not."""
+
 from django.contrib import admin
+from django.contrib.admin.forms import AdminPasswordChangeForm
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.hashers import is_password_usable
 from django.contrib.auth.models import Group, User
+from django.db import transaction
 from django.forms.models import model_to_dict
 
 from controlplane import audit
@@ -124,7 +132,9 @@ class ApiTokenAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ServiceHeartbeat)
-class ServiceHeartbeatAdmin(admin.ModelAdmin):
+class ServiceHeartbeatAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    """Read-only but for deleting the row of a process that is gone for good (audited)."""
+
     list_display = ["kind", "hostname", "last_seen"]
 
     def has_add_permission(self, request):
@@ -138,9 +148,29 @@ admin.site.unregister(User)
 admin.site.unregister(Group)
 
 
+def _password_state(user):
+    return {"password": "<redacted>", "usable_password": user.has_usable_password()}
+
+
 @admin.register(User)
 class AuditedUserAdmin(AuditedAdminMixin, UserAdmin):
-    pass
+    def user_change_password(self, request, id, form_url=""):
+        """Django's page for setting another user's password saves the form itself, not
+        through save_model(): audit it here, in the same transaction."""
+        with transaction.atomic():
+            before = User.objects.filter(pk=id).values_list("password", flat=True).first()
+            response = super().user_change_password(request, id, form_url)
+            user = User.objects.filter(pk=id).first()
+            if request.method == "POST" and user is not None and user.password != before:
+                audit.record_request(
+                    request,
+                    "admin.change",
+                    source=AuditSource.ADMIN,
+                    obj=user,
+                    before={"password": "<redacted>", "usable_password": is_password_usable(before)},
+                    after={**_password_state(user), "password": "<changed>"},
+                )
+        return response
 
 
 @admin.register(Group)
@@ -148,5 +178,24 @@ class AuditedGroupAdmin(AuditedAdminMixin, GroupAdmin):
     pass
 
 
+class AuditedAdminPasswordChangeForm(AdminPasswordChangeForm):
+    """The admin site's "change my password" page: audited like every other change."""
+
+    def save(self, commit=True):
+        with transaction.atomic():
+            before = _password_state(User.objects.get(pk=self.user.pk))
+            user = super().save(commit)
+            audit.record(
+                user,
+                "admin.change",
+                source=AuditSource.ADMIN,
+                obj=user,
+                before=before,
+                after={**_password_state(user), "password": "<changed>"},
+            )
+        return user
+
+
+admin.site.password_change_form = AuditedAdminPasswordChangeForm
 admin.site.site_header = "Failover Control Plane — administration"
 admin.site.site_title = "Control plane admin"

@@ -89,3 +89,12 @@ def env_url(name, default=None, *, schemes=None):
             f"{name}={value!r}: the scheme must be one of {sorted(schemes)}."
         )
     return value
+
+
+def env_choice(name, default, *, choices):
+    value = _raw(name)
+    if value is None:
+        return default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} is not one of {sorted(choices)}.")
+    return value

@@ -39,7 +39,10 @@ class AuditSource(models.TextChoices):
 class AuditEvent(models.Model):
     """One state-changing action. Rows are chained: each stores the SHA-256 of its
     own content together with the previous row's hash, so that altering or removing
-    any row breaks the chain (see `python manage.py verify_audit`)."""
+    any row breaks the chain, and an HMAC (`mac`) of that hash and the previous row's
+    MAC made with a key that lives outside the database (`kid` names it;
+    controlplane/auditkeys.py), so that whoever can write the database but holds no key
+    cannot rewrite the chain consistently (see `python manage.py verify_audit`)."""
 
     seq = models.PositiveBigIntegerField(unique=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -54,6 +57,16 @@ class AuditEvent(models.Model):
     request_id = models.CharField(max_length=64, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    kid = models.CharField(
+        max_length=32, blank=True, default="", help_text="The key that signed the row; empty: unsigned."
+    )
+    mac = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="HMAC-SHA256 of kid, seq, hash and the previous row's MAC; empty on rows "
+        "written before the keyed chain (sealed by the first signed row after them).",
+    )
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -81,37 +94,47 @@ class AuditEvent(models.Model):
         raise AppendOnlyError("Audit events are append-only; they cannot be deleted.")
 
     def content(self):
-        """The fields the hash covers, in a canonical form."""
-        return {
-            "seq": self.seq,
-            "created_at": self.created_at.isoformat(),
-            "actor": self.actor,
-            "source": self.source,
-            "action": self.action,
-            "object_type": self.object_type,
-            "object_id": self.object_id,
-            "object_repr": self.object_repr,
-            "before": self.before,
-            "after": self.after,
-            "request_id": self.request_id,
-            "prev_hash": self.prev_hash,
-        }
+        return audit_content(self)
 
     def compute_hash(self):
-        payload = json.dumps(
-            self.content(), sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder
-        )
-        return hashlib.sha256(payload.encode()).hexdigest()
+        return audit_hash(self)
+
+
+def audit_content(event):
+    """The fields an audit row's hash covers, in a canonical form. A function of the
+    row's attributes, so that migrations can hash rows of the historical model too."""
+    return {
+        "seq": event.seq,
+        "created_at": event.created_at.isoformat(),
+        "actor": event.actor,
+        "source": event.source,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "object_repr": event.object_repr,
+        "before": event.before,
+        "after": event.after,
+        "request_id": event.request_id,
+        "prev_hash": event.prev_hash,
+    }
+
+
+def audit_hash(event):
+    payload = json.dumps(audit_content(event), sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
+    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 class AuditChainHead(models.Model):
     """A single row holding the chain's tip. Writers lock it (SELECT ... FOR UPDATE)
     so that concurrent events are chained one after another; it also lets
-    verify_audit notice when the newest rows were removed."""
+    verify_audit notice when the newest rows were removed (unless the head was reset
+    with them: anchors catch that, controlplane/anchors.py)."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     seq = models.PositiveBigIntegerField(default=0)
     hash = models.CharField(max_length=64, default="0" * 64)
+    mac = models.CharField(max_length=64, blank=True, default="")
+    kid = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         default_permissions = ()

@@ -14,7 +14,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from controlplane.env import env_bool, env_float, env_int, env_list, env_str, env_url
+from controlplane import auditkeys
+from controlplane.env import env_bool, env_choice, env_float, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CONTROLPLANE_VAR_DIR", str(BASE_DIR / "var")))
@@ -40,6 +41,34 @@ def _secret_key():
 
 
 SECRET_KEY = _secret_key()
+
+
+def _audit_keys():
+    """(AUDIT_KEY, AUDIT_KEY_FILE): where the audit log's signing keys come from
+    (controlplane/auditkeys.py). Never the database."""
+    raw = env_str(auditkeys.ENV_VAR)
+    path = env_str(auditkeys.FILE_VAR)
+    if raw and path:
+        raise ImproperlyConfigured(
+            f"Set {auditkeys.ENV_VAR} or {auditkeys.FILE_VAR}, not both: the audit keys come from one place."
+        )
+    if raw:
+        auditkeys.parse_env(raw)  # a malformed value stops the process here, named
+        return raw, None
+    if path:
+        auditkeys.read_file(path)
+        return None, Path(path)
+    if PRODUCTION:
+        raise ImproperlyConfigured(
+            f"{auditkeys.ENV_VAR} or {auditkeys.FILE_VAR} must be set when CONTROLPLANE_PRODUCTION is "
+            "true: the audit log is signed with a key kept outside the database (docs/OPERATIONS.md)."
+        )
+    path = VAR_DIR / "audit_keys.json"
+    auditkeys.create_file(path)
+    return None, path
+
+
+AUDIT_KEY, AUDIT_KEY_FILE = _audit_keys()
 
 ALLOWED_HOSTS = env_list(
     "ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]"]
@@ -281,6 +310,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=5),
         "options": {"expires": 10.0, "queue": env_str("CONTROLPLANE_DRILL_QUEUE", "celery")},
     },
+    # Writes the audit chain's head to an anchor file (and S3 with Object Lock when set),
+    # so that verify_audit --anchor notices rows removed from the end.
+    "audit-anchor": {
+        "task": "controlplane.tasks.anchor_audit_chain",
+        "schedule": timedelta(seconds=env_float("CONTROLPLANE_AUDIT_ANCHOR_INTERVAL", 3600.0, minimum=1.0)),
+        "options": {"expires": env_float("CONTROLPLANE_AUDIT_ANCHOR_INTERVAL", 3600.0, minimum=1.0)},
+    },
 }
 
 # --- Background processes (controlplane/heartbeats.py, controlplane/background.py) -----
@@ -296,6 +332,19 @@ if CONTROLPLANE_HEARTBEAT_TIMEOUT_SECONDS <= 2 * CONTROLPLANE_HEARTBEAT_SECONDS:
         f"than twice CONTROLPLANE_HEARTBEAT_SECONDS={CONTROLPLANE_HEARTBEAT_SECONDS}: a live process "
         "would be shown dead between two of its heartbeats."
     )
+
+# --- Audit log anchors (controlplane/anchors.py, docs/OPERATIONS.md) -----------------
+# Beat appends the chain's head to AUDIT_ANCHOR_DIR/audit-anchors.jsonl this often and,
+# when a bucket is set, puts it to S3 under Object Lock for the retention below.
+AUDIT_ANCHOR_INTERVAL = env_float("CONTROLPLANE_AUDIT_ANCHOR_INTERVAL", 3600.0, minimum=1.0)
+AUDIT_ANCHOR_DIR = Path(env_str("CONTROLPLANE_AUDIT_ANCHOR_DIR", str(VAR_DIR / "anchors")))
+AUDIT_ANCHOR_S3_BUCKET = env_str("CONTROLPLANE_AUDIT_ANCHOR_S3_BUCKET", "")
+AUDIT_ANCHOR_S3_REGION = env_str("CONTROLPLANE_AUDIT_ANCHOR_S3_REGION", "us-east-1")
+AUDIT_ANCHOR_S3_PREFIX = env_str("CONTROLPLANE_AUDIT_ANCHOR_S3_PREFIX", "audit-anchors/")
+AUDIT_ANCHOR_S3_LOCK_MODE = env_choice(
+    "CONTROLPLANE_AUDIT_ANCHOR_S3_LOCK_MODE", "COMPLIANCE", choices={"COMPLIANCE", "GOVERNANCE"}
+)
+AUDIT_ANCHOR_S3_RETENTION_DAYS = env_int("CONTROLPLANE_AUDIT_ANCHOR_S3_RETENTION_DAYS", 400, minimum=1)
 
 # --- Drills (docs/DRILLS.md) -------------------------------------------------------
 # The queue drill runs and the reaper go to (tests give each run its own).

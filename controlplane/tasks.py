@@ -1,7 +1,13 @@
+import logging
+
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
+from controlplane import anchors
 from controlplane.models import ServiceHeartbeat
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task
@@ -11,3 +17,18 @@ def worker_ping(hostname_label):
     ServiceHeartbeat.objects.update_or_create(
         kind=ServiceHeartbeat.Kind.WORKER, hostname=hostname_label, defaults={"last_seen": timezone.now()}
     )
+
+
+@shared_task
+def anchor_audit_chain():
+    """Beat: append the audit chain's head to the local anchor file and, when a bucket is
+    set, put it to S3 under Object Lock (controlplane/anchors.py). The local file is
+    written first, so an S3 failure (raised: the task fails and the worker logs it)
+    still leaves the anchor on disk."""
+    anchor = anchors.take()
+    path = anchors.append(anchors.default_path(), anchor)
+    logger.info("audit anchor at seq %s appended to %s", anchor["seq"], path)
+    if settings.AUDIT_ANCHOR_S3_BUCKET:
+        key = anchors.put_s3(anchor)
+        logger.info("audit anchor at seq %s put to s3://%s/%s", anchor["seq"],
+                    settings.AUDIT_ANCHOR_S3_BUCKET, key)

@@ -159,6 +159,19 @@ class _Echo:
         return value
 
 
+# A spreadsheet reads a cell that starts with one of these as a formula (or, after tab
+# and CR, may drop them and then read one). OWASP "CSV Injection": prefix a single quote.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """`value` as a CSV cell a spreadsheet shows as text: cells that start like a formula
+    get a leading single quote. (The export is for reading; verify_audit checks the
+    database, not the CSV.)"""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
 @login_required
 @permission_required("controlplane.export_auditevent", raise_exception=True)
 @require_GET
@@ -168,7 +181,7 @@ def audit_csv(request):
     writer = csv.writer(_Echo())
     header = [
         "seq", "created_at", "actor", "source", "action", "object_type", "object_id",
-        "object_repr", "before", "after", "request_id", "prev_hash", "hash",
+        "object_repr", "before", "after", "request_id", "prev_hash", "hash", "kid", "mac",
     ]
 
     def rows():
@@ -176,11 +189,14 @@ def audit_csv(request):
         for e in events.order_by("seq").iterator(chunk_size=1000):
             yield writer.writerow(
                 [
-                    e.seq, e.created_at.isoformat(), e.actor, e.source, e.action,
-                    e.object_type, e.object_id, e.object_repr,
-                    "" if e.before is None else json.dumps(e.before, sort_keys=True),
-                    "" if e.after is None else json.dumps(e.after, sort_keys=True),
-                    e.request_id, e.prev_hash, e.hash,
+                    csv_cell(value)
+                    for value in (
+                        e.seq, e.created_at.isoformat(), e.actor, e.source, e.action,
+                        e.object_type, e.object_id, e.object_repr,
+                        None if e.before is None else json.dumps(e.before, sort_keys=True),
+                        None if e.after is None else json.dumps(e.after, sort_keys=True),
+                        e.request_id, e.prev_hash, e.hash, e.kid, e.mac,
+                    )
                 ]
             )
 

@@ -4,11 +4,12 @@ ledger are read-only here, because their state changes go through experiments.se
 
 from django.contrib import admin
 
+from controlplane.admin import AuditedAdminMixin
 from experiments.models import Approval, Compensation, Drill, Scenario
 
 
 @admin.register(Scenario)
-class ScenarioAdmin(admin.ModelAdmin):
+class ScenarioAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["slug", "name", "fault_kind", "architecture", "max_duration", "built_in"]
     list_filter = ["fault_kind", "architecture", "built_in"]
     search_fields = ["slug", "name"]

@@ -24,7 +24,8 @@ def test_each_event_is_chained_to_the_previous_one():
     assert second.prev_hash == first.hash
     assert third.prev_hash == second.hash
     assert [e.seq for e in (first, second, third)] == [1, 2, 3]
-    assert audit.verify_chain() == (3, None)
+    report = audit.verify_chain()
+    assert (report.checked, report.problem) == (3, None)
 
 
 def test_events_cannot_be_updated_through_the_orm():
@@ -90,8 +91,9 @@ def test_verify_audit_notices_that_the_newest_rows_were_removed():
 
 
 def test_verify_audit_catches_a_rehashed_forgery():
-    """Recomputing the forged row's own hash is not enough: the next row still
-    points at the original."""
+    """Recomputing the forged row's own hash is not enough: its MAC, made with a key
+    the forger does not hold, no longer verifies (and the next row still points at the
+    original)."""
     events = _events(3)
     forged = AuditEvent.objects.get(pk=events[1].pk)
     forged.actor = "mallory"
@@ -101,9 +103,10 @@ def test_verify_audit_catches_a_rehashed_forgery():
             f"UPDATE {AuditEvent._meta.db_table} SET actor = %s, hash = %s WHERE id = %s",
             ["mallory", new_hash, forged.pk],
         )
-    checked, problem = audit.verify_chain()
-    assert checked == 2
-    assert problem.seq == 3
+    report = audit.verify_chain()
+    assert report.checked == 1
+    assert report.problem.seq == 2
+    assert "MAC does not verify" in report.problem.message
 
 
 @pytest.mark.django_db(transaction=True)
@@ -126,4 +129,5 @@ def test_concurrent_writers_produce_one_unbroken_chain():
     for t in threads:
         t.join()
     assert errors == []
-    assert audit.verify_chain() == (20, None)
+    report = audit.verify_chain()
+    assert (report.checked, report.problem) == (20, None)

