@@ -28,7 +28,7 @@ MUTATING = {
     "logout", "regions:discover",
     "experiments:create", "experiments:halt", "experiments:clear-halt", "experiments:approve",
     "experiments:reject", "experiments:abort", "experiments:scenario-create",
-    "experiments:scenario-save",
+    "experiments:scenario-save", "experiments:close-ledger-row",
     "api-drills", "api-drill-approve", "api-drill-reject", "api-drill-abort", "api-halt",
 }
 # Mutating, yet open to every signed-in user whatever their role.
@@ -107,6 +107,7 @@ def values(db):
         "url": "no-such-page/",
         # drills (no such drill or scenario: the role checks answer before the lookup)
         "pk": 999999,
+        "row": 999999,
         "slug": "fail-region-health-check",
     }
 
