@@ -14,7 +14,7 @@ Sources (all through `controlplane.aws`, one client factory):
 - ARC `GetRoutingControlState` at the cluster's endpoints -> On / Off.
 
 Nothing here runs in a request: the console and the API read the rows
-(`regions.monitoring.load_status`). `observation_reasons` and `apply_observations` are
+(`regions.monitoring.load_picture`). `observation_reasons` and `apply_observations` are
 pure: the status loader passes the observations in.
 """
 

@@ -122,13 +122,6 @@ def targets_for_keys(keys):
     return targets
 
 
-def all_targets():
-    """Every probe target of every application."""
-    apps = Application.objects.exclude(global_endpoint_url="").values_list("pk", flat=True)
-    stacks = Stack.objects.exclude(health_url="").values_list("pk", flat=True)
-    return targets_for_keys([f"a:{pk}" for pk in apps] + [f"s:{pk}" for pk in stacks])
-
-
 def serving_by_vantage(application_id, now, within=timedelta(seconds=60)):
     """{vantage: the latest probe of the application's global endpoint from that vantage
     within `within` of `now`} as (served region or "", ok, at): which region each vantage's
@@ -352,7 +345,8 @@ def fold_stored_samples(since, until=None):
     `store_results`; returns (samples read, `until`).
 
     For samples that reached the table another way than `store_results` (a bulk load, a
-    restore), and for rebuilding the states from the raw window. Samples no newer than
+    restore), and for rebuilding the states from the raw window: `manage.py
+    rebuild_target_states`. Samples no newer than
     a target's latest folded one are skipped, so folding a window twice changes nothing."""
     until = until or timezone.now()
     rows = list(
@@ -526,19 +520,6 @@ def prune(now, *, batch_size=2000, max_batches=500):
 # --- status loader -----------------------------------------------------------------
 
 
-def load_status(now=None, *, application_ids=None):
-    """{application id: status.ApplicationStatus} for every application (or the given ones).
-
-    Four queries whatever the number of applications and stacks: applications, stacks,
-    the TargetState rows (each target's hysteresis state per vantage, kept by
-    store_results: nothing is replayed here), and the latest lag sample per (source,
-    receiving, method). Ordered by application name. The status from the probes and the
-    lag only: `load_picture` adds AWS's own view (one more query), the effective routing
-    and drift; the console and the API use that."""
-    pictures = load_picture(now, application_ids=application_ids, aws_view=False)
-    return {pk: picture.status for pk, picture in pictures.items()}
-
-
 @dataclasses.dataclass
 class Picture:
     """One application as the console and the API show it: computed status (with AWS's
@@ -588,8 +569,12 @@ def _component_views(app_ids):
 
 
 def load_picture(now=None, *, application_ids=None, aws_view=True):
-    """{application id: Picture}: `load_status`'s four queries, plus one for the
-    components and their AWS observations (unless `aws_view` is False): AWS's reasons
+    """{application id: Picture} for every application (or the given ones), ordered by
+    name. Four queries whatever the number of applications and stacks (applications,
+    stacks, the TargetState rows: each target's hysteresis state per vantage, kept by
+    store_results, so nothing is replayed here; the latest lag sample per (source,
+    receiving, method)), plus one for the components and their AWS observations (unless
+    `aws_view` is False: the status from the probes and the lag only): AWS's reasons
     folded into the status (regions.aws_health.apply_observations), routing, drift."""
     from regions import aws_health, drift, routing
 

@@ -1,6 +1,6 @@
 """Status is a pure function of recent samples, thresholds and `now`.
 
-Nothing here touches the database or the clock: `regions.monitoring.load_status` fetches
+Nothing here touches the database or the clock: `regions.monitoring.load_picture` fetches
 the samples (a constant number of queries) and calls `application_status` for each
 application. Tests call these functions with explicit samples and an explicit `now`.
 
@@ -11,8 +11,8 @@ Levels, each a `Verdict` (status + a human reason):
   failures to go unhealthy, `successes` consecutive successes to come back; a failure
   short of the threshold shows as degraded; no sample for `stale_after` -> unknown
   (`track_verdict`). The probe workers keep each target's Track up to date as they store
-  its samples (regions.monitoring.store_results); `target_status` replays a list of
-  samples into one, for callers that have samples.
+  its samples (regions.monitoring.store_results); the status reads those Tracks and
+  replays nothing.
 - stack health: the vantages that have fresh data; all healthy -> healthy, all unhealthy
   -> unhealthy, a mix -> degraded. A silent vantage is ignored while another one speaks
   (a dead probe worker is not a dead region).
@@ -93,7 +93,6 @@ class Thresholds:
     stale_after: timedelta | None = None  # default: stale_intervals x interval
     lag_degraded: timedelta = timedelta(seconds=2)
     lag_stale: timedelta = timedelta(minutes=5)
-    window: int = 20  # samples replayed per target
 
     @property
     def stale(self):
@@ -186,10 +185,9 @@ def describe_sample(sample, label="/health"):
 def describe_run(run, label="/health"):
     """A Run of consecutive failures in words: "3 consecutive 503 from /health", ..."""
     latest = run.latest
-    shown = run.count + run.at_least  # the failure just before a replayed window counts
-    if shown == 1:
+    if run.count == 1:
         return describe_sample(latest, label)
-    count = f"≥ {shown}" if run.at_least else f"{shown}"
+    count = run.count
     if run.same and latest.status_code and latest.error_class != ErrorClass.BAD_BODY:
         return f"{count} consecutive {latest.status_code} from {label}"
     if run.same and latest.error_class == ErrorClass.TIMEOUT:
@@ -210,17 +208,9 @@ class Run(NamedTuple):
     count: int
     same: bool  # every failure of the run had the latest's error class and status code
     latest: Sample
-    # The replayed samples start inside the run (a failure just before the window):
-    # its count reads "≥ count + 1".
-    at_least: bool = False
 
     def add(self, sample):
-        return Run(
-            self.count + 1,
-            self.same and _failure_key(sample) == _failure_key(self.latest),
-            sample,
-            self.at_least,
-        )
+        return Run(self.count + 1, self.same and _failure_key(sample) == _failure_key(self.latest), sample)
 
 
 class Track(NamedTuple):
@@ -254,20 +244,6 @@ def fold(track, sample, thresholds):
     return Track(status, 0, run, sample)
 
 
-def replay(samples, thresholds, *, before=None):
-    """The Track of a target from its samples in time order, starting undecided. `before`:
-    the sample just before them, if any (a run of failures that starts with the first
-    sample then reads "≥ n consecutive": it may go back further)."""
-    track = Track()
-    for index, sample in enumerate(samples):
-        track = fold(track, sample, thresholds)
-        if index == 0 and before is not None and not before.ok and not sample.ok:
-            track = track._replace(
-                run=Run(1, _failure_key(before) == _failure_key(sample), sample, at_least=True)
-            )
-    return track
-
-
 NO_SAMPLES = Verdict(HealthStatus.UNKNOWN, "no samples yet")
 
 
@@ -297,22 +273,6 @@ def track_verdict(track, thresholds, now, *, label="/health"):
     return Verdict(HealthStatus.HEALTHY, describe_sample(newest, label), newest)
 
 
-def target_status(samples, thresholds, now, *, label="/health"):
-    """The Verdict for one target seen from one vantage, from its recent samples.
-
-    `samples` in any order; only the newest `thresholds.window` are replayed. A sample
-    just before the window, if given, only tells whether a run of failures that fills
-    the whole window goes back further (its count then reads "≥ n consecutive")."""
-    if not samples:
-        return NO_SAMPLES
-    ordered = sorted(samples, key=lambda s: s.at)
-    window = ordered[-thresholds.window :]
-    before = ordered[-thresholds.window - 1] if len(ordered) > thresholds.window else None
-    if now - window[-1].at > thresholds.stale:  # nothing to replay
-        return track_verdict(Track(last=window[-1]), thresholds, now, label=label)
-    return track_verdict(replay(window, thresholds, before=before), thresholds, now, label=label)
-
-
 def combine_vantages(verdicts):
     """One Verdict from several vantages' Verdicts for the same target ({vantage: Verdict})."""
     if not verdicts:
@@ -337,20 +297,12 @@ def combine_vantages(verdicts):
     return Verdict(HealthStatus.DEGRADED, "; ".join(bad), newest)
 
 
-def vantage_verdict(seen, thresholds, now, *, label="/health"):
-    """The Verdict of one target from one vantage: `seen` is its Track (kept by the
-    probe workers) or a list of its recent Samples (replayed)."""
-    if isinstance(seen, Track):
-        return track_verdict(seen, thresholds, now, label=label)
-    return target_status(seen, thresholds, now, label=label)
-
-
 def stack_health(seen_by_vantage, thresholds, now, *, label="/health"):
-    """The Verdict for a stack's /health from {vantage: Track or [Sample, ...]}."""
+    """The Verdict for a stack's /health from {vantage: Track}."""
     if not seen_by_vantage:
         return NO_SAMPLES
     return combine_vantages(
-        {v: vantage_verdict(seen, thresholds, now, label=label) for v, seen in seen_by_vantage.items()}
+        {v: track_verdict(track, thresholds, now, label=label) for v, track in seen_by_vantage.items()}
     )
 
 
@@ -454,10 +406,9 @@ def application_status(
     """The whole status of one application.
 
     - `stacks`: [(stack_id, region_code, in_rotation), ...]
-    - `health_samples`: {stack_id: {vantage: Track or [Sample, ...]}} (missing stacks
-      have none)
+    - `health_samples`: {stack_id: {vantage: Track}} (missing stacks have none)
     - `lags`: [Lag, ...], the latest per (source, receiving, method) for this application
-    - `global_samples`: {vantage: Track or [Sample, ...]} for the global endpoint, or None when the
+    - `global_samples`: {vantage: Track} for the global endpoint, or None when the
       application has no global endpoint URL."""
     by_receiving = {}
     for lag in lags:

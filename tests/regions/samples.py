@@ -20,3 +20,22 @@ def store_samples(samples):
             )
         )
     return sum(monitoring.store_results(results, vantage) for vantage, results in by_vantage.items())
+
+
+def replay(samples, thresholds):
+    """The oracle for the status engine's incremental state: the Track of a target from
+    its samples, folded in time order from undecided (what store_results keeps, one
+    sample at a time, in TargetState)."""
+    from regions.status import Track, fold
+
+    track = Track()
+    for sample in sorted(samples, key=lambda s: s.at):
+        track = fold(track, sample, thresholds)
+    return track
+
+
+def load_status(now=None, *, application_ids=None):
+    """{application id: ApplicationStatus} from the probes and the lag only (what the
+    console and the API read, without AWS's own view)."""
+    pictures = monitoring.load_picture(now, application_ids=application_ids, aws_view=False)
+    return {pk: picture.status for pk, picture in pictures.items()}

@@ -49,7 +49,7 @@ def test_a_paused_replica_is_reported_not_replicated_after_the_timeout(orders, s
     assert (item.source_region, item.receiving_region) == ("us-east-1", "us-west-2")
     assert item.replicated is False
     assert item.lag_ms == 1500
-    status = monitoring.load_status(application_ids=[orders.pk])[orders.pk]
+    status = monitoring.load_picture(application_ids=[orders.pk], aws_view=False)[orders.pk].status
     west_status = next(r for r in status.regions if r.region == "us-west-2")
     assert west_status.replication.status == HealthStatus.UNHEALTHY
     assert "canary from us-east-1 not replicated after 1.5 s" in west_status.replication.reason

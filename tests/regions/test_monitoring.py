@@ -21,7 +21,7 @@ from regions.models import (
     TargetState,
 )
 from regions.status import HealthStatus
-from tests.regions.samples import store_samples
+from tests.regions.samples import load_status, replay, store_samples
 
 NOW = datetime(2026, 11, 29, 12, 0, 30, tzinfo=UTC)
 MINUTE = datetime(2026, 11, 29, 11, 58, tzinfo=UTC)
@@ -159,7 +159,7 @@ def test_load_status_computes_the_application_picture(app):
     LagSample.objects.create(application=app, source_region="us-east-1", receiving_region="us-east-3",
                              at=NOW - timedelta(seconds=20), lag_ms=100, method=LagMethod.METRIC)
 
-    status = monitoring.load_status(NOW)[app.pk]
+    status = load_status(NOW)[app.pk]
 
     assert status.status == HealthStatus.DEGRADED
     regions = {r.region: r for r in status.regions}
@@ -174,7 +174,7 @@ def test_load_status_computes_the_application_picture(app):
 def test_load_status_says_how_long_a_silent_stack_has_been_silent(app):
     stacks = make_stacks(app, 1)
     fill(app, stacks, [[True]], now=NOW - timedelta(hours=1))
-    status = monitoring.load_status(NOW)[app.pk]
+    status = load_status(NOW)[app.pk]
     assert status.status == HealthStatus.UNKNOWN
     assert status.regions[0].reason == "no sample for 1 h"
 
@@ -184,12 +184,12 @@ def test_load_status_honours_the_application_probe_interval(app):
     app.save()
     stacks = make_stacks(app, 1)
     fill(app, stacks, [[True]], now=NOW - timedelta(seconds=40))
-    assert monitoring.load_status(NOW)[app.pk].status == HealthStatus.HEALTHY  # stale after 60 s
+    assert load_status(NOW)[app.pk].status == HealthStatus.HEALTHY  # stale after 60 s
 
 
 def queries_for_load_status():
     with CaptureQueriesContext(connection) as ctx:
-        result = monitoring.load_status(NOW)
+        result = load_status(NOW)
     return len(ctx.captured_queries), result
 
 
@@ -214,7 +214,7 @@ def test_load_status_query_count_does_not_grow_with_stacks(db):
 
 
 def test_store_results_folds_each_sample_into_the_target_state(app):
-    from regions.status import Thresholds, replay
+    from regions.status import Thresholds
 
     stack = make_stacks(app, 1)[0]
     rows = [
@@ -230,7 +230,7 @@ def test_store_results_folds_each_sample_into_the_target_state(app):
     assert (state.run_status_code, state.run_error_class, state.run_latency_ms) == (503, "http_5xx", 19.0)
     # the same state as replaying every sample at once
     every = replay([monitoring.Sample(r.at, r.ok, r.status_code, r.latency_ms, r.error_class) for r in rows],
-                   Thresholds())
+                   Thresholds())  # the oracle: every sample folded at once
     stored = TargetState.objects.values_list(*monitoring._TRACK_COLUMNS).get()
     assert monitoring.track_from_row(*stored) == every
     # read from the state alone: applications, stacks, target states, lag samples
@@ -249,7 +249,7 @@ def test_a_late_sample_is_stored_but_does_not_move_the_state_back(app):
     state = TargetState.objects.get()
     assert (state.status, state.run_count, state.last_at) == ("unhealthy", 2, NOW)
     assert HealthSample.objects.count() == 3
-    assert monitoring.load_status(NOW)[app.pk].regions[0].reason == "2 consecutive 503 from /health"
+    assert load_status(NOW)[app.pk].regions[0].reason == "2 consecutive 503 from /health"
 
 
 def test_a_target_without_a_state_row_reads_no_samples_yet(app):
@@ -286,7 +286,7 @@ def test_the_state_counts_whole_runs_of_failures(app):
         [True] * 20 + [False] * 4 + [True],  # recovering
     ])
 
-    regions = {r.region: r for r in monitoring.load_status(NOW)[app.pk].regions}
+    regions = {r.region: r for r in load_status(NOW)[app.pk].regions}
 
     assert regions["us-east-1"].status == HealthStatus.UNHEALTHY
     assert regions["us-east-1"].reason == "12 consecutive 503 from /health"
@@ -316,3 +316,21 @@ def test_samples_stored_raw_are_folded_into_the_same_states_as_store_results_mak
     # Folding the same window again moves nothing back or forward.
     monitoring.fold_stored_samples(NOW - timedelta(minutes=1), NOW)
     assert TargetState.objects.filter(stack=stacks[1]).values(*columns).get() == folded
+
+
+def test_rebuild_target_states_folds_samples_that_arrived_around_the_probes(app):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+    from django.utils import timezone
+
+    stack = make_stacks(app, 1)[0]
+    now = timezone.now()
+    HealthSample.objects.bulk_create(  # a restore: raw rows, no TargetState
+        [sample(stack, now - timedelta(seconds=2 * n), ok=False) for n in range(3)]
+    )
+    assert not TargetState.objects.exists()
+    call_command("rebuild_target_states", minutes=1)
+    state = TargetState.objects.get(stack=stack)
+    assert (state.status, state.run_count) == ("unhealthy", 3)
+    with pytest.raises(CommandError, match="at most a week"):
+        call_command("rebuild_target_states", minutes=0)
