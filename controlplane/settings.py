@@ -6,6 +6,7 @@ CONTROLPLANE_PRODUCTION=true and the URLs; SECRET_KEY and ALLOWED_HOSTS are then
 """
 
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -364,6 +365,19 @@ AWS_ENDPOINT_URL = env_url("CONTROLPLANE_AWS_ENDPOINT_URL", schemes={"http", "ht
 AWS_MAX_ATTEMPTS = env_int("CONTROLPLANE_AWS_MAX_ATTEMPTS", 5, minimum=1)
 AWS_CONNECT_TIMEOUT = env_float("CONTROLPLANE_AWS_CONNECT_TIMEOUT", 3.0, minimum=0.1)
 AWS_READ_TIMEOUT = env_float("CONTROLPLANE_AWS_READ_TIMEOUT", 10.0, minimum=0.1)
+# Region codes accepted although the installed botocore does not know them (a region AWS
+# opened after that release); every other code must be one of botocore's
+# (regions.models.region_code_validator). Comma-separated, e.g. "xx-newplace-1".
+CONTROLPLANE_EXTRA_REGIONS = env_list("CONTROLPLANE_EXTRA_REGIONS")
+for _code in CONTROLPLANE_EXTRA_REGIONS:
+    if not re.fullmatch(r"[a-z]{2,4}(-[a-z]+)?-[a-z]+-\d{1,2}", _code):
+        raise ImproperlyConfigured(
+            f"CONTROLPLANE_EXTRA_REGIONS: {_code!r} is not a region code such as us-east-1."
+        )
+# Inventory files larger than this are refused before they are parsed (docs/INVENTORY.md).
+CONTROLPLANE_INVENTORY_MAX_BYTES = env_int(
+    "CONTROLPLANE_INVENTORY_MAX_BYTES", 5 * 1024 * 1024, minimum=1024
+)
 # Tag keys that mark a resource as part of an application's regional stack.
 DISCOVERY_TAG_KEY = env_str("CONTROLPLANE_DISCOVERY_TAG", "controlplane:application")
 SANDBOX_STATE_FILE = VAR_DIR / "sandbox.json"

@@ -85,3 +85,12 @@ def test_the_audit_log_cannot_be_changed_or_deleted_in_the_admin(client_for, adm
     assert audit.verify_chain() == (1, None)
     response = client.get(reverse("admin:controlplane_auditevent_delete", args=[event.pk]))
     assert response.status_code == 403
+
+
+def test_the_admin_refuses_a_region_code_that_aws_does_not_have(client_for, admin):
+    response = client_for(admin).post(reverse("admin:regions_region_add"), {"code": "zz-mars-1"})
+
+    assert response.status_code == 200
+    assert "zz-mars-1 is not an AWS region known to botocore" in response.content.decode()
+    assert not Region.objects.exists()
+    assert not AuditEvent.objects.filter(action="admin.add").exists()
