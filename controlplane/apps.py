@@ -4,3 +4,7 @@ from django.apps import AppConfig
 class ControlplaneConfig(AppConfig):
     name = "controlplane"
     verbose_name = "Control plane"
+
+    def ready(self):
+        # Connects the audit of sign-in lockouts to django-axes' signal.
+        from controlplane import login  # noqa: F401

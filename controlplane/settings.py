@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "axes",
     "controlplane",
     "regions",
     "experiments",
@@ -76,6 +77,8 @@ MIDDLEWARE = [
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "controlplane.middleware.RequestIdMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "controlplane.urls"
@@ -123,6 +126,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# django-axes first: it refuses a locked-out username or address before the password is
+# checked (every credential check: the console's and the admin's login forms).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "regions:overview"
@@ -177,6 +186,31 @@ if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Health probes from load balancers must not be redirected to HTTPS.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# --- Sign-in throttling (django-axes; controlplane/login.py, docs/OPERATIONS.md) -------
+# After CONTROLPLANE_LOGIN_FAILURE_LIMIT failed sign-ins for one username (from any
+# address), or from one address (for any usernames), that username or address is refused,
+# right password or not, for CONTROLPLANE_LOGIN_COOLOFF_MINUTES; `manage.py unlock_login`
+# lifts it sooner.
+AXES_FAILURE_LIMIT = env_int("CONTROLPLANE_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(
+    minutes=env_float("CONTROLPLANE_LOGIN_COOLOFF_MINUTES", 15.0, minimum=0.1)
+)
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+# The cool-off runs from the lockout: attempts while locked out are refused, not counted.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Attempts expire with the cool-off; a success does not reset them (else an attacker
+# with an account of their own could clear their address's count between guesses).
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_CALLABLE = "controlplane.login.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "controlplane.login.client_ip"
+# Sign-ins and lockouts are in the audit log; axes keeps only its attempt counters, and
+# its admin pages stay off (unlocking is `manage.py unlock_login`, audited).
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ADMIN = False
+# Proxies in front of the console that append the client's address to X-Forwarded-For
+# (0: REMOTE_ADDR is the client). Used for per-address sign-in throttling.
+CONTROLPLANE_TRUSTED_PROXY_COUNT = env_int("CONTROLPLANE_TRUSTED_PROXY_COUNT", 0, minimum=0)
 
 # --- Celery ---------------------------------------------------------------------
 if (env_str("CONTROLPLANE_BROKER_URL") or "").startswith("filesystem:"):
@@ -388,5 +422,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"botocore": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+    "loggers": {
+        "botocore": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+        # django-axes says "BEGIN version ..." at INFO in every process; failures stay WARNING.
+        "axes.apps": {"level": "WARNING"},
+    },
 }
