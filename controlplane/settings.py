@@ -219,6 +219,8 @@ if (env_str("CONTROLPLANE_BROKER_URL") or "").startswith("filesystem:"):
         "crashes consumers and loses or duplicates messages when several processes share it "
         "(kombu issue #1551). Use localfs:// (controlplane/broker.py): the same folders, safe."
     )
+# Seconds a broker connect or command may take before it counts as failed (Redis).
+CONTROLPLANE_BROKER_TIMEOUT = env_float("CONTROLPLANE_BROKER_TIMEOUT", 2.0, minimum=1.5)
 # Not BROKER_URL: the celery command reads that name itself and it would override.
 CELERY_BROKER_URL = env_url(
     "CONTROLPLANE_BROKER_URL",
@@ -245,6 +247,13 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Above the longest drill, so a slow acks_late task is not handed out twice.
         "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 7200, minimum=60),
+        # Without these a Redis that accepts connections but never answers (a hung
+        # server, a half-open connection after a failover) blocks a publish, and the
+        # console request that makes it, until the OS gives up (minutes). The read
+        # timeout stays above kombu's 1 s BRPOP timeout, so idle consumers do not time out.
+        "socket_timeout": CONTROLPLANE_BROKER_TIMEOUT,
+        "socket_connect_timeout": CONTROLPLANE_BROKER_TIMEOUT,
+        "socket_keepalive": True,
     }
 # The database row is the truth the console reads; results are never stored.
 CELERY_TASK_IGNORE_RESULT = True
@@ -253,13 +262,18 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A down broker must not hang a console request: give up publishing quickly (work that
-# must not be lost, like a queued drill, is kept in the database and resent).
+# A down or silent broker must not hang a console request: a publish makes at most two
+# attempts (the second on a fresh connection, which is what a restarted Redis needs),
+# each bounded by CONTROLPLANE_BROKER_TIMEOUT, so it gives up within ~2x that (4 s by
+# default). Work that must not be lost, like a queued drill, is kept in the database and
+# sent again by the reaper (experiments/lifecycle.py dispatch).
+CELERY_BROKER_CONNECTION_TIMEOUT = CONTROLPLANE_BROKER_TIMEOUT
+CELERY_TASK_PUBLISH_RETRY = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
-    "max_retries": 2,
+    "max_retries": 1,
     "interval_start": 0,
     "interval_step": 0.2,
-    "interval_max": 0.5,
+    "interval_max": 0.2,
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
