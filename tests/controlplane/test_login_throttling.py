@@ -188,3 +188,36 @@ def test_the_client_address_trusts_only_the_configured_proxies(proxies, forwarde
 def test_the_rest_of_the_suite_signs_in_with_force_login_or_the_form(client_for, viewer):
     # force_login bypasses authenticate(); it must keep working under axes.
     assert _signed_in(client_for(viewer))
+
+
+NEW_PASSWORD = "a-new-long-passphrase"
+
+
+def _change_own_password(client, old):
+    return client.post(
+        reverse("admin:password_change"),
+        {"old_password": old, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
+        REMOTE_ADDR="10.0.0.1",
+    )
+
+
+def test_wrong_old_passwords_on_the_admin_password_page_count_toward_the_lockout(client_for, admin, settings):
+    settings.AXES_FAILURE_LIMIT = 3
+    client = client_for(admin)
+    responses = [_change_own_password(client, "guess") for _ in range(3)]
+
+    assert [r.status_code for r in responses] == [200, 200, 429]
+    assert "Too many failed sign-ins" in responses[-1].content.decode()
+    locked = _change_own_password(client, PASSWORD)  # the right one is refused too
+    assert locked.status_code == 429
+    assert not admin.__class__.objects.get(pk=admin.pk).check_password(NEW_PASSWORD)
+    event = AuditEvent.objects.get(action="auth.lockout")
+    assert (event.source, event.after["username"]) == (AuditSource.ADMIN, admin.username)
+    assert _sign_in(client.__class__(), admin.username, PASSWORD).status_code == 429
+
+
+def test_the_admin_password_page_still_changes_the_password(client_for, admin):
+    response = _change_own_password(client_for(admin), PASSWORD)
+
+    assert response.status_code == 302
+    assert admin.__class__.objects.get(pk=admin.pk).check_password(NEW_PASSWORD)
