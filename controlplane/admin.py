@@ -3,7 +3,7 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.forms.models import model_to_dict
 
-from controlplane import audit
+from controlplane import audit, login
 from controlplane.models import ApiToken, AuditEvent, AuditSource, ServiceHeartbeat
 
 # Fields never copied into the audit log.
@@ -148,5 +148,7 @@ class AuditedGroupAdmin(AuditedAdminMixin, GroupAdmin):
     pass
 
 
+# The admin's own "change my password" counts toward sign-in lockout (controlplane/login.py).
+login.throttle_password_change(admin.site)
 admin.site.site_header = "Failover Control Plane — administration"
 admin.site.site_title = "Control plane admin"

@@ -6,7 +6,7 @@ address (for any username) for settings.AXES_COOLOFF_TIME, the right password in
 Its backend sits first in AUTHENTICATION_BACKENDS, so every password check through
 `django.contrib.auth.authenticate(request, ...)` is covered: the console's login form
 and the admin's. The one password check outside `authenticate()`, the admin's "change my
-password" (its old password), goes through `admin_password_change`.
+password" (its old password), is wrapped by `throttle_password_change`.
 
 This module gives axes what is ours: the client address (`client_ip`, honouring
 CONTROLPLANE_TRUSTED_PROXY_COUNT), the page a locked-out sign-in gets
@@ -21,7 +21,6 @@ from axes.handlers.proxy import AxesProxyHandler
 from axes.models import AccessAttempt
 from axes.signals import user_locked_out
 from django.conf import settings
-from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.signals import user_login_failed
@@ -132,17 +131,22 @@ def record_lockout(sender, request, username, ip_address, **kwargs):
     )
 
 
-def admin_password_change(request):
-    """The admin's "change my password" page, counted like a sign-in: its old-password
-    check is outside `authenticate()`, so a wrong one is reported to axes as a failed
-    sign-in (`user_login_failed`, with the request), and a locked username or address
-    gets the lockout page instead of another guess. Routed in place of the admin's own
-    URL (controlplane/urls.py), behind `admin.site.admin_view`."""
-    credentials = {"username": request.user.get_username()}
-    if request.method == "POST" and not AxesProxyHandler.is_allowed(request, credentials):
-        return lockout_response(request, credentials=credentials)
-    response = admin.site.password_change(request)
-    form = (getattr(response, "context_data", None) or {}).get("form")
-    if request.method == "POST" and form is not None and "old_password" in form.errors:
-        user_login_failed.send(sender=__name__, credentials=credentials, request=request)
-    return response
+def throttle_password_change(site):
+    """Count `site`'s "change my password" page like a sign-in: its old-password check is
+    outside `authenticate()`, so a wrong one is reported to axes as a failed sign-in
+    (`user_login_failed`, with the request), and a locked username or address gets the
+    lockout page instead of another guess. Called once for the admin site
+    (controlplane/admin.py), before its URLs are built."""
+    view = site.password_change
+
+    def password_change(request, extra_context=None):
+        credentials = {"username": request.user.get_username()}
+        if request.method == "POST" and not AxesProxyHandler.is_allowed(request, credentials):
+            return lockout_response(request, credentials=credentials)
+        response = view(request, extra_context)
+        form = (getattr(response, "context_data", None) or {}).get("form")
+        if request.method == "POST" and form is not None and "old_password" in form.errors:
+            user_login_failed.send(sender=__name__, credentials=credentials, request=request)
+        return response
+
+    site.password_change = password_change

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from controlplane import login, views
+from controlplane import views
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -10,8 +10,6 @@ urlpatterns = [
     path("accounts/logout/", views.logout_view, name="logout"),
     path("audit/", views.audit_list, name="audit"),
     path("audit.csv", views.audit_csv, name="audit-csv"),
-    # Before the admin's own: its old-password check counts toward sign-in lockout.
-    path("admin/password_change/", admin.site.admin_view(login.admin_password_change)),
     path("admin/", admin.site.urls),
     path("api/v1/", include("controlplane.api_urls")),
     path("drills/", include("experiments.urls")),
