@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.forms.models import model_to_dict
 
-from controlplane import audit
+from controlplane import audit, login
 from controlplane.models import ApiToken, AuditEvent, AuditSource, ServiceHeartbeat
 
 # Fields never copied into the audit log.
@@ -197,5 +197,7 @@ class AuditedAdminPasswordChangeForm(AdminPasswordChangeForm):
 
 
 admin.site.password_change_form = AuditedAdminPasswordChangeForm
+# The admin's own "change my password" counts toward sign-in lockout (controlplane/login.py).
+login.throttle_password_change(admin.site)
 admin.site.site_header = "Failover Control Plane — administration"
 admin.site.site_title = "Control plane admin"

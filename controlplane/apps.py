@@ -6,4 +6,8 @@ class ControlplaneConfig(AppConfig):
     verbose_name = "Control plane"
 
     def ready(self):
-        from controlplane import checks  # noqa: F401 - registers the system checks
+        # Connects the audit of sign-in lockouts to django-axes' signal.
+        from controlplane import (
+            checks,  # noqa: F401 - registers the system checks
+            login,  # noqa: F401
+        )

@@ -8,9 +8,11 @@ stored in the database: the base credentials come from the environment, the
 instance profile or the sandbox.
 """
 
+import functools
 import threading
 
 import boto3
+import botocore
 import botocore.exceptions
 from botocore.config import Config
 from botocore.credentials import DeferredRefreshableCredentials, RefreshableCredentials
@@ -44,6 +46,24 @@ GLOBAL_SERVICE_REGIONS = {
     "globalaccelerator": "us-west-2",
     "route53-recovery-control-config": "us-west-2",
 }
+
+
+@functools.cache
+def known_region_codes():
+    """Every region of every AWS partition that this botocore release knows.
+
+    From botocore's partitions.json, the table its endpoint rules resolve regions with
+    (the one file every AWS SDK shares), without the partitions' "-global" pseudo-regions.
+    A region AWS opened after this release is missing: settings.CONTROLPLANE_EXTRA_REGIONS
+    adds it (regions.models.region_code_validator)."""
+    partitions = get_session().get_data("partitions")["partitions"]
+    return frozenset(
+        code for partition in partitions for code in partition["regions"] if not code.endswith("-global")
+    )
+
+
+def botocore_version():
+    return botocore.__version__
 
 
 def is_transient(exc):

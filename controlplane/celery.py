@@ -3,6 +3,7 @@ import os
 
 from celery import Celery
 from celery.signals import worker_init, worker_process_init
+from kombu.exceptions import OperationalError
 
 # Registers the localfs:// transport (the embedded broker) before the app resolves its URL.
 from controlplane import broker  # noqa: F401
@@ -10,6 +11,12 @@ from controlplane import broker  # noqa: F401
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
 app = Celery("controlplane")
+
+
+# What publishing a task raises when the broker is down, refuses or does not answer
+# within CONTROLPLANE_BROKER_TIMEOUT (kombu wraps the transport's errors in
+# OperationalError once the app's publish retries are spent).
+PUBLISH_ERRORS = (OperationalError, ConnectionError, OSError)
 
 
 def probe_queue(vantage):

@@ -6,6 +6,7 @@ CONTROLPLANE_PRODUCTION=true and the URLs; SECRET_KEY and ALLOWED_HOSTS are then
 """
 
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -86,6 +87,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "axes",
     "controlplane",
     "regions",
     "experiments",
@@ -104,6 +106,8 @@ MIDDLEWARE = [
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "controlplane.middleware.RequestIdMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "controlplane.urls"
@@ -151,6 +155,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# django-axes first: it refuses a locked-out username or address before the password is
+# checked (every credential check: the console's and the admin's login forms).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "regions:overview"
@@ -206,6 +216,31 @@ if env_bool("SECURE_PROXY_SSL_HEADER", False):
 # Health probes from load balancers must not be redirected to HTTPS.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
+# --- Sign-in throttling (django-axes; controlplane/login.py, docs/OPERATIONS.md) -------
+# After CONTROLPLANE_LOGIN_FAILURE_LIMIT failed sign-ins for one username (from any
+# address), or from one address (for any usernames), that username or address is refused,
+# right password or not, for CONTROLPLANE_LOGIN_COOLOFF_MINUTES; `manage.py unlock_login`
+# lifts it sooner.
+AXES_FAILURE_LIMIT = env_int("CONTROLPLANE_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(
+    minutes=env_float("CONTROLPLANE_LOGIN_COOLOFF_MINUTES", 15.0, minimum=0.1)
+)
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+# The cool-off runs from the lockout: attempts while locked out are refused, not counted.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Attempts expire with the cool-off; a success does not reset them (else an attacker
+# with an account of their own could clear their address's count between guesses).
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_CALLABLE = "controlplane.login.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "controlplane.login.client_ip"
+# Sign-ins and lockouts are in the audit log; axes keeps only its attempt counters, and
+# its admin pages stay off (unlocking is `manage.py unlock_login`, audited).
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ADMIN = False
+# Proxies in front of the console that append the client's address to X-Forwarded-For
+# (0: REMOTE_ADDR is the client). Used for per-address sign-in throttling.
+CONTROLPLANE_TRUSTED_PROXY_COUNT = env_int("CONTROLPLANE_TRUSTED_PROXY_COUNT", 0, minimum=0)
+
 # --- Celery ---------------------------------------------------------------------
 if (env_str("CONTROLPLANE_BROKER_URL") or "").startswith("filesystem:"):
     raise ImproperlyConfigured(
@@ -213,6 +248,8 @@ if (env_str("CONTROLPLANE_BROKER_URL") or "").startswith("filesystem:"):
         "crashes consumers and loses or duplicates messages when several processes share it "
         "(kombu issue #1551). Use localfs:// (controlplane/broker.py): the same folders, safe."
     )
+# Seconds a broker connect or command may take before it counts as failed (Redis).
+CONTROLPLANE_BROKER_TIMEOUT = env_float("CONTROLPLANE_BROKER_TIMEOUT", 2.0, minimum=1.5)
 # Not BROKER_URL: the celery command reads that name itself and it would override.
 CELERY_BROKER_URL = env_url(
     "CONTROLPLANE_BROKER_URL",
@@ -239,6 +276,13 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Above the longest drill, so a slow acks_late task is not handed out twice.
         "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 7200, minimum=60),
+        # Without these a Redis that accepts connections but never answers (a hung
+        # server, a half-open connection after a failover) blocks a publish, and the
+        # console request that makes it, until the OS gives up (minutes). The read
+        # timeout stays above kombu's 1 s BRPOP timeout, so idle consumers do not time out.
+        "socket_timeout": CONTROLPLANE_BROKER_TIMEOUT,
+        "socket_connect_timeout": CONTROLPLANE_BROKER_TIMEOUT,
+        "socket_keepalive": True,
     }
 # The database row is the truth the console reads; results are never stored.
 CELERY_TASK_IGNORE_RESULT = True
@@ -247,13 +291,18 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A down broker must not hang a console request: give up publishing quickly (work that
-# must not be lost, like a queued drill, is kept in the database and resent).
+# A down or silent broker must not hang a console request: a publish makes at most two
+# attempts (the second on a fresh connection, which is what a restarted Redis needs),
+# each bounded by CONTROLPLANE_BROKER_TIMEOUT, so it gives up within ~2x that (4 s by
+# default). Work that must not be lost, like a queued drill, is kept in the database and
+# sent again by the reaper (experiments/lifecycle.py dispatch).
+CELERY_BROKER_CONNECTION_TIMEOUT = CONTROLPLANE_BROKER_TIMEOUT
+CELERY_TASK_PUBLISH_RETRY = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
-    "max_retries": 2,
+    "max_retries": 1,
     "interval_start": 0,
     "interval_step": 0.2,
-    "interval_max": 0.5,
+    "interval_max": 0.2,
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -413,6 +462,19 @@ AWS_ENDPOINT_URL = env_url("CONTROLPLANE_AWS_ENDPOINT_URL", schemes={"http", "ht
 AWS_MAX_ATTEMPTS = env_int("CONTROLPLANE_AWS_MAX_ATTEMPTS", 5, minimum=1)
 AWS_CONNECT_TIMEOUT = env_float("CONTROLPLANE_AWS_CONNECT_TIMEOUT", 3.0, minimum=0.1)
 AWS_READ_TIMEOUT = env_float("CONTROLPLANE_AWS_READ_TIMEOUT", 10.0, minimum=0.1)
+# Region codes accepted although the installed botocore does not know them (a region AWS
+# opened after that release); every other code must be one of botocore's
+# (regions.models.region_code_validator). Comma-separated, e.g. "xx-newplace-1".
+CONTROLPLANE_EXTRA_REGIONS = env_list("CONTROLPLANE_EXTRA_REGIONS")
+for _code in CONTROLPLANE_EXTRA_REGIONS:
+    if not re.fullmatch(r"[a-z]{2,4}(-[a-z]+)?-[a-z]+-\d{1,2}", _code):
+        raise ImproperlyConfigured(
+            f"CONTROLPLANE_EXTRA_REGIONS: {_code!r} is not a region code such as us-east-1."
+        )
+# Inventory files larger than this are refused before they are parsed (docs/INVENTORY.md).
+CONTROLPLANE_INVENTORY_MAX_BYTES = env_int(
+    "CONTROLPLANE_INVENTORY_MAX_BYTES", 5 * 1024 * 1024, minimum=1024
+)
 # Tag keys that mark a resource as part of an application's regional stack.
 DISCOVERY_TAG_KEY = env_str("CONTROLPLANE_DISCOVERY_TAG", "controlplane:application")
 SANDBOX_STATE_FILE = VAR_DIR / "sandbox.json"
@@ -423,5 +485,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"botocore": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+    "loggers": {
+        "botocore": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+        # django-axes says "BEGIN version ..." at INFO in every process; failures stay WARNING.
+        "axes.apps": {"level": "WARNING"},
+    },
 }

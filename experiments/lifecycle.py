@@ -15,9 +15,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from kombu.exceptions import OperationalError as KombuOperationalError
 
 from controlplane import audit
+from controlplane.celery import PUBLISH_ERRORS
 from controlplane.models import AuditSource
 from experiments import faults, services
 from experiments.models import APPROVAL_TTL, Decision, Drill, DrillState, StepKind
@@ -46,27 +46,27 @@ def dispatch(drill_id):
     if not claimed:
         return False
     try:
-        run_drill.apply_async(
-            args=[drill_id],
-            queue=settings.DRILL_QUEUE,
-            retry=True,
-            retry_policy={
-                "max_retries": 2,
-                "interval_start": 0,
-                "interval_step": 0.2,
-                "interval_max": 0.5,
-            },
-        )
-    except (KombuOperationalError, ConnectionError, OSError) as exc:
+        # Publish timeouts and the retry policy are the app's (settings: a silent broker
+        # costs this call ~2 x CONTROLPLANE_BROKER_TIMEOUT, not minutes).
+        run_drill.apply_async(args=[drill_id], queue=settings.DRILL_QUEUE)
+    except PUBLISH_ERRORS as exc:
         log.warning("drill %s: dispatch failed (%s); will retry", drill_id, exc)
         Drill.objects.filter(pk=drill_id, state=DrillState.QUEUED).update(dispatched_at=None)
         services.add_step(
             drill_id,
             StepKind.NOTE,
-            f"Dispatch failed ({type(exc).__name__}); kept queued, will be sent again",
+            f"The task broker did not take the run message ({type(exc).__name__}); kept queued, "
+            "it is sent again when the broker is back",
         )
         return False
     return True
+
+
+def waiting_for_broker(drill):
+    """Whether a queued drill's run message was not taken by the broker (dispatch resets
+    `dispatched_at` when the publish fails; the reaper sends it again). Read it after the
+    transaction that queued the drill has committed, when its dispatch has run."""
+    return drill.state == DrillState.QUEUED and drill.dispatched_at is None
 
 
 def dispatch_on_commit(drill_id):

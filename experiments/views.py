@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count, Max, Prefetch
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -496,7 +497,17 @@ def _decide(request, pk, decision):
     if result is None:
         messages.warning(request, f"Drill #{drill.pk} was no longer waiting for a decision; nothing done.")
     elif decision == "approve":
-        messages.success(request, f"Drill #{drill.pk} approved.")
+        drill.refresh_from_db(fields=["state", "dispatched_at"])
+        # The drill was queued on commit; outside a transaction (every real request) its
+        # dispatch has run by now, and a refused or unanswered publish left it unsent.
+        if not transaction.get_connection().in_atomic_block and lifecycle.waiting_for_broker(drill):
+            messages.warning(
+                request,
+                f"Drill #{drill.pk} approved and queued, but the task broker is not answering: "
+                "the drill stays queued and is sent when the broker is back.",
+            )
+        else:
+            messages.success(request, f"Drill #{drill.pk} approved.")
     else:
         messages.info(request, f"Drill #{drill.pk} rejected.")
     return _redirect(request, reverse("experiments:detail", args=[drill.pk]))

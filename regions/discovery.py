@@ -732,8 +732,8 @@ def run_discovery(
         for code in regions:
             try:
                 region_code_validator(code)
-            except ValidationError:
-                report.warnings.append(f"{code!r} is not an AWS region code; skipped")
+            except ValidationError as exc:
+                report.warnings.append(f"{code[:40]!r}: {' '.join(exc.messages)} Skipped.")
                 continue
             scan[code] = known.get(code) or Region(code=code)
     else:

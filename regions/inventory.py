@@ -27,6 +27,11 @@ The file format, the same for import and export::
 
 Rules:
 
+- Refused before anything is read into the database: a file over
+  CONTROLPLANE_INVENTORY_MAX_BYTES (before it is parsed), YAML aliases, nesting deeper
+  than MAX_DEPTH, and (while validating) a string longer than its model field.
+- Region codes must be AWS regions botocore knows, or listed in
+  CONTROLPLANE_EXTRA_REGIONS (regions.models.region_code_validator).
 - Unknown keys are errors, so that a typo never passes silently.
 - Field values are checked by the models' own validators (``full_clean``); every error
   of the file is reported, one per line, naming the file, the entry and the field::
@@ -50,6 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
@@ -98,36 +104,153 @@ AUDIT_FIELDS = {
 MODEL_LABELS = {Region: "region", Application: "application", Stack: "stack", Component: "component"}
 
 
+# Nesting deeper than this is refused while parsing (the sample's deepest value, a
+# component's config, is 10 levels down; PyYAML's composer recurses once per level).
+MAX_DEPTH = 32
+# Errors listed in an InventoryError's message; the rest are counted.
+MAX_REPORTED_ERRORS = 100
+
+
 class InventoryError(ValueError):
     """An inventory file that cannot be imported. Nothing was changed."""
 
     def __init__(self, source, errors):
         self.source = str(source)
         self.errors = list(errors)
-        super().__init__("\n".join(f"{self.source}: {e}" for e in self.errors))
+        lines = [f"{self.source}: {e}" for e in self.errors[:MAX_REPORTED_ERRORS]]
+        if len(self.errors) > MAX_REPORTED_ERRORS:
+            lines.append(f"{self.source}: ... and {len(self.errors) - MAX_REPORTED_ERRORS} more errors")
+        super().__init__("\n".join(lines))
 
 
 # --- Reading and writing files ----------------------------------------------------
 
 
+class _Refused(yaml.YAMLError):
+    """Input an inventory never needs and an attacker does; refused while parsing."""
+
+    def __init__(self, mark, message):
+        self.mark = mark
+        self.message = message
+        super().__init__(message)
+
+
+class _InventoryLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing aliases and deep nesting as it composes.
+
+    Aliases (`*name`): a few hundred bytes of nested aliases stand for hundreds of
+    millions of values once the data is walked (the "billion laughs"); an inventory spells
+    its values out, and the export never writes aliases. Nesting: the composer recurses once per level, so
+    100,000 levels overflow the stack; MAX_DEPTH is far above any real inventory."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _Refused(
+                event.start_mark,
+                f"aliases (*{_short(event.anchor, 40)}) are not allowed in an inventory file; "
+                "write the value out",
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(
+                    self.peek_event().start_mark, f"nested more than {MAX_DEPTH} levels deep"
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_yaml_int(self, node):
+        # Python refuses to convert an integer of more than 4,300 digits (ValueError).
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            raise _Refused(node.start_mark, "a number with too many digits") from None
+
+
+_InventoryLoader.add_constructor("tag:yaml.org,2002:int", _InventoryLoader.construct_yaml_int)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes a value seen twice in full rather than as an alias the import refuses."""
+
+    def ignore_aliases(self, data):
+        return True
+
+
+def _too_deep(data):
+    """Whether parsed JSON nests more than MAX_DEPTH levels (walked without recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                return True
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _read_capped(path):
+    """The file's bytes, refused above CONTROLPLANE_INVENTORY_MAX_BYTES before reading on
+    (the size is checked again while reading: a pipe or a growing file has no honest size)."""
+    limit = settings.CONTROLPLANE_INVENTORY_MAX_BYTES
+    with path.open("rb") as f:
+        size = path.stat().st_size
+        data = f.read(limit + 1) if size <= limit else b""
+    if size > limit or len(data) > limit:
+        size_text = f"{size:,} bytes" if size > limit else f"more than {limit:,} bytes"
+        raise InventoryError(
+            path,
+            [
+                f"refused: the file is {size_text}; the limit is {limit:,} "
+                "(CONTROLPLANE_INVENTORY_MAX_BYTES)"
+            ],
+        )
+    return data
+
+
 def load_file(path):
-    """Parse a YAML or JSON file (by extension; YAML also reads JSON)."""
+    """Parse a YAML or JSON file (by extension; YAML also reads JSON).
+
+    Refused before anything is imported: a file over CONTROLPLANE_INVENTORY_MAX_BYTES
+    (before parsing), YAML aliases, and nesting deeper than MAX_DEPTH."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_capped(path).decode("utf-8")
     except FileNotFoundError:
         raise InventoryError(path, ["no such file"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InventoryError(path, [f"cannot read the file: {exc}"]) from None
     if path.suffix.lower() == ".json":
         try:
-            return json.loads(text)
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InventoryError(
                 path, [f"line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}"]
             ) from None
+        except ValueError:  # the only other one: Python's 4,300-digit limit on integers
+            raise InventoryError(path, ["refused: a number with too many digits"]) from None
+        except RecursionError:
+            data = None
+            too_deep = True
+        else:
+            too_deep = _too_deep(data)
+        if too_deep:
+            raise InventoryError(path, [f"refused: nested more than {MAX_DEPTH} levels deep"])
+        return data
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_InventoryLoader)  # noqa: S506 (a SafeLoader subclass)
+    except _Refused as exc:
+        mark = exc.mark
+        raise InventoryError(
+            path, [f"line {mark.line + 1}, column {mark.column + 1}: refused: {exc.message}"]
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -142,7 +265,9 @@ def dump(data, fmt):
     if fmt == "json":
         return json.dumps(data, indent=2, cls=DjangoJSONEncoder) + "\n"
     if fmt == "yaml":
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+        return yaml.dump(
+            data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False
+        )
     raise ValueError(f"unknown format {fmt!r}; use yaml or json")
 
 
@@ -158,8 +283,14 @@ class _Plan:
     applications: dict = field(default_factory=dict)
 
 
+def _short(value, limit=60):
+    """`value` for an error message, cut to `limit` characters (a key or name may be huge)."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
 def _label(value):
-    return f" ({value})" if isinstance(value, str) and value else ""
+    return f" ({_short(value)})" if isinstance(value, str) and value else ""
 
 
 class _Checker:
@@ -176,7 +307,7 @@ class _Checker:
         for key in entry:
             if key not in allowed:
                 self.error(
-                    f"{where} > {key}", f"unknown key; allowed keys are {', '.join(allowed)}"
+                    f"{where} > {_short(key)}", f"unknown key; allowed keys are {', '.join(allowed)}"
                 )
         for key in required:
             if entry.get(key) in (None, ""):
@@ -198,7 +329,8 @@ class _Checker:
             if name not in entry:
                 continue
             value = entry[name]
-            internal = model._meta.get_field(name).get_internal_type()
+            model_field = model._meta.get_field(name)
+            internal = model_field.get_internal_type()
             if internal == "BooleanField":
                 if not isinstance(value, bool):
                     self.error(f"{where} > {name}", "must be true or false")
@@ -221,6 +353,13 @@ class _Checker:
                     self.error(
                         f"{where} > {name}",
                         f"must be a string, not {type(value).__name__} (quote it)",
+                    )
+                    continue
+                # Checked here, before the model's validators see a value of any size.
+                if model_field.max_length is not None and len(value) > model_field.max_length:
+                    self.error(
+                        f"{where} > {name}",
+                        f"too long: {len(value):,} characters; at most {model_field.max_length:,}",
                     )
                     continue
             values[name] = value
@@ -272,7 +411,7 @@ def validate(data, source="<inventory>"):
         values = check.fields(Region, entry, where, REGION_KEYS)
         if isinstance(code, str) and code:
             if code in plan.regions:
-                check.error(where, f"region {code} is listed twice")
+                check.error(where, f"region {_short(code)} is listed twice")
             else:
                 plan.regions[code] = values
 
@@ -297,7 +436,7 @@ def validate(data, source="<inventory>"):
             elif code and code not in known_regions:
                 check.error(
                     f"{swhere} > region",
-                    f"unknown region {code!r}: list it under regions (or use a region code "
+                    f"unknown region {_short(code)!r}: list it under regions (or use a region code "
                     "such as us-east-1)",
                 )
             components = {}
@@ -315,17 +454,17 @@ def validate(data, source="<inventory>"):
                 if None in key:
                     continue
                 if key in components:
-                    check.error(cwhere, f"component {key[0]} {key[1]} is listed twice")
+                    check.error(cwhere, f"component {key[0]} {_short(key[1])} is listed twice")
                 else:
                     components[key] = cvalues
             if isinstance(code, str) and code:
                 if code in stacks:
-                    check.error(swhere, f"a stack in {code} is listed twice")
+                    check.error(swhere, f"a stack in {_short(code)} is listed twice")
                 else:
                     stacks[code] = (svalues, components)
         if isinstance(name, str) and name:
             if name in plan.applications:
-                check.error(where, f"application {name} is listed twice")
+                check.error(where, f"application {_short(name)} is listed twice")
             else:
                 plan.applications[name] = (values, stacks)
 

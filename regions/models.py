@@ -1,15 +1,40 @@
-from django.core.validators import RegexValidator
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
-region_code_validator = RegexValidator(
-    r"^[a-z]{2}(-gov)?-[a-z]+-\d$", "Use an AWS region code such as us-east-1."
+from controlplane import aws
+
+# The shape of a region code (us-east-1, us-gov-west-1, us-isob-east-1, eusc-de-east-1).
+region_format_validator = RegexValidator(
+    r"^[a-z]{2,4}(-[a-z]+)?-[a-z]+-\d{1,2}$", "Use an AWS region code such as us-east-1."
 )
+
+
+def region_code_validator(code):
+    """A region code that AWS has: one botocore knows, or one of CONTROLPLANE_EXTRA_REGIONS
+    (a region opened after the installed botocore). Every path where a region code comes
+    from a person (import, admin, `discover --region`) goes through this."""
+    region_format_validator(code)
+    if code in aws.known_region_codes() or code in settings.CONTROLPLANE_EXTRA_REGIONS:
+        return
+    raise ValidationError(
+        "%(code)s is not an AWS region known to botocore %(version)s; if AWS opened it since, "
+        "add it to CONTROLPLANE_EXTRA_REGIONS.",
+        code="unknown_region",
+        params={"code": code, "version": aws.botocore_version()},
+    )
+
+
 account_id_validator = RegexValidator(r"^\d{12}$", "An AWS account id has 12 digits.")
 role_arn_validator = RegexValidator(
     r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$",
     "Use an IAM role ARN such as arn:aws:iam::123456789012:role/ControlPlane.",
 )
+# Characters in Application.description (the rest are CharFields, capped by max_length).
+DESCRIPTION_MAX_LENGTH = 4000
+
 name_validator = RegexValidator(
     r"^[a-z0-9][a-z0-9-]{0,62}$",
     "Use lowercase letters, digits and hyphens (at most 63), starting with a letter or digit.",
@@ -37,7 +62,10 @@ class Application(models.Model):
         blank=True, help_text="URL the probes request through the global endpoint."
     )
     owner_team = models.CharField(max_length=100, blank=True)
-    description = models.TextField(blank=True)
+    # A TextField's max_length only sizes the form widget: the validator enforces it.
+    description = models.TextField(
+        blank=True, max_length=DESCRIPTION_MAX_LENGTH, validators=[MaxLengthValidator(DESCRIPTION_MAX_LENGTH)]
+    )
     probe_interval = models.DurationField(
         null=True,
         blank=True,

@@ -1,4 +1,5 @@
 import json
+import logging
 import math
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from controlplane import audit
+from controlplane.celery import PUBLISH_ERRORS
 from regions import inventory, monitoring, overview_grid, tasks
 from regions.models import (
     Application,
@@ -26,6 +28,7 @@ from regions.models import (
 )
 from regions.status import Sample, describe_sample
 
+log = logging.getLogger(__name__)
 
 def _render(request, template, context, partial=None):
     """Render the page, or only its partial for a non-boosted htmx request."""
@@ -358,8 +361,21 @@ def stack_series_json(request, app, region):
 @permission_required("regions.run_discovery", raise_exception=True)
 @require_POST
 def discover(request):
+    """Queue discovery. The view holds no transaction, so the task is published here and
+    now: a broker that is down or silent makes it fail within the publish timeout
+    (settings: ~2 x CONTROLPLANE_BROKER_TIMEOUT), and the page says so; nothing is
+    queued or recorded then."""
+    try:
+        tasks.discover_inventory.delay_on_commit(actor=request.user.get_username())
+    except PUBLISH_ERRORS as exc:
+        log.warning("discovery not queued: the broker did not take the message (%s)", exc)
+        messages.error(
+            request,
+            "Discovery was not started: the task broker is not answering. Try again when it "
+            "is back (the banner at the top of the page says which background process is missing).",
+        )
+        return redirect("regions:overview")
     audit.record_request(request, "inventory.discovery_requested", object_type="inventory")
-    tasks.discover_inventory.delay_on_commit(actor=request.user.get_username())
     messages.success(request, "Discovery queued; the inventory updates when the worker has run it.")
     return redirect("regions:overview")
 

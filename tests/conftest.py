@@ -3,6 +3,7 @@ from django.apps import apps as django_apps
 from django.contrib.auth.models import Group, User
 
 from controlplane.roles import ADMIN, APPROVER, OPERATOR, VIEWER, sync_roles
+from tests.processes import SilentServer
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -58,6 +59,14 @@ def client_for(client):
         return client
 
     return login
+
+
+@pytest.fixture
+def silent_redis():
+    """A "Redis" that accepts connections and never answers (tests/processes.py)."""
+    server = SilentServer()
+    yield server
+    server.close()
 
 
 # The sandbox (a local multi-region world), one per test session, in a child process.

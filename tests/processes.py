@@ -2,9 +2,11 @@
 test database."""
 
 import contextlib
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -199,3 +201,72 @@ class RunCommand:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=30)
+
+
+class SilentServer:
+    """A TCP server that accepts connections and never answers a byte: a hung Redis, or
+    one at the far end of a half-open connection. Point CONTROLPLANE_BROKER_URL at
+    `url()`; `connections` counts the sockets it accepted (and holds open)."""
+
+    def __init__(self):
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self.port = self._listener.getsockname()[1]
+        self._held = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._held.append(conn)
+
+    @property
+    def connections(self):
+        return len(self._held)
+
+    def url(self, db=0):
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._listener.close()
+        for conn in self._held:
+            conn.close()
+
+
+def console_request(user_id, method, url, data=None, *, timeout=120, **env):
+    """One console request made by a separate process (its own settings, from `env`)
+    as the user `user_id` -> {"status", "seconds" (the request alone), "location",
+    "page" (the page redirected to, with its messages)}. The test must be transactional:
+    the process reads and writes the test database."""
+    script = f"""
+import json, time
+from django.test.utils import setup_test_environment
+setup_test_environment()
+from django.contrib.auth import get_user_model
+from django.test import Client
+client = Client()
+client.force_login(get_user_model().objects.get(pk={user_id!r}))
+started = time.monotonic()
+response = getattr(client, {method.lower()!r})({url!r}, {data!r})
+seconds = time.monotonic() - started
+location = response.get("Location", "")
+page = client.get(location).content.decode() if location else response.content.decode()
+print("RESULT " + json.dumps({{"status": response.status_code, "seconds": seconds,
+                               "location": location, "page": page}}))
+"""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=BASE_DIR, env=child_env(**env), capture_output=True, text=True, timeout=timeout,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    assert result.returncode == 0 and lines, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT "):])

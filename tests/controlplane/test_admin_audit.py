@@ -201,3 +201,12 @@ def test_changing_ones_own_password_on_the_admin_site_is_audited(client_for, adm
     event = AuditEvent.objects.get(action="admin.change", object_type="auth.user")
     assert (event.actor, event.object_id, event.source) == (admin.username, str(admin.pk), AuditSource.ADMIN)
     assert event.after["password"] == "<changed>"
+
+
+def test_the_admin_refuses_a_region_code_that_aws_does_not_have(client_for, admin):
+    response = client_for(admin).post(reverse("admin:regions_region_add"), {"code": "zz-mars-1"})
+
+    assert response.status_code == 200
+    assert "zz-mars-1 is not an AWS region known to botocore" in response.content.decode()
+    assert not Region.objects.exists()
+    assert not AuditEvent.objects.filter(action="admin.add").exists()

@@ -131,3 +131,9 @@ def test_a_heartbeat_timeout_within_two_heartbeats_is_refused(tmp_path):
     )
     assert result.returncode != 0
     assert "CONTROLPLANE_HEARTBEAT_TIMEOUT_SECONDS=15.0 must be more than twice" in result.stderr
+
+
+def test_an_extra_region_that_is_not_a_region_code_is_refused(tmp_path):
+    result = _manage(["check"], tmp_path, CONTROLPLANE_EXTRA_REGIONS="xx-newplace-1,Mars")
+    assert result.returncode != 0
+    assert "CONTROLPLANE_EXTRA_REGIONS: 'Mars' is not a region code" in result.stderr

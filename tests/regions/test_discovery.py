@@ -410,6 +410,16 @@ def test_discovery_with_no_regions_says_what_to_do(moto, db):
     assert "no regions to scan" in report.warnings[0]
 
 
+def test_a_region_code_that_aws_does_not_have_is_skipped_with_a_warning(db):
+    report = discovery.run_discovery(regions=["zz-mars-1"])
+
+    assert report.regions == []
+    assert any(
+        w.startswith("'zz-mars-1': zz-mars-1 is not an AWS region known to botocore") for w in report.warnings
+    )
+    assert not Region.objects.exists()
+
+
 def test_health_url_is_derived_from_the_route53_health_check_config():
     derive = discovery._health_url_from_check
     assert (

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -229,6 +230,17 @@ BAD_INPUTS = {
         lambda d: d["regions"][1].update(account_id=123456789012),
         ["regions[1] (us-east-1) > account_id: must be a string, not int (quote it)"],
     ),
+    "a region code that AWS does not have": (
+        lambda d: d["regions"][0].update(code="zz-mars-1"),
+        [
+            "regions[0] (zz-mars-1) > code: zz-mars-1 is not an AWS region known to botocore "
+            "1.44.8; if AWS opened it since, add it to CONTROLPLANE_EXTRA_REGIONS."
+        ],
+    ),
+    "a name longer than the model allows": (
+        lambda d: d["applications"][0].update(display_name="O" * 101),
+        ["applications[0] (orders) > display_name: too long: 101 characters; at most 100"],
+    ),
     "in_rotation not a boolean": (
         lambda d: d["applications"][0]["stacks"][1].update(in_rotation="sometimes"),
         ["applications[0] (orders) > stacks[1] (us-west-2) > in_rotation: must be true or false"],
@@ -369,3 +381,183 @@ def test_import_command_exits_non_zero_without_a_traceback(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert f"{path}: applications[0] (Orders!) > name: Use lowercase letters" in result.stderr
+
+
+# --- hostile input: refused before anything is parsed in full or written -------------
+
+# 9 levels of 9 aliases: ~900 bytes that stand for 387,420,489 strings once walked
+# (converting the config to JSON took 1.16 GB before the loader refused aliases).
+BILLION_LAUGHS = """\
+regions:
+  - code: us-east-1
+applications:
+  - name: orders
+    architecture: A
+    stacks:
+      - region: us-east-1
+        components:
+          - kind: lambda_function
+            identifier: arn:aws:lambda:us-east-1:123456789012:function:orders-api
+            config:
+              a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+              b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+              c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+              d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+              e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+              f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+              g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+              h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+              i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+"""
+
+
+def test_a_billion_laughs_file_is_refused_at_its_first_alias_in_little_memory(tmp_path):
+    _import(_sample())
+    before = _state()
+    path = tmp_path / "laughs.yaml"
+    path.write_text(BILLION_LAUGHS)
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(CommandError) as caught:
+            call_command("import_inventory", str(path))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert (
+        f"{path}: line 13, column 22: refused: aliases (*a) are not allowed in an inventory file"
+        in str(caught.value)
+    )
+    assert peak < 20 * 1024 * 1024
+    assert _state() == before
+
+
+def test_the_export_writes_a_value_seen_twice_in_full_not_as_an_alias():
+    shared = {"MemorySize": 512}
+    text = inventory.dump({"regions": [], "applications": [{"config": shared}, {"config": shared}]}, "yaml")
+
+    assert "&" not in text
+    assert "*" not in text
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_deep_nesting_is_refused_with_a_message_not_a_recursion_error(suffix, tmp_path):
+    path = tmp_path / f"deep{suffix}"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+
+    with pytest.raises(CommandError) as caught:
+        call_command("import_inventory", str(path))
+
+    assert f"refused: nested more than {inventory.MAX_DEPTH} levels deep" in str(caught.value)
+    assert not Region.objects.exists()
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_nesting_up_to_the_limit_is_read_and_one_level_more_is_not(suffix, tmp_path):
+    depth = inventory.MAX_DEPTH
+    path = tmp_path / f"nested{suffix}"
+    path.write_text("[" * depth + "]" * depth)
+    value = inventory.load_file(path)
+    for _ in range(depth - 1):
+        value = value[0]
+    assert value == []
+
+    path.write_text("[" * (depth + 1) + "]" * (depth + 1))
+    with pytest.raises(inventory.InventoryError, match="nested more than"):
+        inventory.load_file(path)
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_a_number_with_thousands_of_digits_is_refused_without_a_traceback(suffix, tmp_path):
+    path = tmp_path / f"digits{suffix}"
+    path.write_text('{"regions": ' + "1" * 5000 + "}")
+
+    with pytest.raises(inventory.InventoryError, match="refused: a number with too many digits"):
+        inventory.load_file(path)
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
+    path = tmp_path / "huge.yaml"
+    path.write_text("applications:\n  - name: orders\n    architecture: A\n    description: "
+                    + "x" * 10_000_000 + "\n")
+    parsed = []
+    monkeypatch.setattr(inventory.yaml, "load", lambda *a, **k: parsed.append(1))
+
+    with pytest.raises(CommandError) as caught:
+        call_command("import_inventory", str(path))
+
+    assert (
+        f"{path}: refused: the file is {path.stat().st_size:,} bytes; the limit is 5,242,880 "
+        "(CONTROLPLANE_INVENTORY_MAX_BYTES)" in str(caught.value)
+    )
+    assert parsed == []
+    assert not Application.objects.exists()
+
+
+def test_the_size_limit_is_a_setting(tmp_path, settings):
+    path = _write(tmp_path, _sample())
+    settings.CONTROLPLANE_INVENTORY_MAX_BYTES = 1024
+
+    with pytest.raises(inventory.InventoryError, match="the limit is 1,024"):
+        inventory.load_file(path)
+
+
+def test_a_10_mb_description_under_the_file_limit_is_refused_naming_the_field(settings):
+    data = _sample()
+    data["applications"][0]["description"] = "x" * 10_000_000
+
+    with pytest.raises(inventory.InventoryError) as caught:
+        _import(data)
+
+    assert (
+        "inventory.yaml: applications[0] (orders) > description: too long: 10,000,000 characters; "
+        "at most 4,000" in str(caught.value)
+    )
+    assert not Application.objects.exists()
+
+
+def test_a_huge_key_or_name_is_cut_short_in_the_message():
+    data = _sample()
+    data["applications"][0]["name"] = "n" * 100_000
+    data["applications"][0]["k" * 100_000] = 1
+
+    with pytest.raises(inventory.InventoryError) as caught:
+        _import(data)
+
+    assert len(str(caught.value)) < 2000
+    assert "too long: 100,000 characters; at most 63" in str(caught.value)
+
+
+def test_at_most_a_hundred_errors_are_listed_and_the_rest_counted():
+    data = {"regions": [{"code": f"bad-{i}"} for i in range(250)]}
+
+    with pytest.raises(inventory.InventoryError) as caught:
+        _import(data, name="many.yaml")
+
+    lines = str(caught.value).splitlines()
+    assert len(caught.value.errors) == 250
+    assert len(lines) == 101
+    assert lines[-1] == "many.yaml: ... and 150 more errors"
+
+
+def test_a_region_newer_than_botocore_is_accepted_once_listed_in_the_setting(settings):
+    settings.CONTROLPLANE_EXTRA_REGIONS = ["zz-mars-1"]
+    data = _sample()
+    data["regions"].append({"code": "zz-mars-1"})
+
+    _import(data)
+
+    assert Region.objects.filter(code="zz-mars-1").exists()
+
+
+def test_every_region_botocore_knows_is_accepted():
+    from controlplane import aws
+
+    data = {"regions": [{"code": code} for code in sorted(aws.known_region_codes())]}
+
+    _import(data)
+
+    assert {"us-east-1", "us-gov-west-1", "cn-north-1", "us-isob-east-1"} <= set(
+        Region.objects.values_list("code", flat=True)
+    )

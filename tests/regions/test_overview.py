@@ -5,8 +5,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from controlplane.models import AuditEvent
+from regions import tasks
 from regions.models import (
     Application,
     Architecture,
@@ -18,6 +20,7 @@ from regions.models import (
     Region,
     Stack,
 )
+from tests.processes import console_request
 from tests.regions.samples import store_samples
 
 OVERVIEW = reverse("regions:overview")
@@ -313,6 +316,38 @@ def test_viewer_cannot_run_discovery(client_for, viewer, django_capture_on_commi
     assert response.status_code == 403
     assert not AuditEvent.objects.filter(action="inventory.discovery_requested").exists()
     assert callbacks == []
+
+
+NOT_STARTED = "Discovery was not started: the task broker is not answering."
+
+
+@pytest.mark.django_db(transaction=True)
+def test_discover_with_a_silent_redis_answers_within_seconds_with_a_clear_error(operator, silent_redis):
+    result = console_request(
+        operator.pk, "POST", reverse("regions:discover"), CONTROLPLANE_BROKER_URL=silent_redis.url(db=14)
+    )
+
+    assert silent_redis.connections >= 1
+    assert result["seconds"] < 6  # 2 attempts x CONTROLPLANE_BROKER_TIMEOUT (2 s)
+    assert result["status"] == 302
+    assert result["location"] == OVERVIEW
+    assert NOT_STARTED in result["page"]
+    assert not AuditEvent.objects.filter(action="inventory.discovery_requested").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_discover_when_the_broker_refuses_says_so_instead_of_a_500(client_for, operator, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.discover_inventory, "delay", refuse)
+
+    response = client_for(operator).post(reverse("regions:discover"), follow=True)
+
+    assert response.status_code == 200
+    assert NOT_STARTED in response.content.decode()
+    assert "Discovery queued" not in response.content.decode()
+    assert not AuditEvent.objects.filter(action="inventory.discovery_requested").exists()
 
 
 def test_discover_is_post_only(client_for, operator):
