@@ -182,7 +182,9 @@ def test_abort(api, operator, viewer, drill, make_drill):
     assert check(response.json(), "Drill")["outcome_reason"] == "enough"
     assert api(operator, "POST", "api-drill-abort", drill.pk).status_code == 409
 
-    running = make_drill(state=DrillState.RUNNING)
+    from django.utils import timezone
+
+    running = make_drill(state=DrillState.RUNNING, worker="worker@host", heartbeat_at=timezone.now())
     response = api(operator, "POST", "api-drill-abort", running.pk)
     assert response.status_code == 202
     assert AuditEvent.objects.filter(action="drill.abort_requested", source="api").count() == 1

@@ -523,7 +523,11 @@ def test_an_operator_aborts_a_drill_not_yet_started(operator, drill, client_for)
 
 
 def test_an_abort_of_a_running_drill_is_requested(approver, make_drill, client_for):
-    drill = make_drill(state=DrillState.RUNNING)
+    from django.utils import timezone
+
+    # A worker that beats: the runner reverts (a drill whose worker is gone ends at once,
+    # tests/experiments/test_hardening.py).
+    drill = make_drill(state=DrillState.RUNNING, worker="worker@host", heartbeat_at=timezone.now())
     client_for(approver).post(reverse("experiments:abort", args=[drill.pk]), {})
     drill.refresh_from_db()
     assert drill.abort_requested_at is not None
