@@ -6,8 +6,8 @@ hold a token. Tests validate it (openapi-spec-validator), check that every URL p
 under /api/v1/ is in it, and validate real responses against its schemas."""
 
 from django.http import JsonResponse
-from django.views.decorators.http import require_GET
 
+from controlplane.api import api_view
 from controlplane.openapi_schema import DATE_TIME
 from controlplane.openapi_schema import nullable as _nullable
 from controlplane.openapi_schema import obj as _object
@@ -232,7 +232,7 @@ DOCUMENT["paths"] |= experiments_openapi.PATHS
 DOCUMENT["components"]["schemas"] |= experiments_openapi.SCHEMAS
 
 
-@require_GET
+@api_view(["GET"], public=True)
 def openapi_json(request):
     """GET /api/v1/openapi.json: public, it describes the API's shape only."""
     return JsonResponse(DOCUMENT, json_dumps_params={"ensure_ascii": False})
