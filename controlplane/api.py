@@ -134,7 +134,7 @@ class Text:
         return None
 
     def schema(self):
-        schema = {"type": "string", "maxLength": self.max_length}
+        schema = {"type": "string", "maxLength": self.max_length, "pattern": "^[^\\u0000]*$"}
         if self.min_length:
             schema["minLength"] = self.min_length
         if self.description:

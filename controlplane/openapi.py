@@ -210,7 +210,8 @@ DOCUMENT = {
                     "200": {
                         "description": "The OpenAPI 3.1 document.",
                         "content": {"application/json": {"schema": {"type": "object"}}},
-                    }
+                    },
+                    "405": ERRORS["405"],
                 },
             }
         },
