@@ -1,5 +1,6 @@
 """The JSON API's plumbing: bearer tokens (`Authorization: Bearer TOKEN`), the `api_view`
-decorator (authentication, method, permission), the one parser of request bodies
+decorator (authentication, CSRF for the console's session, method, permission), the one
+parser of request bodies
 (`parse_body`, typed fields), and JSON error pages for everything under /api/
 (`handler400` ... `handler500`, named in controlplane/urls.py).
 
@@ -9,6 +10,7 @@ Every error is `{"error": message, ...}`; a 400 also has `fields`: {name: [messa
 import functools
 import hashlib
 import json
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -16,7 +18,9 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
+from django.utils.log import log_response
 from django.views import defaults
 
 from controlplane.models import ApiToken
@@ -68,10 +72,36 @@ def authenticate_bearer(request):
     return token.user
 
 
+class _SessionCsrfCheck(CsrfViewMiddleware):
+    """Django's own CSRF check (Origin; Referer under HTTPS; the csrftoken cookie against
+    the X-CSRFToken header), refusing in JSON. Overriding `_reject` is how Django's own
+    csrf decorators (`requires_csrf_token`) change the refusal."""
+
+    def _reject(self, request, reason):
+        response = api_error(
+            403,
+            f"CSRF check failed: {reason} A request authenticated by the console's session "
+            "cookie must send the X-CSRFToken header (from the csrftoken cookie); scripts use "
+            "a bearer token.",
+        )
+        log_response("Forbidden (%s): %s", reason, request.path, response=response, request=request,
+                     logger=_csrf_log)
+        return response
+
+
+_csrf_log = logging.getLogger("django.security.csrf")
+_csrf_check = _SessionCsrfCheck(lambda request: None)
+
+
 def api_view(methods, permission=None, public=False):
     """Authenticate by bearer token (or the console session), check the method and
     the role permission. Answers 401/403/405 as JSON; never redirects. `public`: no
-    authentication (the OpenAPI document)."""
+    authentication (the OpenAPI document).
+
+    A bearer request is exempt from CSRF checks: a page on another origin cannot add
+    the Authorization header (that needs CORS, which the API does not grant). A request
+    authenticated by the session cookie is checked as the console's forms are, before
+    anything else, whatever the method it names (safe methods pass)."""
 
     def decorator(view):
         @functools.wraps(view)
@@ -79,6 +109,9 @@ def api_view(methods, permission=None, public=False):
             if not public:
                 user = authenticate_bearer(request)
                 if user is None and request.user.is_authenticated:
+                    refused = _csrf_check.process_view(request, None, (), {})
+                    if refused is not None:
+                        return refused
                     user = request.user
                 if user is None:
                     response = api_error(401, "Authentication required: send Authorization: Bearer TOKEN.")
@@ -93,7 +126,8 @@ def api_view(methods, permission=None, public=False):
                 return api_error(403, "Your role does not allow this action.")
             return view(request, *args, **kwargs)
 
-        wrapper.csrf_exempt = True  # token-authenticated; no cookies involved
+        # The middleware skips the view: the wrapper checks cookie-authenticated requests itself.
+        wrapper.csrf_exempt = True
         wrapper.api_methods = methods
         wrapper.api_permission = permission
         return wrapper

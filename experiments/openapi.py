@@ -164,7 +164,8 @@ def _body(schema_name, required=True):
 
 ERRORS = {
     "401": _json("Error", "No valid token: send `Authorization: Bearer TOKEN`."),
-    "403": _json("Error", "The token's user has no role that allows this."),
+    "403": _json("Error", "The token's user has no role that allows this (or, authenticated by the "
+                          "console's session cookie instead of a token: the CSRF check failed)."),
     "405": _json("Error", "Method not allowed (the `Allow` header lists the allowed ones)."),
 }
 BAD_BODY = {"400": _json("ValidationError", "A message per invalid field: not a JSON object (under "
