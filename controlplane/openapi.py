@@ -141,8 +141,15 @@ SCHEMAS = {
         {
             "code": REGION_CODE,
             "account_id": {"type": "string"},
-            "role_arn": {"type": "string"},
-            "external_id": {"type": "string"},
+            "role_arn": {
+                "type": "string",
+                "description": "The role the control plane assumes in the account; admins only "
+                "(left out for other roles), as in the console's export.",
+            },
+            "external_id": {
+                "type": "string",
+                "description": "The external id it assumes the role with; admins only.",
+            },
         },
         required=["code"],
     ),
@@ -197,7 +204,11 @@ DOCUMENT = {
             "get": {
                 "operationId": "getInventory",
                 "summary": "The whole inventory, in the import format",
-                "description": "Requires the regions.view_stack permission (every role).",
+                "description": (
+                    "Requires the regions.view_stack permission (every role). The regions' "
+                    "`role_arn` and `external_id` are only in an admin's answer "
+                    "(regions.import_inventory, as the console's export)."
+                ),
                 "responses": {"200": _json("Inventory", "Regions and applications."), **ERRORS},
             }
         },
