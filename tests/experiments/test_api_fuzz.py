@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from controlplane.api import issue_token
-from experiments.api import DRILL_REQUEST
+from experiments.api import DECISION, DRILL_REQUEST
 from experiments.models import Drill, DrillState
 from tests.processes import unique_queue
 
@@ -51,6 +51,7 @@ schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", WSGIHandler())
 # The drills of the current test, in the order the hook below picks them.
 DRILL_IDS = []
 VALID_NAMES = {"scenario": "fail-region-health-check", "application": "orders", "region": "us-east-1"}
+PLAN_HASH = "a" * 64
 
 
 @schema.hook
@@ -65,15 +66,22 @@ def map_path_parameters(context, path_parameters):
 
 @schema.hook
 def map_body(context, body):
-    """Most drill requests name what exists, so the windows and the database are
-    reached (a random slug is always a 400); a name is replaced only by another valid
-    string, so a request the document calls invalid stays invalid."""
-    if context.operation is None or context.operation.label != "POST /drills" or not isinstance(body, dict):
+    """Most drill requests name what exists, and most decisions name the plan the
+    drills have, so the windows, the approvals and the database are reached (a random
+    slug is always a 400, a random hash a 409). A value is replaced only when the drawn
+    one was a valid string too, so a request the document calls invalid stays invalid."""
+    if context.operation is None or not isinstance(body, dict):
         return body
-    for name, value in VALID_NAMES.items():
+    if context.operation.label == "POST /drills":
+        declared, replacements = DRILL_REQUEST, VALID_NAMES
+    elif context.operation.label in ("POST /drills/{pk}/approve", "POST /drills/{pk}/reject"):
+        declared, replacements = DECISION, {"plan_hash": PLAN_HASH}
+    else:
+        return body
+    for name, value in replacements.items():
         drawn = body.get(name)
         # three in four (by length, so the choice is as deterministic as the draw)
-        if isinstance(drawn, str) and DRILL_REQUEST.fields[name].check(drawn) is None and len(drawn) % 4:
+        if isinstance(drawn, str) and declared.fields[name].check(drawn) is None and len(drawn) % 4:
             body[name] = value
     return body
 
@@ -84,9 +92,9 @@ def world(plannable, make_drill, make_user, settings):
     endpoints care about (one requested by the approver, who may not decide on it)."""
     settings.DRILL_QUEUE = unique_queue("fuzz")
     plan = {"calls": []}
-    drills = [make_drill(scenario="fail-region-health-check", plan=plan, plan_hash="a" * 64)
+    drills = [make_drill(scenario="fail-region-health-check", plan=plan, plan_hash=PLAN_HASH)
               for _ in range(3)]
-    drills.append(make_drill(scenario="fail-region-health-check", plan=plan, plan_hash="a" * 64,
+    drills.append(make_drill(scenario="fail-region-health-check", plan=plan, plan_hash=PLAN_HASH,
                              requested_by=make_user("fuzz-anna-own", "operator", "approver")))
     drills.append(make_drill(state=DrillState.RUNNING))
     drills.append(make_drill(state=DrillState.PASSED))
