@@ -137,7 +137,7 @@ def api_view(methods, permission=None, public=False):
 
 # --- request bodies ------------------------------------------------------------------
 
-RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -250,10 +250,6 @@ def _lone_surrogate(data):
     return None
 
 
-def _safe_name(name):
-    return name if not _SURROGATE.search(name) else name.encode("utf-8", "backslashreplace").decode()
-
-
 def parse_body(request, body):
     """The request's JSON object ({} for an empty body), each field checked against
     `body` (a Body): {name: str} for the fields sent, null ones left out. Raises BadBody
@@ -282,7 +278,7 @@ def parse_body(request, body):
     errors = {}
     for name in data:
         if name not in body.fields:
-            errors[_safe_name(name)[:100]] = ["Unknown field."]
+            errors[name[:100]] = ["Unknown field."]
     values = {}
     for name, field in body.fields.items():
         value = data.get(name)

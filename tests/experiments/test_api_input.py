@@ -148,6 +148,14 @@ def test_a_window_that_is_not_an_rfc3339_date_time_is_a_400(post):
     assert nothing_changed(post.drill)
 
 
+def test_rfc3339_spellings_are_accepted(post):
+    for start, end in [("2030-01-01t10:00:00z", "2030-01-01T12:00:00+01:30"),
+                       ("2030-01-01T10:00:00.123456789Z", "2030-01-02T10:00:00-00:00")]:
+        response = post("drills", {**REQUEST, "window_start": start, "window_end": end})
+
+        assert response.status_code == 201, (start, end, response.content)
+
+
 def test_the_last_representable_window_is_accepted(post):
     response = post("drills", {**REQUEST, "window_start": "9999-12-31T23:59:58Z",
                                "window_end": "9999-12-31T23:59:59.999999+00:00"})
