@@ -6,8 +6,8 @@ hold a token. Tests validate it (openapi-spec-validator), check that every URL p
 under /api/v1/ is in it, and validate real responses against its schemas."""
 
 from django.http import JsonResponse
-from django.views.decorators.http import require_GET
 
+from controlplane.api import api_view
 from controlplane.openapi_schema import DATE_TIME
 from controlplane.openapi_schema import nullable as _nullable
 from controlplane.openapi_schema import obj as _object
@@ -141,8 +141,15 @@ SCHEMAS = {
         {
             "code": REGION_CODE,
             "account_id": {"type": "string"},
-            "role_arn": {"type": "string"},
-            "external_id": {"type": "string"},
+            "role_arn": {
+                "type": "string",
+                "description": "The role the control plane assumes in the account; admins only "
+                "(left out for other roles), as in the console's export.",
+            },
+            "external_id": {
+                "type": "string",
+                "description": "The external id it assumes the role with; admins only.",
+            },
         },
         required=["code"],
     ),
@@ -197,7 +204,11 @@ DOCUMENT = {
             "get": {
                 "operationId": "getInventory",
                 "summary": "The whole inventory, in the import format",
-                "description": "Requires the regions.view_stack permission (every role).",
+                "description": (
+                    "Requires the regions.view_stack permission (every role). The regions' "
+                    "`role_arn` and `external_id` are only in an admin's answer "
+                    "(regions.import_inventory, as the console's export)."
+                ),
                 "responses": {"200": _json("Inventory", "Regions and applications."), **ERRORS},
             }
         },
@@ -210,7 +221,8 @@ DOCUMENT = {
                     "200": {
                         "description": "The OpenAPI 3.1 document.",
                         "content": {"application/json": {"schema": {"type": "object"}}},
-                    }
+                    },
+                    "405": ERRORS["405"],
                 },
             }
         },
@@ -232,7 +244,7 @@ DOCUMENT["paths"] |= experiments_openapi.PATHS
 DOCUMENT["components"]["schemas"] |= experiments_openapi.SCHEMAS
 
 
-@require_GET
+@api_view(["GET"], public=True)
 def openapi_json(request):
     """GET /api/v1/openapi.json: public, it describes the API's shape only."""
     return JsonResponse(DOCUMENT, json_dumps_params={"ensure_ascii": False})

@@ -15,3 +15,9 @@ urlpatterns = [
     path("drills/", include("experiments.urls")),
     path("", include("regions.urls")),
 ]
+
+# JSON under /api/, Django's pages elsewhere (controlplane.api)
+handler400 = "controlplane.api.handler400"
+handler403 = "controlplane.api.handler403"
+handler404 = "controlplane.api.handler404"
+handler500 = "controlplane.api.handler500"

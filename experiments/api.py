@@ -1,49 +1,43 @@
 """The drills JSON API under /api/v1/ (bearer token, roles as in the console).
 
 Every change goes through `experiments.lifecycle`, which checks the role again and
-writes the audit event (source "api"). Request bodies are JSON objects; anything else
-is a 400 with a message, never a 500. Documented in `experiments.openapi`.
+writes the audit event (source "api"). Each POST endpoint reads its body through
+`controlplane.api.parse_body` against the Body declared here (which is also the
+document's request schema, `experiments.openapi`): anything else is a 400 naming the
+field, never a 500.
 """
 
-import json
-
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import JsonResponse
-from django.shortcuts import get_object_or_404
+from django.http import Http404, JsonResponse
 
-from controlplane.api import api_error, api_view
+from controlplane.api import BadBody, Body, DateTime, Text, api_error, api_view, invalid, parse_body
 from controlplane.models import AuditSource
 from experiments import lifecycle, services
 from experiments.forms import DrillRequestForm
 from experiments.models import Drill, DrillState, DrillStep, Scenario
+from regions.models import Application, Region
 
 FIGURE_SECONDS = ("time_to_detect", "time_to_failover", "time_to_recover")
 
 
-class BadBody(ValueError):
-    pass
+def _max_length(model, field):
+    return model._meta.get_field(field).max_length
 
 
-def _body(request):
-    """The request's JSON object ({} for an empty body); BadBody otherwise."""
-    if not request.body.strip():
-        return {}
-    try:
-        data = json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadBody(f"The body is not valid JSON: {exc}.") from exc
-    if not isinstance(data, dict):
-        raise BadBody("The body must be a JSON object.")
-    return data
-
-
-def _text(data, key, limit):
-    value = data.get(key, "")
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise BadBody(f"{key} must be a string.")
-    return value[:limit]
+DRILL_REQUEST = Body({
+    "scenario": Text(_max_length(Scenario, "slug"), required=True, description="Scenario slug.",
+                     examples=("fail-region-health-check",)),
+    "application": Text(_max_length(Application, "name"), required=True, examples=("orders",)),
+    "region": Text(_max_length(Region, "code"), required=True, examples=("us-east-1",)),
+    "window_start": DateTime(description="Not before (default: as soon as approved)."),
+    "window_end": DateTime(description="Not after: the drill expires if it has not started by then."),
+})
+DECISION = Body({
+    "comment": Text(2000),
+    "plan_hash": Text(64, description="The plan you reviewed: 409 if the drill's plan is another one now."),
+})
+ABORT_REQUEST = Body({"reason": Text(500)})
+HALT_REQUEST = Body({"reason": Text(500, required=True, min_length=1)})
 
 
 def _iso(when):
@@ -93,9 +87,10 @@ def drill_json(drill, steps):
 
 
 def _get_drill(pk):
-    return get_object_or_404(
-        Drill.objects.select_related("scenario", "application", "region", "requested_by"), pk=pk
-    )
+    drill = Drill.objects.select_related("scenario", "application", "region", "requested_by").filter(pk=pk)
+    if (found := drill.first()) is None:
+        raise Http404(f"No drill {pk}.")  # controlplane.api.handler404 answers in JSON
+    return found
 
 
 def _drill_response(drill, status=200):
@@ -117,13 +112,9 @@ def drills(request):
     """POST {"scenario", "application", "region", "window_start"?, "window_end"?}:
     201 with the drill's id, state and plan hash; 400 with a message per field."""
     try:
-        data = _body(request)
+        form = DrillRequestForm(parse_body(request, DRILL_REQUEST))
     except BadBody as exc:
-        return api_error(400, str(exc))
-    unknown = sorted(set(data) - set(DrillRequestForm.base_fields))
-    if unknown:
-        return api_error(400, "Unknown field(s).", fields={k: ["Unknown field."] for k in unknown})
-    form = DrillRequestForm({k: v for k, v in data.items() if v is not None})
+        return exc.response()
     try:
         drill = form.submit(request.user, source=AuditSource.API, request_id=request.request_id)
     except PermissionDenied as exc:
@@ -143,7 +134,7 @@ def drills(request):
     fields = {name: [str(m) for m in errors] for name, errors in form.errors.items()}
     if "__all__" in fields:
         fields["non_field_errors"] = fields.pop("__all__")
-    return api_error(400, "The drill request is not valid.", fields=fields)
+    return invalid(fields, "The drill request is not valid.")
 
 
 @api_view(["GET"], permission="experiments.view_drill")
@@ -154,11 +145,10 @@ def drill(request, pk):
 def _decide(request, pk, action):
     drill = _get_drill(pk)
     try:
-        data = _body(request)
-        comment = _text(data, "comment", 2000)
-        seen = _text(data, "plan_hash", 64)
+        data = parse_body(request, DECISION)
     except BadBody as exc:
-        return api_error(400, str(exc))
+        return exc.response()
+    comment, seen = data.get("comment", ""), data.get("plan_hash", "")
     if request.user.pk == drill.requested_by_id:
         return api_error(403, "The requester of a drill cannot approve or reject it.")
     if drill.state != DrillState.REQUESTED:
@@ -196,9 +186,9 @@ def reject(request, pk):
 def abort(request, pk):
     drill = _get_drill(pk)
     try:
-        reason = _text(_body(request), "reason", 500)
+        reason = parse_body(request, ABORT_REQUEST).get("reason", "")
     except BadBody as exc:
-        return api_error(400, str(exc))
+        return exc.response()
     result = lifecycle.abort(drill, request.user, reason=reason, source=AuditSource.API,
                              request_id=request.request_id)
     if not result:
@@ -222,13 +212,13 @@ def halt(request):
     if not request.user.has_perm("experiments.halt_drills"):
         return api_error(403, "Halting drills needs the operator role.")
     try:
-        reason = _text(_body(request), "reason", 500)
+        reason = parse_body(request, HALT_REQUEST).get("reason", "")
     except BadBody as exc:
-        return api_error(400, str(exc))
+        return exc.response()
     try:
         changed = lifecycle.halt_all(
             request.user, reason, source=AuditSource.API, request_id=request.request_id
         )
     except ValidationError as exc:
-        return api_error(400, "The halt needs a reason.", fields={"reason": exc.messages})
+        return invalid({"reason": exc.messages}, "The halt needs a reason.")
     return JsonResponse({"halted": True, "changed": changed, "reason": reason.strip()})

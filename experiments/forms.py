@@ -6,6 +6,8 @@ lifecycle function checks again (roles, halt) and its ValidationError messages a
 back on the same fields, so the console and the API answer with one message per field.
 """
 
+from datetime import UTC
+
 from django import forms
 from django.core.exceptions import ValidationError
 
@@ -30,6 +32,23 @@ class _SlugChoiceField(forms.ModelChoiceField):
             raise
 
 
+class _UTCDateTimeField(forms.DateTimeField):
+    """A date-time in UTC (naive input is UTC, the console's zone). One that cannot be
+    expressed in UTC (9999-12-31T23:59:59-05:00 is in the year 10000) is refused here:
+    the database would raise OverflowError converting it."""
+
+    def to_python(self, value):
+        result = super().to_python(value)
+        if result is None:
+            return None
+        try:
+            return result.astimezone(UTC)
+        except OverflowError as exc:
+            raise ValidationError(
+                "This date is out of range once converted to UTC (years 1 to 9999).", code="invalid"
+            ) from exc
+
+
 class DrillRequestForm(forms.Form):
     application = _SlugChoiceField(
         Application.objects.order_by("name"), to_field_name="name", noun="application",
@@ -43,12 +62,12 @@ class DrillRequestForm(forms.Form):
         Scenario.objects.order_by("-built_in", "name"), to_field_name="slug", noun="scenario",
         error_messages={"required": "Choose a scenario."},
     )
-    window_start = forms.DateTimeField(
+    window_start = _UTCDateTimeField(
         required=False, label="Window opens (UTC)",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         help_text="Empty: as soon as approved.",
     )
-    window_end = forms.DateTimeField(
+    window_end = _UTCDateTimeField(
         required=False, label="Window closes (UTC)",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )
@@ -57,7 +76,9 @@ class DrillRequestForm(forms.Form):
         super().__init__(*args, **kwargs)
         # Offer only the scenarios that apply to the chosen application's architecture.
         name = self.data.get("application") if self.is_bound else self.initial.get("application")
-        app = Application.objects.filter(name=name).first() if isinstance(name, str) and name else None
+        # (a NUL is refused by PostgreSQL before the field can say "unknown application")
+        usable = isinstance(name, str) and name and "\x00" not in name
+        app = Application.objects.filter(name=name).first() if usable else None
         self.chosen_application = app
         if app is not None:
             self.fields["scenario"].queryset = Scenario.objects.filter(

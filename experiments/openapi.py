@@ -8,6 +8,7 @@ from controlplane.openapi_schema import DATE_TIME
 from controlplane.openapi_schema import nullable as _nullable
 from controlplane.openapi_schema import obj as _object
 from controlplane.openapi_schema import ref as _ref
+from experiments.api import ABORT_REQUEST, DECISION, DRILL_REQUEST, HALT_REQUEST
 from experiments.models import DrillState, FaultKind, StepKind
 from regions.models import Architecture
 
@@ -59,18 +60,8 @@ SCHEMAS = {
         "built_in": {"type": "boolean"},
     }),
     "ScenarioList": _object({"scenarios": {"type": "array", "items": _ref("Scenario")}}),
-    "DrillRequest": _object(
-        {
-            "scenario": {
-                "type": "string", "description": "Scenario slug.", "examples": ["fail-region-health-check"]
-            },
-            "application": {"type": "string", "examples": ["orders"]},
-            "region": {"type": "string", "examples": ["us-east-1"]},
-            "window_start": _nullable(DATE_TIME),
-            "window_end": _nullable(DATE_TIME),
-        },
-        required=["scenario", "application", "region"],
-    ),
+    # The request bodies are the ones experiments.api parses (controlplane.api.Body).
+    "DrillRequest": DRILL_REQUEST.schema(),
     "DrillCreated": _object({
         "id": {"type": "integer"},
         "state": {"const": "requested"},
@@ -154,18 +145,9 @@ SCHEMAS = {
             "description": "Why the drill ended so; for inconclusive, what could not be tested.",
         },
     }),
-    "Decision": _object(
-        {
-            "comment": {"type": "string", "maxLength": 2000},
-            "plan_hash": {
-                "type": "string",
-                "description": "The plan you reviewed: 409 if the drill's plan is another one now.",
-            },
-        },
-        required=[],
-    ),
-    "AbortRequest": _object({"reason": {"type": "string", "maxLength": 500}}, required=[]),
-    "HaltRequest": _object({"reason": {"type": "string", "minLength": 1, "maxLength": 500}}),
+    "Decision": DECISION.schema(),
+    "AbortRequest": ABORT_REQUEST.schema(),
+    "HaltRequest": HALT_REQUEST.schema(),
     "Halt": _object(
         {"halted": {"type": "boolean"}, "changed": {"type": "boolean"}, "reason": {"type": "string"}},
         required=["halted", "changed"],
@@ -182,11 +164,13 @@ def _body(schema_name, required=True):
 
 ERRORS = {
     "401": _json("Error", "No valid token: send `Authorization: Bearer TOKEN`."),
-    "403": _json("Error", "The token's user has no role that allows this."),
-    "405": _json("Error", "Method not allowed."),
+    "403": _json("Error", "The token's user has no role that allows this (or, authenticated by the "
+                          "console's session cookie instead of a token: the CSRF check failed)."),
+    "405": _json("Error", "Method not allowed (the `Allow` header lists the allowed ones)."),
 }
-BAD_JSON = {"400": _json("Error", "The body is not a JSON object.")}
-NOT_FOUND = {"404": {"description": "No such drill."}}
+BAD_BODY = {"400": _json("ValidationError", "A message per invalid field: not a JSON object (under "
+                                            "non_field_errors), an unknown field, a wrong type.")}
+NOT_FOUND = {"404": _json("Error", "No such drill.")}
 DRILL_ID = [{"name": "pk", "in": "path", "required": True, "schema": {"type": "integer"}}]
 CONFLICT = {"409": _json("Error", "The drill is no longer waiting for a decision, its plan changed, "
                                   "or drills are halted.")}
@@ -237,7 +221,7 @@ PATHS = {
             ),
             "requestBody": _body("Decision", required=False),
             "responses": {
-                "200": _json("Drill", "The approved drill."), **BAD_JSON, **NOT_FOUND, **CONFLICT, **ERRORS
+                "200": _json("Drill", "The approved drill."), **BAD_BODY, **NOT_FOUND, **CONFLICT, **ERRORS
             },
         },
     },
@@ -249,7 +233,7 @@ PATHS = {
             "description": "Audit: drill.rejected.",
             "requestBody": _body("Decision", required=False),
             "responses": {
-                "200": _json("Drill", "The rejected drill."), **BAD_JSON, **NOT_FOUND, **CONFLICT, **ERRORS
+                "200": _json("Drill", "The rejected drill."), **BAD_BODY, **NOT_FOUND, **CONFLICT, **ERRORS
             },
         },
     },
@@ -267,7 +251,7 @@ PATHS = {
             "responses": {
                 "200": _json("Drill", "Aborted."),
                 "202": _json("Drill", "Abort requested; the runner reverts."),
-                **BAD_JSON,
+                **BAD_BODY,
                 **NOT_FOUND,
                 "409": _json("Error", "The drill had already ended."),
                 **ERRORS,

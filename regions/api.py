@@ -14,8 +14,10 @@ from regions.models import LagSample
 
 @api_view(["GET"], permission="regions.view_stack")
 def inventory(request):
-    """The whole inventory in the import format (applications, regions, stacks)."""
-    return JsonResponse(inventory_lib.export_inventory())
+    """The whole inventory in the import format (applications, regions, stacks); the
+    regions' role ARN and external id only for admins, as the console's export."""
+    with_access = request.user.has_perm(inventory_lib.ACCESS_PERMISSION)
+    return JsonResponse(inventory_lib.export_inventory(with_access=with_access))
 
 
 def _iso(when):

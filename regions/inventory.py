@@ -66,6 +66,11 @@ from regions.models import Application, Component, ComponentKind, Region, Stack
 
 # Keys each entry accepts, and those it requires.
 REGION_KEYS = ("code", "account_id", "role_arn", "external_id")
+# What the control plane assumes to reach a region's account: exported and shown only to
+# those who may import the inventory (admins), in the console's export, the stack page
+# and GET /api/v1/inventory alike.
+ACCESS_KEYS = ("role_arn", "external_id")
+ACCESS_PERMISSION = "regions.import_inventory"
 APPLICATION_KEYS = (
     "name",
     "display_name",
@@ -666,10 +671,13 @@ def _optional(obj, names):
     return {name: getattr(obj, name) for name in names if getattr(obj, name) not in ("", None)}
 
 
-def export_inventory():
-    """The whole inventory, in exactly the format `import_inventory` reads."""
+def export_inventory(with_access=True):
+    """The whole inventory, in exactly the format `import_inventory` reads. Without
+    `with_access`, the regions leave out ACCESS_KEYS (for users without
+    ACCESS_PERMISSION)."""
+    region_keys = [k for k in REGION_KEYS[1:] if with_access or k not in ACCESS_KEYS]
     regions = [
-        {"code": r.code, **_optional(r, REGION_KEYS[1:])} for r in Region.objects.order_by("code")
+        {"code": r.code, **_optional(r, region_keys)} for r in Region.objects.order_by("code")
     ]
     components_by_stack = {}
     for c in Component.objects.order_by("kind", "identifier"):

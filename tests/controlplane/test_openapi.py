@@ -66,6 +66,27 @@ def test_bearer_security_applies_to_every_path_but_the_document_itself():
                 assert any(code.startswith("2") for code in operation["responses"]), (method, path)
 
 
+def test_every_error_an_operation_can_answer_is_documented_as_json():
+    """What api_view, parse_body and the JSON error handlers answer, per operation
+    (tests/experiments/test_api_fuzz.py checks the same against real responses)."""
+    for path, item in DOCUMENT["paths"].items():
+        for method, operation in item.items():
+            if method not in {"get", "post", "put", "patch", "delete"}:
+                continue
+            expected = {"405"} if path == "/openapi.json" else {"401", "403", "405"}
+            if "requestBody" in operation:
+                expected.add("400")
+            if "{pk}" in path:
+                expected.add("404")
+            responses = operation["responses"]
+            assert expected <= set(responses), (method, path)
+            for code, response in responses.items():
+                if code[0] in "45":
+                    schema = response["content"]["application/json"]["schema"]
+                    wanted = "ValidationError" if code == "400" else "Error"
+                    assert schema == {"$ref": f"#/components/schemas/{wanted}"}, (method, path, code)
+
+
 def test_the_document_is_served_without_authentication(client, db):
     response = client.get(OPENAPI)
 

@@ -3,10 +3,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from experiments import services
 from experiments.models import Drill, Scenario
 from experiments.scenarios import ensure_builtin_scenarios
 from regions.discovery import run_discovery
-from regions.models import Application, Architecture, Region
+from regions.models import Application, Architecture, Region, Stack
+from tests.experiments.test_views import PLAN
 
 REGIONS = ["eu-central-1", "us-east-1", "us-west-2"]
 
@@ -36,6 +38,17 @@ def make_drill(operator):
         )
 
     return make
+
+
+@pytest.fixture
+def plannable(db, monkeypatch):
+    """orders (architecture A) has a stack in us-east-1 and any plan can be made (the
+    fault library is not under test), so a request reaches the window checks and the
+    database without the sandbox."""
+    ensure_builtin_scenarios()
+    app = Application.objects.create(name="orders", architecture=Architecture.DNS)
+    Stack.objects.create(application=app, region=Region.objects.create(code="us-east-1"))
+    monkeypatch.setattr(services, "make_plan", lambda *args: (PLAN, "a" * 64))
 
 
 @pytest.fixture
