@@ -306,7 +306,13 @@ class DrillRun:
                 DrillState.ABORTED,
                 "Preflight: the plan changed since it was approved "
                 f"({', '.join(changed) or 'the stored plan no longer matches its hash'} differ); "
-                "request the drill again",
+                "request the drill again"
+                + (
+                    " (the vantages come from CONTROLPLANE_PROBE_VANTAGES: the console and the "
+                    "workers must share it)"
+                    if "vantages" in changed
+                    else ""
+                ),
             )
         if self.drill.window_start and now < self.drill.window_start:
             raise Stop(

@@ -347,8 +347,8 @@ def test_a_drill_whose_region_serves_no_observer_is_inconclusive_not_passed(worl
     ],
 )
 def test_judge_passes_only_what_was_measured(make_drill, hypothesis, figures, state, reason):
-    row = make_drill(scenario="fail-region-health-check")
-    Scenario.objects.filter(pk=row.scenario_id).update(hypothesis=hypothesis)
+    # The runner judges by the approved plan's hypothesis (never the scenario row's).
+    row = make_drill(scenario="fail-region-health-check", plan={"calls": [], "hypothesis": hypothesis})
     run = runner.DrillRun(Drill.objects.select_related("scenario", "application", "region").get(pk=row.pk))
     run.figures = figures
     judged, why = run.judge()
