@@ -13,7 +13,7 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Max, Prefetch
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -23,6 +23,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from controlplane import audit, aws
 from controlplane.durations import format_duration
 from controlplane.models import AuditSource
+from controlplane.rendering import render_page
 from experiments import faults, lifecycle, services
 from experiments.forms import (
     AbortForm,
@@ -53,15 +54,6 @@ SCORECARD_DRILLS = 20
 
 
 # --- helpers ------------------------------------------------------------------------
-
-
-def _render(request, template, context, partial=None, status=200):
-    """The page, or only its partial for a non-boosted htmx request; varies on HX-Request."""
-    if partial and request.htmx and not request.htmx.boosted:
-        template = f"{template}#{partial}"
-    response = render(request, template, context, status=status)
-    response["Vary"] = "HX-Request"
-    return response
 
 
 def _redirect(request, url):
@@ -289,7 +281,7 @@ def drill_list(request):
         "halt_form": HaltForm(),
         **_halt_context(),
     }
-    return _render(request, "experiments/drill_list.html", context, partial="table")
+    return render_page(request, "experiments/drill_list.html", context, partial="table")
 
 
 @login_required
@@ -323,7 +315,7 @@ def clear_halt(request):
 @require_GET
 def halt_banner(request):
     """The red banner of base.html, for pages whose view did not look at the switch."""
-    return _render(request, "base.html#halt_banner", _halt_context())
+    return render_page(request, "base.html#halt_banner", _halt_context())
 
 
 # --- request ------------------------------------------------------------------------
@@ -361,7 +353,7 @@ def drill_new(request):
         initial = {k: v for k, v in request.GET.items() if k in DrillRequestForm.base_fields}
         form = DrillRequestForm(initial=initial)
     context = {"form": form, "preview": preview, **_halt_context()}
-    return _render(request, "experiments/drill_new.html", context, partial="form")
+    return render_page(request, "experiments/drill_new.html", context, partial="form")
 
 
 @login_required
@@ -377,7 +369,7 @@ def drill_create(request):
             messages.warning(request, warning)
         return _redirect(request, reverse("experiments:detail", args=[drill.pk]))
     context = {"form": form, "preview": None, **_halt_context()}
-    return _render(request, "experiments/drill_new.html", context, partial="form", status=400)
+    return render_page(request, "experiments/drill_new.html", context, partial="form", status=400)
 
 
 # --- the drill page -----------------------------------------------------------------
@@ -434,7 +426,7 @@ def drill_detail(request, pk):
         "close_form": CloseLedgerRowForm(),
         **_halt_context(),
     })
-    return _render(request, "experiments/drill_detail.html", context)
+    return render_page(request, "experiments/drill_detail.html", context)
 
 
 @login_required
@@ -466,7 +458,7 @@ def _approval_page(request, drill, form, status=200):
         "measurability": services.drill_measurability(drill),
         **_halt_context(),
     }
-    return _render(request, "experiments/drill_approval.html", context, status=status)
+    return render_page(request, "experiments/drill_approval.html", context, status=status)
 
 
 def _decide(request, pk, decision):
@@ -649,7 +641,7 @@ def scorecard(request, app):
         "trend_chart": chart,
         **_halt_context(),
     }
-    return _render(request, "experiments/scorecard.html", context)
+    return render_page(request, "experiments/scorecard.html", context)
 
 
 # --- scenarios ----------------------------------------------------------------------
@@ -660,7 +652,7 @@ def scorecard(request, app):
 @require_GET
 def scenario_list(request):
     scenarios = Scenario.objects.select_related("created_by").order_by("-built_in", "name")
-    return _render(request, "experiments/scenario_list.html", {"scenarios": scenarios, **_halt_context()})
+    return render_page(request, "experiments/scenario_list.html", {"scenarios": scenarios, **_halt_context()})
 
 
 def _get_scenario_for_user(user, slug):
@@ -676,7 +668,7 @@ def _scenario_page(request, scenario, form, status=200):
         "editable": form is not None,
         **_halt_context(),
     }
-    return _render(request, "experiments/scenario_form.html", context, status=status)
+    return render_page(request, "experiments/scenario_form.html", context, status=status)
 
 
 @login_required

@@ -8,12 +8,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import Count
 from django.http import Http404, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from controlplane import audit
 from controlplane.celery import PUBLISH_ERRORS
+from controlplane.rendering import render_page
 from regions import inventory, monitoring, overview_grid, tasks
 from regions.models import (
     Application,
@@ -29,14 +30,6 @@ from regions.models import (
 from regions.status import Sample, describe_sample
 
 log = logging.getLogger(__name__)
-
-def _render(request, template, context, partial=None):
-    """Render the page, or only its partial for a non-boosted htmx request."""
-    if partial and request.htmx and not request.htmx.boosted:
-        template = f"{template}#{partial}"
-    response = render(request, template, context)
-    response["Vary"] = "HX-Request"
-    return response
 
 
 def _overview_context():
@@ -83,7 +76,7 @@ def _overview_context():
 @permission_required("regions.view_stack", raise_exception=True)
 @require_GET
 def overview(request):
-    return _render(request, "regions/overview.html", _overview_context(), partial="grid")
+    return render_page(request, "regions/overview.html", _overview_context(), partial="grid")
 
 
 def _get_application_for_user(user, name):
@@ -103,7 +96,7 @@ def application_detail(request, app):
         .annotate(component_count=Count("components"))
         .order_by("region__code")
     )
-    return _render(
+    return render_page(
         request,
         "regions/application.html",
         {"application": application, "stacks": stacks},
@@ -336,7 +329,7 @@ def stack_detail(request, app, region):
             .select_related("region")
             .order_by("region__code")
         )
-    response = _render(request, "regions/stack.html", context, partial="live")
+    response = render_page(request, "regions/stack.html", context, partial="live")
     if window_error:
         response.status_code = 400
     return response
