@@ -31,6 +31,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
+from controlplane.aws import SANDBOX_PAUSE_TAG
 from regions.models import ComponentKind, ObservationKind
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,7 @@ def _component_findings(c, now, stale):
         if paused and not _stale(obs, now, stale):
             add(
                 f"replication into {c.name} in {c.region} is paused",
-                "UntagResource TagKeys=[sandbox:replication-paused] (sandbox); on AWS remove the "
+                f"UntagResource TagKeys=[{SANDBOX_PAUSE_TAG}] (sandbox); on AWS remove the "
                 "resource-policy statement denying replication",
             )
     return out
