@@ -42,7 +42,6 @@ from experiments.models import (
     Drill,
     DrillState,
     DrillStep,
-    HaltState,
     Scenario,
     StepKind,
 )
@@ -61,11 +60,6 @@ def _redirect(request, url):
     if request.htmx:
         return HttpResponseClientRedirect(url)
     return redirect(url)
-
-
-def _halt_context():
-    """The halt switch for base.html's banner (it asks the server itself when absent)."""
-    return {"halt_checked": True, "halt": HaltState.objects.filter(pk=1).first()}
 
 
 def _seconds(value):
@@ -279,7 +273,6 @@ def drill_list(request):
         "regions": list(Region.objects.order_by("code").values_list("code", flat=True)),
         "scenarios": list(Scenario.objects.order_by("-built_in", "name").values_list("slug", "name")),
         "halt_form": HaltForm(),
-        **_halt_context(),
     }
     return render_page(request, "experiments/drill_list.html", context, partial="table")
 
@@ -314,8 +307,8 @@ def clear_halt(request):
 @permission_required("experiments.view_drill", raise_exception=True)
 @require_GET
 def halt_banner(request):
-    """The red banner of base.html, for pages whose view did not look at the switch."""
-    return render_page(request, "base.html#halt_banner", _halt_context())
+    """The red banner of base.html, for the pages that do not show it themselves."""
+    return render_page(request, "base.html#halt_banner", {})
 
 
 # --- request ------------------------------------------------------------------------
@@ -352,7 +345,7 @@ def drill_new(request):
     else:
         initial = {k: v for k, v in request.GET.items() if k in DrillRequestForm.base_fields}
         form = DrillRequestForm(initial=initial)
-    context = {"form": form, "preview": preview, **_halt_context()}
+    context = {"form": form, "preview": preview}
     return render_page(request, "experiments/drill_new.html", context, partial="form")
 
 
@@ -368,7 +361,7 @@ def drill_create(request):
         if warning:
             messages.warning(request, warning)
         return _redirect(request, reverse("experiments:detail", args=[drill.pk]))
-    context = {"form": form, "preview": None, **_halt_context()}
+    context = {"form": form, "preview": None}
     return render_page(request, "experiments/drill_new.html", context, partial="form", status=400)
 
 
@@ -424,7 +417,6 @@ def drill_detail(request, pk):
             else []
         ),
         "close_form": CloseLedgerRowForm(),
-        **_halt_context(),
     })
     return render_page(request, "experiments/drill_detail.html", context)
 
@@ -456,7 +448,6 @@ def _approval_page(request, drill, form, status=200):
         "is_requester": request.user.pk == drill.requested_by_id,
         "form": form,
         "measurability": services.drill_measurability(drill),
-        **_halt_context(),
     }
     return render_page(request, "experiments/drill_approval.html", context, status=status)
 
@@ -639,7 +630,6 @@ def scorecard(request, app):
         "totals": totals,
         "trend": trend,
         "trend_chart": chart,
-        **_halt_context(),
     }
     return render_page(request, "experiments/scorecard.html", context)
 
@@ -652,7 +642,7 @@ def scorecard(request, app):
 @require_GET
 def scenario_list(request):
     scenarios = Scenario.objects.select_related("created_by").order_by("-built_in", "name")
-    return render_page(request, "experiments/scenario_list.html", {"scenarios": scenarios, **_halt_context()})
+    return render_page(request, "experiments/scenario_list.html", {"scenarios": scenarios})
 
 
 def _get_scenario_for_user(user, slug):
@@ -666,7 +656,6 @@ def _scenario_page(request, scenario, form, status=200):
         "scenario": scenario,
         "form": form,
         "editable": form is not None,
-        **_halt_context(),
     }
     return render_page(request, "experiments/scenario_form.html", context, status=status)
 
