@@ -3,9 +3,9 @@
 `find_drift()` is pure: the inventory's last-seen configuration (Component.config) and
 the stored AWS observations in, findings out. The configuration is kept fresh by
 `refresh_live_config()` (beat, every CONTROLPLANE_LIVE_CONFIG_INTERVAL seconds), which
-re-reads each component through the same reads as discovery (regions/discovery.py's
-reader) and updates `Component.config` where it changed (no audit event: the config is
-an observation, not an intent).
+re-reads each component through the same reads as discovery (a `regions.discovery.Reader`
+and the service modules of regions/discovery/) and updates `Component.config` where it
+changed (no audit event: the config is an observation, not an intent).
 
 Faults recognised (each with its exact inverse):
 
@@ -32,7 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 from controlplane.aws import SANDBOX_PAUSE_TAG
-from regions.models import ComponentKind, ObservationKind
+from regions import discovery
+from regions.discovery import apigateway, awslambda, dynamodb, elbv2, globalaccelerator, route53, ssm
+from regions.models import Component, ComponentKind, ObservationKind
 
 log = logging.getLogger(__name__)
 
@@ -179,9 +181,6 @@ LIVE_KINDS = (
 def refresh_live_config(*, application_ids=None):
     """Re-read the components that can carry a fault and store their configuration
     where it changed. Returns (components updated, warnings)."""
-    from regions import discovery
-    from regions.models import Component
-
     components = list(
         Component.objects.filter(kind__in=LIVE_KINDS).select_related("stack__region", "stack__application")
     )
@@ -190,28 +189,27 @@ def refresh_live_config(*, application_ids=None):
     if not components:
         return 0, []
     regions = {c.stack.region.code: c.stack.region for c in components}
-    warnings = []
-    reader = discovery._Reader(regions, None, warnings)
+    reader = discovery.Reader(regions)
 
     jobs = []
     load_balancers = set()
     for c in components:
         region, app = c.stack.region, c.stack.application.name
         if c.kind == ComponentKind.LAMBDA_FUNCTION:
-            jobs.append((reader.lambda_function, (region, app, c.identifier)))
+            jobs.append((awslambda.read_function, (reader, region, app, c.identifier)))
         elif c.kind == ComponentKind.SSM_FAULT_PARAMETER:
-            jobs.append((reader.ssm_parameter, (region, app, c.identifier)))
+            jobs.append((ssm.read_parameter, (reader, region, app, c.identifier)))
         elif c.kind == ComponentKind.API_GATEWAY_STAGE and c.config.get("restApiId"):
             api_name = c.name.rsplit("/", 1)[0] if "/" in c.name else None
-            args = (region, app, c.config["restApiId"], c.config.get("stageName"), api_name)
-            jobs.append((reader.api_stage, args))
+            args = (reader, region, app, c.config["restApiId"], c.config.get("stageName"), api_name)
+            jobs.append((apigateway.read_stage, args))
         elif c.kind == ComponentKind.ALB_LISTENER and c.config.get("LoadBalancerArn"):
             key = (region.code, app, c.config["LoadBalancerArn"])
             if key not in load_balancers:
                 load_balancers.add(key)
-                jobs.append((reader.load_balancer, (region, app, c.config["LoadBalancerArn"])))
+                jobs.append((elbv2.read_load_balancer, (reader, region, app, c.config["LoadBalancerArn"])))
         elif c.kind == ComponentKind.DYNAMODB_REPLICA:
-            jobs.append((reader.dynamodb_table, (region, app, c.identifier, c.name)))
+            jobs.append((dynamodb.read_table, (reader, region, app, c.identifier, c.name)))
     kinds = {c.kind for c in components}
     seen = set()
     for region in regions.values():
@@ -220,9 +218,9 @@ def refresh_live_config(*, application_ids=None):
             continue
         seen.add(key)
         if kinds & {ComponentKind.ROUTE53_HEALTH_CHECK, ComponentKind.ROUTE53_RECORD}:
-            jobs.append((reader.scan_route53, (region,)))
+            jobs.append((route53.scan, (reader, region)))
         if ComponentKind.GA_ENDPOINT_GROUP in kinds:
-            jobs.append((reader.scan_global_accelerator, (region,)))
+            jobs.append((globalaccelerator.scan, (reader, region)))
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(lambda job: job[0](*job[1]), jobs))
 
@@ -231,4 +229,4 @@ def refresh_live_config(*, application_ids=None):
         found = reader.found.get((c.stack.application.name, c.stack.region.code, c.kind, c.identifier))
         if found is not None and found.config != c.config:
             updated += Component.objects.filter(pk=c.pk).update(config=found.config)
-    return updated, warnings
+    return updated, reader.warnings
