@@ -58,19 +58,6 @@ class Finding(NamedTuple):
         }
 
 
-def drills_running_for(application_ids):
-    """The ids of the applications (among `application_ids`) with a drill running now:
-    their faults are the drill's, not drift (one query)."""
-    from experiments.models import LIVE_STATES, Drill
-
-    return set(
-        Drill.objects.filter(application_id__in=list(application_ids), state__in=list(LIVE_STATES))
-        .order_by()
-        .values_list("application_id", flat=True)
-        .distinct()
-    )
-
-
 def _float(value, default=None):
     try:
         return float(value)
