@@ -42,9 +42,11 @@ def test_a_worker_killed_mid_drill_under_the_run_command_comes_back_and_the_faul
     aws_port, console_port = _free_port(), _free_port()
     endpoint = f"http://127.0.0.1:{aws_port}"
     settings.DRILL_QUEUE = unique_queue("drills")
+    # The plan approved here names the vantages the run command's processes observe from.
+    settings.CONTROLPLANE_PROBE_VANTAGES = [unique_queue("vantage")]
     env = child_env(
         CONTROLPLANE_DRILL_QUEUE=settings.DRILL_QUEUE,
-        CONTROLPLANE_VANTAGE=unique_queue("vantage"),
+        CONTROLPLANE_VANTAGE=settings.CONTROLPLANE_PROBE_VANTAGES[0],
         CONTROLPLANE_AWS_ENDPOINT_URL=endpoint,
         CONSOLE_PORT=console_port,
         SANDBOX_AWS_PORT=aws_port,
