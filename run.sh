@@ -41,6 +41,6 @@ done
 .venv/bin/python manage.py demo_users
 
 echo "==> console on http://127.0.0.1:${PORT}  (Ctrl-C stops console, workers, beat and sandbox)"
-echo "    the sandbox fills the inventory by discovery once it is up (a few seconds)"
+echo "    discovery fills the inventory from the sandbox once it is up (a few seconds)"
 echo "    each process's output: var/log/<name>.log; a process that dies is restarted"
 exec .venv/bin/python scripts/supervise.py Procfile.dev

@@ -40,6 +40,11 @@ BotoCoreError = botocore.exceptions.BotoCoreError
 _lock = threading.Lock()
 _sessions = {}
 
+# The sandbox's convention for paused replication (docs/SANDBOX.md): this tag, value
+# "true", on the *receiving* replica. The sandbox honours it, drills set it and monitoring
+# reads it (AWS itself pauses with a resource-policy statement instead).
+SANDBOX_PAUSE_TAG = "sandbox:replication-paused"
+
 # Services whose API lives in one region whatever region the stack is in.
 GLOBAL_SERVICE_REGIONS = {
     "route53": "us-east-1",

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from controlplane import audit, background
 from controlplane.models import AuditEvent, AuditSource
+from controlplane.rendering import render_page
 
 AUDIT_PAGE_SIZE = 50
 
@@ -146,12 +147,7 @@ def audit_list(request):
         .distinct(),
         "sources": AuditSource,
     }
-    template = "controlplane/audit.html"
-    if request.htmx and not request.htmx.boosted:
-        template += "#events"
-    response = render(request, template, context)
-    response["Vary"] = "HX-Request"
-    return response
+    return render_page(request, "controlplane/audit.html", context, partial="events")
 
 
 class _Echo:

@@ -32,11 +32,10 @@ from botocore import xform_name
 from django.core.serializers.json import DjangoJSONEncoder
 
 from controlplane import aws
+from controlplane.aws import SANDBOX_PAUSE_TAG  # the sandbox's pause convention (docs/SANDBOX.md)
 from experiments.models import FaultKind
 from regions.models import ComponentKind, Region
 
-# The sandbox's pause convention (docs/SANDBOX.md): tag the *receiving* replica.
-SANDBOX_PAUSE_TAG = "sandbox:replication-paused"
 FIS_PAUSE_ACTION = "aws:dynamodb:global-table-pause-replication"
 
 

@@ -14,6 +14,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 
+from controlplane.choices import ColouredChoices
 from regions.models import Application, Architecture, Component, Region
 
 # Operators cannot create scenarios that run longer than this (settings may lower it).
@@ -42,41 +43,22 @@ class FaultKind(models.TextChoices):
     FIS_EXPERIMENT = "fis_experiment", "Start an AWS FIS experiment template"
 
 
-class DrillState(models.TextChoices):
-    # value, label; the badge colour is in BADGES below (one place, read by `.badge`)
-    REQUESTED = "requested", "Requested"
-    APPROVED = "approved", "Approved"
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    REVERTING = "reverting", "Reverting"
-    PASSED = "passed", "Passed"
-    FAILED = "failed", "Failed"
+class DrillState(ColouredChoices):
+    # value, label, badge colour
+    REQUESTED = "requested", "Requested", "blue"
+    APPROVED = "approved", "Approved", "teal"
+    QUEUED = "queued", "Queued", "teal"
+    RUNNING = "running", "Running", "orange"
+    REVERTING = "reverting", "Reverting", "orange"
+    PASSED = "passed", "Passed", "green"
+    FAILED = "failed", "Failed", "red"
     # The hypothesis could not be tested (outcome_reason says why): never a pass.
-    INCONCLUSIVE = "inconclusive", "Inconclusive"
-    ABORTED = "aborted", "Aborted"
-    ERRORED = "errored", "Errored"
-    REJECTED = "rejected", "Rejected"
-    EXPIRED = "expired", "Expired"
+    INCONCLUSIVE = "inconclusive", "Inconclusive", "amber"
+    ABORTED = "aborted", "Aborted", "gray"
+    ERRORED = "errored", "Errored", "red"
+    REJECTED = "rejected", "Rejected", "gray"
+    EXPIRED = "expired", "Expired", "gray"
 
-    @property
-    def badge(self):
-        return DRILL_STATE_BADGES[self]
-
-
-DRILL_STATE_BADGES = {
-    DrillState.REQUESTED: "blue",
-    DrillState.APPROVED: "teal",
-    DrillState.QUEUED: "teal",
-    DrillState.RUNNING: "orange",
-    DrillState.REVERTING: "orange",
-    DrillState.PASSED: "green",
-    DrillState.FAILED: "red",
-    DrillState.INCONCLUSIVE: "amber",
-    DrillState.ABORTED: "gray",
-    DrillState.ERRORED: "red",
-    DrillState.REJECTED: "gray",
-    DrillState.EXPIRED: "gray",
-}
 
 # A drill in one of these states may have faults in AWS (or is about to).
 LIVE_STATES = (DrillState.QUEUED, DrillState.RUNNING, DrillState.REVERTING)
@@ -235,31 +217,18 @@ class Drill(models.Model):
 
     @property
     def state_badge(self):
-        return DRILL_STATE_BADGES[DrillState(self.state)]
+        return DrillState.colour_of(self.state)
 
 
-class StepKind(models.TextChoices):
-    STATE = "state", "State change"
-    PLAN = "plan", "Plan"
-    INJECT = "inject", "Fault injected"
-    REVERT = "revert", "Fault reverted"
-    OBSERVATION = "observation", "Observation"
-    STOP_CONDITION = "stop_condition", "Stop condition"
-    ERROR = "error", "Error"
-    NOTE = "note", "Note"
-
-    @property
-    def badge(self):
-        return {
-            "state": "blue",
-            "plan": "gray",
-            "inject": "orange",
-            "revert": "teal",
-            "observation": "gray",
-            "stop_condition": "red",
-            "error": "red",
-            "note": "gray",
-        }[self.value]
+class StepKind(ColouredChoices):
+    STATE = "state", "State change", "blue"
+    PLAN = "plan", "Plan", "gray"
+    INJECT = "inject", "Fault injected", "orange"
+    REVERT = "revert", "Fault reverted", "teal"
+    OBSERVATION = "observation", "Observation", "gray"
+    STOP_CONDITION = "stop_condition", "Stop condition", "red"
+    ERROR = "error", "Error", "red"
+    NOTE = "note", "Note", "gray"
 
 
 class DrillStep(models.Model):
@@ -303,13 +272,9 @@ class ObserverBatch(models.Model):
         return f"drill {self.drill_id} from {self.vantage} #{self.seq} ({len(self.samples)} samples)"
 
 
-class Decision(models.TextChoices):
-    APPROVE = "approve", "Approve"
-    REJECT = "reject", "Reject"
-
-    @property
-    def badge(self):
-        return "green" if self == Decision.APPROVE else "red"
+class Decision(ColouredChoices):
+    APPROVE = "approve", "Approve", "green"
+    REJECT = "reject", "Reject", "red"
 
 
 class Approval(models.Model):
@@ -334,6 +299,10 @@ class Approval(models.Model):
     def __str__(self):
         return f"{self.decision} of drill #{self.drill_id} by {self.approver_id}"
 
+    @property
+    def decision_badge(self):
+        return Decision.colour_of(self.decision)
+
     def is_valid_for(self, drill, now=None):
         now = now or timezone.now()
         return (
@@ -344,22 +313,15 @@ class Approval(models.Model):
         )
 
 
-class CompensationState(models.TextChoices):
-    PENDING = "pending", "Pending (row written, call not confirmed)"
-    INJECTED = "injected", "Injected"
-    REVERTED = "reverted", "Reverted"
-    FAILED = "failed", "Revert failed (retried)"
+class CompensationState(ColouredChoices):
+    PENDING = "pending", "Pending (row written, call not confirmed)", "blue"
+    INJECTED = "injected", "Injected", "orange"
+    REVERTED = "reverted", "Reverted", "green"
+    FAILED = "failed", "Revert failed (retried)", "red"
     # Terminal without a revert: the target no longer exists (its inverse answered "not
     # found"), or an admin closed the row with a reason. Both are audited.
-    GONE = "gone", "Target gone (nothing to revert)"
-    CLOSED = "closed", "Closed by an admin"
-
-    @property
-    def badge(self):
-        return {
-            "pending": "blue", "injected": "orange", "reverted": "green", "failed": "red",
-            "gone": "amber", "closed": "amber",
-        }[self.value]
+    GONE = "gone", "Target gone (nothing to revert)", "amber"
+    CLOSED = "closed", "Closed by an admin", "amber"
 
 
 # Ledger rows still to revert (the reaper's work); every other state is closed.

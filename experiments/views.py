@@ -13,7 +13,7 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Max, Prefetch
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -23,6 +23,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from controlplane import audit, aws
 from controlplane.durations import format_duration
 from controlplane.models import AuditSource
+from controlplane.rendering import render_page
 from experiments import faults, lifecycle, services
 from experiments.forms import (
     AbortForm,
@@ -41,7 +42,6 @@ from experiments.models import (
     Drill,
     DrillState,
     DrillStep,
-    HaltState,
     Scenario,
     StepKind,
 )
@@ -55,25 +55,11 @@ SCORECARD_DRILLS = 20
 # --- helpers ------------------------------------------------------------------------
 
 
-def _render(request, template, context, partial=None, status=200):
-    """The page, or only its partial for a non-boosted htmx request; varies on HX-Request."""
-    if partial and request.htmx and not request.htmx.boosted:
-        template = f"{template}#{partial}"
-    response = render(request, template, context, status=status)
-    response["Vary"] = "HX-Request"
-    return response
-
-
 def _redirect(request, url):
     """After a POST: a client-side redirect for htmx, a 303-style redirect otherwise."""
     if request.htmx:
         return HttpResponseClientRedirect(url)
     return redirect(url)
-
-
-def _halt_context():
-    """The halt switch for base.html's banner (it asks the server itself when absent)."""
-    return {"halt_checked": True, "halt": HaltState.objects.filter(pk=1).first()}
 
 
 def _seconds(value):
@@ -287,9 +273,8 @@ def drill_list(request):
         "regions": list(Region.objects.order_by("code").values_list("code", flat=True)),
         "scenarios": list(Scenario.objects.order_by("-built_in", "name").values_list("slug", "name")),
         "halt_form": HaltForm(),
-        **_halt_context(),
     }
-    return _render(request, "experiments/drill_list.html", context, partial="table")
+    return render_page(request, "experiments/drill_list.html", context, partial="table")
 
 
 @login_required
@@ -322,8 +307,8 @@ def clear_halt(request):
 @permission_required("experiments.view_drill", raise_exception=True)
 @require_GET
 def halt_banner(request):
-    """The red banner of base.html, for pages whose view did not look at the switch."""
-    return _render(request, "base.html#halt_banner", _halt_context())
+    """The red banner of base.html, for the pages that do not show it themselves."""
+    return render_page(request, "base.html#halt_banner", {})
 
 
 # --- request ------------------------------------------------------------------------
@@ -360,8 +345,8 @@ def drill_new(request):
     else:
         initial = {k: v for k, v in request.GET.items() if k in DrillRequestForm.base_fields}
         form = DrillRequestForm(initial=initial)
-    context = {"form": form, "preview": preview, **_halt_context()}
-    return _render(request, "experiments/drill_new.html", context, partial="form")
+    context = {"form": form, "preview": preview}
+    return render_page(request, "experiments/drill_new.html", context, partial="form")
 
 
 @login_required
@@ -376,8 +361,8 @@ def drill_create(request):
         if warning:
             messages.warning(request, warning)
         return _redirect(request, reverse("experiments:detail", args=[drill.pk]))
-    context = {"form": form, "preview": None, **_halt_context()}
-    return _render(request, "experiments/drill_new.html", context, partial="form", status=400)
+    context = {"form": form, "preview": None}
+    return render_page(request, "experiments/drill_new.html", context, partial="form", status=400)
 
 
 # --- the drill page -----------------------------------------------------------------
@@ -432,9 +417,8 @@ def drill_detail(request, pk):
             else []
         ),
         "close_form": CloseLedgerRowForm(),
-        **_halt_context(),
     })
-    return _render(request, "experiments/drill_detail.html", context)
+    return render_page(request, "experiments/drill_detail.html", context)
 
 
 @login_required
@@ -464,9 +448,8 @@ def _approval_page(request, drill, form, status=200):
         "is_requester": request.user.pk == drill.requested_by_id,
         "form": form,
         "measurability": services.drill_measurability(drill),
-        **_halt_context(),
     }
-    return _render(request, "experiments/drill_approval.html", context, status=status)
+    return render_page(request, "experiments/drill_approval.html", context, status=status)
 
 
 def _decide(request, pk, decision):
@@ -647,9 +630,8 @@ def scorecard(request, app):
         "totals": totals,
         "trend": trend,
         "trend_chart": chart,
-        **_halt_context(),
     }
-    return _render(request, "experiments/scorecard.html", context)
+    return render_page(request, "experiments/scorecard.html", context)
 
 
 # --- scenarios ----------------------------------------------------------------------
@@ -660,7 +642,7 @@ def scorecard(request, app):
 @require_GET
 def scenario_list(request):
     scenarios = Scenario.objects.select_related("created_by").order_by("-built_in", "name")
-    return _render(request, "experiments/scenario_list.html", {"scenarios": scenarios, **_halt_context()})
+    return render_page(request, "experiments/scenario_list.html", {"scenarios": scenarios})
 
 
 def _get_scenario_for_user(user, slug):
@@ -674,9 +656,8 @@ def _scenario_page(request, scenario, form, status=200):
         "scenario": scenario,
         "form": form,
         "editable": form is not None,
-        **_halt_context(),
     }
-    return _render(request, "experiments/scenario_form.html", context, status=status)
+    return render_page(request, "experiments/scenario_form.html", context, status=status)
 
 
 @login_required

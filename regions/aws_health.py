@@ -39,7 +39,6 @@ from regions.status import HealthStatus, rollup_regions
 
 log = logging.getLogger(__name__)
 
-PAUSE_TAG = "sandbox:replication-paused"
 # Route 53: a check is healthy when more than this share of its checkers report healthy.
 ROUTE53_HEALTHY_SHARE = 0.18
 MAX_THREADS = 16
@@ -181,7 +180,7 @@ def replica_reads(component):
         f"dynamodb ListTagsOfResource {component.identifier}",
     )
     paused = any(
-        t.get("Key") == PAUSE_TAG and t.get("Value", "").lower() == "true"
+        t.get("Key") == aws.SANDBOX_PAUSE_TAG and t.get("Value", "").lower() == "true"
         for t in (tags or {}).get("Tags", [])
     )
     replicas = {r.get("RegionName"): r.get("ReplicaStatus") for r in table["Table"].get("Replicas", [])}

@@ -3,9 +3,9 @@
 `find_drift()` is pure: the inventory's last-seen configuration (Component.config) and
 the stored AWS observations in, findings out. The configuration is kept fresh by
 `refresh_live_config()` (beat, every CONTROLPLANE_LIVE_CONFIG_INTERVAL seconds), which
-re-reads each component through the same reads as discovery (regions/discovery.py's
-reader) and updates `Component.config` where it changed (no audit event: the config is
-an observation, not an intent).
+re-reads each component through the same reads as discovery (a `regions.discovery.Reader`
+and the service modules of regions/discovery/) and updates `Component.config` where it
+changed (no audit event: the config is an observation, not an intent).
 
 Faults recognised (each with its exact inverse):
 
@@ -31,7 +31,10 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
-from regions.models import ComponentKind, ObservationKind
+from controlplane.aws import SANDBOX_PAUSE_TAG
+from regions import discovery
+from regions.discovery import apigateway, awslambda, dynamodb, elbv2, globalaccelerator, route53, ssm
+from regions.models import Component, ComponentKind, ObservationKind
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +56,6 @@ class Finding(NamedTuple):
             "what": self.what,
             "undo": self.undo,
         }
-
-
-def drills_running_for(application_ids):
-    """The ids of the applications (among `application_ids`) with a drill running now:
-    their faults are the drill's, not drift (one query)."""
-    from experiments.models import LIVE_STATES, Drill
-
-    return set(
-        Drill.objects.filter(application_id__in=list(application_ids), state__in=list(LIVE_STATES))
-        .order_by()
-        .values_list("application_id", flat=True)
-        .distinct()
-    )
 
 
 def _float(value, default=None):
@@ -139,7 +129,7 @@ def _component_findings(c, now, stale):
         if paused and not _stale(obs, now, stale):
             add(
                 f"replication into {c.name} in {c.region} is paused",
-                "UntagResource TagKeys=[sandbox:replication-paused] (sandbox); on AWS remove the "
+                f"UntagResource TagKeys=[{SANDBOX_PAUSE_TAG}] (sandbox); on AWS remove the "
                 "resource-policy statement denying replication",
             )
     return out
@@ -178,9 +168,6 @@ LIVE_KINDS = (
 def refresh_live_config(*, application_ids=None):
     """Re-read the components that can carry a fault and store their configuration
     where it changed. Returns (components updated, warnings)."""
-    from regions import discovery
-    from regions.models import Component
-
     components = list(
         Component.objects.filter(kind__in=LIVE_KINDS).select_related("stack__region", "stack__application")
     )
@@ -189,28 +176,27 @@ def refresh_live_config(*, application_ids=None):
     if not components:
         return 0, []
     regions = {c.stack.region.code: c.stack.region for c in components}
-    warnings = []
-    reader = discovery._Reader(regions, None, warnings)
+    reader = discovery.Reader(regions)
 
     jobs = []
     load_balancers = set()
     for c in components:
         region, app = c.stack.region, c.stack.application.name
         if c.kind == ComponentKind.LAMBDA_FUNCTION:
-            jobs.append((reader.lambda_function, (region, app, c.identifier)))
+            jobs.append((awslambda.read_function, (reader, region, app, c.identifier)))
         elif c.kind == ComponentKind.SSM_FAULT_PARAMETER:
-            jobs.append((reader.ssm_parameter, (region, app, c.identifier)))
+            jobs.append((ssm.read_parameter, (reader, region, app, c.identifier)))
         elif c.kind == ComponentKind.API_GATEWAY_STAGE and c.config.get("restApiId"):
             api_name = c.name.rsplit("/", 1)[0] if "/" in c.name else None
-            args = (region, app, c.config["restApiId"], c.config.get("stageName"), api_name)
-            jobs.append((reader.api_stage, args))
+            args = (reader, region, app, c.config["restApiId"], c.config.get("stageName"), api_name)
+            jobs.append((apigateway.read_stage, args))
         elif c.kind == ComponentKind.ALB_LISTENER and c.config.get("LoadBalancerArn"):
             key = (region.code, app, c.config["LoadBalancerArn"])
             if key not in load_balancers:
                 load_balancers.add(key)
-                jobs.append((reader.load_balancer, (region, app, c.config["LoadBalancerArn"])))
+                jobs.append((elbv2.read_load_balancer, (reader, region, app, c.config["LoadBalancerArn"])))
         elif c.kind == ComponentKind.DYNAMODB_REPLICA:
-            jobs.append((reader.dynamodb_table, (region, app, c.identifier, c.name)))
+            jobs.append((dynamodb.read_table, (reader, region, app, c.identifier, c.name)))
     kinds = {c.kind for c in components}
     seen = set()
     for region in regions.values():
@@ -219,9 +205,9 @@ def refresh_live_config(*, application_ids=None):
             continue
         seen.add(key)
         if kinds & {ComponentKind.ROUTE53_HEALTH_CHECK, ComponentKind.ROUTE53_RECORD}:
-            jobs.append((reader.scan_route53, (region,)))
+            jobs.append((route53.scan, (reader, region)))
         if ComponentKind.GA_ENDPOINT_GROUP in kinds:
-            jobs.append((reader.scan_global_accelerator, (region,)))
+            jobs.append((globalaccelerator.scan, (reader, region)))
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(lambda job: job[0](*job[1]), jobs))
 
@@ -230,4 +216,4 @@ def refresh_live_config(*, application_ids=None):
         found = reader.found.get((c.stack.application.name, c.stack.region.code, c.kind, c.identifier))
         if found is not None and found.config != c.config:
             updated += Component.objects.filter(pk=c.pk).update(config=found.config)
-    return updated, warnings
+    return updated, reader.warnings

@@ -42,7 +42,7 @@ name_validator = RegexValidator(
 
 
 class Architecture(models.TextChoices):
-    # label, then the badge colour used by the console, in one place
+    # value, label
     DNS = "A", "A · Route 53 → API Gateway → Lambda"
     ANYCAST = "B", "B · Global Accelerator → ALB → Lambda"
 

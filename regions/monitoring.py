@@ -568,6 +568,23 @@ def _component_views(app_ids):
     return by_app
 
 
+def _nothing_deliberate(application_ids):
+    return set()
+
+
+_deliberate_changes = _nothing_deliberate
+
+
+def set_deliberate_changes(fn):
+    """Register `fn(application_ids) -> set of application ids` whose live AWS
+    configuration is being changed on purpose now (a drill running on them): their faults
+    are not drift. The drills app registers its query at startup (its AppConfig.ready);
+    without one, no change is deliberate. load_picture calls it once, when it reads
+    components."""
+    global _deliberate_changes
+    _deliberate_changes = fn or _nothing_deliberate
+
+
 def load_picture(now=None, *, application_ids=None, aws_view=True):
     """{application id: Picture} for every application (or the given ones), ordered by
     name. Four queries whatever the number of applications and stacks (applications,
@@ -632,7 +649,7 @@ def load_picture(now=None, *, application_ids=None, aws_view=True):
 
     components = _component_views(None if every else app_ids) if aws_view else {}
     stale = aws_health.stale_after()
-    running = drift.drills_running_for(app_ids) if components else set()
+    running = _deliberate_changes(app_ids) if components else set()
     result = {}
     for pk, _, global_url, _, _ in apps:
         samples = health.get(pk, {})

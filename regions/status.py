@@ -30,26 +30,23 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from django.db import models
-
+from controlplane.choices import ColouredChoices
 from controlplane.durations import format_duration
 from regions.models import ErrorClass, LagMethod
 
 
-class HealthStatus(models.TextChoices):
-    # value, label; the badge colour is in BADGE_COLOURS just below, in the same place.
-    HEALTHY = "healthy", "Healthy"
-    DEGRADED = "degraded", "Degraded"
-    UNHEALTHY = "unhealthy", "Unhealthy"
-    UNKNOWN = "unknown", "Unknown"
-
-    @property
-    def colour(self):
-        return BADGE_COLOURS[self.value]
+class HealthStatus(ColouredChoices):
+    # value, label, colour
+    HEALTHY = "healthy", "Healthy", "green"
+    DEGRADED = "degraded", "Degraded", "amber"
+    UNHEALTHY = "unhealthy", "Unhealthy", "red"
+    UNKNOWN = "unknown", "Unknown", "grey"
 
     @property
     def badge_class(self):
-        """The CSS class of the console's badge (static/css: .badge--healthy, ...)."""
+        """The CSS class of the console's badge: console.css styles the four statuses by
+        name (.badge--healthy, ...), which the overview, the stack page and the browser
+        tests select on."""
         return f"badge--{self.value}"
 
     @property
@@ -58,7 +55,6 @@ class HealthStatus(models.TextChoices):
         return SEVERITY[self.value]
 
 
-BADGE_COLOURS = {"healthy": "green", "degraded": "amber", "unhealthy": "red", "unknown": "grey"}
 SEVERITY = {"healthy": 0, "degraded": 1, "unknown": 2, "unhealthy": 3}
 
 

@@ -1,27 +1,23 @@
 import json
 import logging
-import math
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import Count
 from django.http import Http404, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from controlplane import audit
 from controlplane.celery import PUBLISH_ERRORS
-from regions import inventory, monitoring, overview_grid, tasks
+from controlplane.rendering import render_page
+from regions import charts, inventory, monitoring, overview_grid, tasks
 from regions.models import (
     Application,
     Component,
-    HealthRollup,
     HealthSample,
-    LagRollup,
-    LagSample,
     ProbeTargetKind,
     Region,
     Stack,
@@ -29,14 +25,6 @@ from regions.models import (
 from regions.status import Sample, describe_sample
 
 log = logging.getLogger(__name__)
-
-def _render(request, template, context, partial=None):
-    """Render the page, or only its partial for a non-boosted htmx request."""
-    if partial and request.htmx and not request.htmx.boosted:
-        template = f"{template}#{partial}"
-    response = render(request, template, context)
-    response["Vary"] = "HX-Request"
-    return response
 
 
 def _overview_context():
@@ -83,7 +71,7 @@ def _overview_context():
 @permission_required("regions.view_stack", raise_exception=True)
 @require_GET
 def overview(request):
-    return _render(request, "regions/overview.html", _overview_context(), partial="grid")
+    return render_page(request, "regions/overview.html", _overview_context(), partial="grid")
 
 
 def _get_application_for_user(user, name):
@@ -103,7 +91,7 @@ def application_detail(request, app):
         .annotate(component_count=Count("components"))
         .order_by("region__code")
     )
-    return _render(
+    return render_page(
         request,
         "regions/application.html",
         {"application": application, "stacks": stacks},
@@ -120,159 +108,9 @@ def _get_stack_for_user(user, app, region):
     )
 
 
-# --- stack page: status, last failures, time series --------------------------------
+# --- stack page: status, last failures (its charts: regions/charts.py) -----------
 
-# The chart windows: label -> (length, read the per-minute rollups instead of raw
-# samples). Raw samples are kept 48 h; rollups 30 days.
-WINDOWS = {
-    "15m": (timedelta(minutes=15), False),
-    "1h": (timedelta(hours=1), False),
-    "6h": (timedelta(hours=6), True),
-    "24h": (timedelta(hours=24), True),
-    "7d": (timedelta(days=7), True),
-}
-DEFAULT_WINDOW = "1h"
-MAX_POINTS = 360  # per series, whatever the window
 LAST_FAILURES = 20
-
-
-class BadWindow(ValueError):
-    pass
-
-
-def _parse_window(value):
-    """The WINDOWS key for a `window` query value; BadWindow with a readable message."""
-    value = (value or DEFAULT_WINDOW).strip()
-    if value not in WINDOWS:
-        choices = ", ".join(WINDOWS)
-        raise BadWindow(f"Unknown window {value[:20]!r}: choose one of {choices}.")
-    return value
-
-
-def _buckets(window, now):
-    """(start, step in seconds, number of buckets) for a window ending at `now`."""
-    length, rolled = WINDOWS[window]
-    seconds = length.total_seconds()
-    step = max(60.0 if rolled else 1.0, seconds / MAX_POINTS)
-    count = math.ceil(seconds / step)
-    end = now.timestamp()
-    start = end - count * step
-    return start, step, count
-
-
-def _index(when, start, step, count):
-    i = int((when.timestamp() - start) // step)
-    return i if 0 <= i < count else None
-
-
-def _health_series(stack, window, now):
-    """Per vantage: share of successful probes and mean latency of the successful ones,
-    per bucket. One query."""
-    start, step, count = _buckets(window, now)
-    since = now - timedelta(seconds=count * step)
-    acc = defaultdict(lambda: [[0] * count, [0] * count, [0.0] * count, [0] * count])
-    if WINDOWS[window][1]:
-        rows = HealthRollup.objects.filter(
-            stack=stack, target=ProbeTargetKind.STACK_HEALTH, minute__gte=since, minute__lte=now
-        ).values_list("vantage", "minute", "count", "ok_count", "latency_avg_ms")
-        for vantage, minute, total, ok, latency in rows.iterator(chunk_size=5000):
-            i = _index(minute, start, step, count)
-            if i is None:
-                continue
-            a = acc[vantage]
-            a[0][i] += total
-            a[1][i] += ok
-            if latency is not None and ok:
-                a[2][i] += latency * ok
-                a[3][i] += ok
-    else:
-        rows = HealthSample.objects.filter(
-            stack=stack, target=ProbeTargetKind.STACK_HEALTH, at__gte=since, at__lte=now
-        ).values_list("vantage", "at", "ok", "latency_ms")
-        for vantage, at, ok, latency in rows.iterator(chunk_size=5000):
-            i = _index(at, start, step, count)
-            if i is None:
-                continue
-            a = acc[vantage]
-            a[0][i] += 1
-            if ok:
-                a[1][i] += 1
-                if latency is not None:
-                    a[2][i] += latency
-                    a[3][i] += 1
-    series = []
-    for vantage in sorted(acc):
-        total, ok, latency_sum, latency_n = acc[vantage]
-        series.append({
-            "vantage": vantage,
-            "ok_ratio": [round(ok[i] / total[i], 4) if total[i] else None for i in range(count)],
-            "failed": [total[i] - ok[i] if total[i] else None for i in range(count)],
-            "latency_ms": [
-                round(latency_sum[i] / latency_n[i], 1) if latency_n[i] else None for i in range(count)
-            ],
-        })
-    return series
-
-
-def _lag_series(stack, window, now):
-    """Per source region (source -> this region): mean and max lag in seconds, and the
-    number of canaries not replicated, per bucket. One query."""
-    start, step, count = _buckets(window, now)
-    since = now - timedelta(seconds=count * step)
-    acc = defaultdict(lambda: [[0.0] * count, [0] * count, [None] * count, [0] * count, [0] * count])
-    where = {"application_id": stack.application_id, "receiving_region": stack.region.code}
-    if WINDOWS[window][1]:
-        rows = LagRollup.objects.filter(**where, minute__gte=since, minute__lte=now).values_list(
-            "source_region", "minute", "count", "avg_lag_ms", "max_lag_ms", "not_replicated_count"
-        )
-    else:
-        rows = (
-            (source, at, 1, lag if replicated else None, lag if replicated else None, 0 if replicated else 1)
-            for source, at, lag, replicated in LagSample.objects.filter(
-                **where, at__gte=since, at__lte=now
-            ).values_list("source_region", "at", "lag_ms", "replicated").iterator(chunk_size=5000)
-        )
-    for source, at, total, avg_ms, max_ms, lost in rows:
-        i = _index(at, start, step, count)
-        if i is None:
-            continue
-        a = acc[source]
-        a[4][i] += total
-        a[3][i] += lost
-        replicated = total - lost
-        if avg_ms is not None and replicated:
-            a[0][i] += avg_ms * replicated
-            a[1][i] += replicated
-        if max_ms is not None:
-            a[2][i] = max_ms if a[2][i] is None else max(a[2][i], max_ms)
-    series = []
-    for source in sorted(acc):
-        lag_sum, lag_n, lag_max, lost, total = acc[source]
-        series.append({
-            "source_region": source,
-            "receiving_region": stack.region.code,
-            "lag_seconds": [
-                round(lag_sum[i] / lag_n[i] / 1000, 3) if lag_n[i] else None for i in range(count)
-            ],
-            "max_lag_seconds": [round(m / 1000, 3) if m is not None else None for m in lag_max],
-            "not_replicated": [lost[i] if total[i] else None for i in range(count)],
-        })
-    return series
-
-
-def stack_series(stack, window, now):
-    """The chart data of a stack page: uPlot-ready aligned arrays. Two queries."""
-    start, step, count = _buckets(window, now)
-    return {
-        "window": window,
-        "source": "rollup" if WINDOWS[window][1] else "raw",
-        "step_seconds": step,
-        "from": datetime.fromtimestamp(start, tz=UTC).isoformat(),
-        "to": now.isoformat(),
-        "x": [round(start + i * step, 3) for i in range(count)],
-        "health": _health_series(stack, window, now),
-        "lag": _lag_series(stack, window, now),
-    }
 
 
 def _last_failures(stack):
@@ -303,9 +141,9 @@ def stack_detail(request, app, region):
     stack = _get_stack_for_user(request.user, app, region)
     window_error = ""
     try:
-        window = _parse_window(request.GET.get("window"))
-    except BadWindow as error:
-        window, window_error = DEFAULT_WINDOW, str(error)
+        window = charts.parse_window(request.GET.get("window"))
+    except charts.BadWindow as error:
+        window, window_error = charts.DEFAULT_WINDOW, str(error)
     picture = monitoring.load_picture(application_ids=[stack.application_id]).get(stack.application_id)
     app_status = picture.status if picture else None
     status = next((r for r in app_status.regions if r.stack_id == stack.pk), None) if app_status else None
@@ -317,9 +155,9 @@ def stack_detail(request, app, region):
         "drift": [f for f in picture.drift if f.region == stack.region.code] if picture else [],
         "failures": _last_failures(stack),
         "window": window,
-        "windows": list(WINDOWS),
+        "windows": list(charts.WINDOWS),
         "window_error": window_error,
-        "max_points": MAX_POINTS,
+        "max_points": charts.MAX_POINTS,
     }
     partial = "live" if request.htmx and not request.htmx.boosted else None
     if partial is None:  # the whole page: components, siblings, footer
@@ -336,7 +174,7 @@ def stack_detail(request, app, region):
             .select_related("region")
             .order_by("region__code")
         )
-    response = _render(request, "regions/stack.html", context, partial="live")
+    response = render_page(request, "regions/stack.html", context, partial="live")
     if window_error:
         response.status_code = 400
     return response
@@ -349,10 +187,10 @@ def stack_series_json(request, app, region):
     """GET apps/<app>/<region>/series.json?window=1h: the stack page's chart data."""
     stack = _get_stack_for_user(request.user, app, region)
     try:
-        window = _parse_window(request.GET.get("window"))
-    except BadWindow as error:
-        return JsonResponse({"error": str(error), "windows": list(WINDOWS)}, status=400)
-    response = JsonResponse(stack_series(stack, window, timezone.now()))
+        window = charts.parse_window(request.GET.get("window"))
+    except charts.BadWindow as error:
+        return JsonResponse({"error": str(error), "windows": list(charts.WINDOWS)}, status=400)
+    response = JsonResponse(charts.stack_series(stack, window, timezone.now()))
     response["Cache-Control"] = "no-store"
     return response
 

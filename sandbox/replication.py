@@ -27,10 +27,10 @@ import time
 from datetime import UTC, datetime
 
 from controlplane import aws
+from controlplane.aws import SANDBOX_PAUSE_TAG as PAUSE_TAG
 from sandbox import motostate
 
 log = logging.getLogger("sandbox.replication")
-PAUSE_TAG = "sandbox:replication-paused"
 TICK = 0.02  # seconds between stream polls
 
 

@@ -61,9 +61,11 @@ def test_a_worker_killed_mid_drill_under_the_run_command_comes_back_and_the_faul
     )
     run = RunCommand(tmp_path, env)
     try:
-        for name in ("sandbox", "web", "worker", "probes", "beat"):
+        for name in ("sandbox", "discover", "web", "worker", "probes", "beat"):
             run.wait_for_line(rf"success: {name} entered RUNNING", 60)
-        wait_for(lambda: "discovered" in run.log("sandbox"), 60, message=f"discovery:\n{run.log('sandbox')}")
+        wait_for(
+            lambda: "discovered" in run.log("discover"), 60, message=f"discovery:\n{run.log('discover')}"
+        )
         assert Stack.objects.filter(application__name="orders").count() == 2
         settings.AWS_ENDPOINT_URL = endpoint
         aws.reset()
@@ -91,7 +93,7 @@ def test_a_worker_killed_mid_drill_under_the_run_command_comes_back_and_the_faul
             message=f"injection:\n{run.log('worker')}",
         )
         assert inverted() is True
-        others = {name: run.pid(name) for name in ("web", "beat", "sandbox", "probes")}
+        others = {name: run.pid(name) for name in ("web", "beat", "sandbox", "discover", "probes")}
         killed_pid = run.pid("worker")
         index = len(run.lines)
         os.killpg(killed_pid, signal.SIGKILL)  # the worker and its pool children

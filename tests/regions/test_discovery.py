@@ -10,6 +10,7 @@ from django.core.management import call_command
 from controlplane import aws
 from controlplane.models import AuditEvent
 from regions import discovery, tasks
+from regions.discovery import route53
 from regions.models import Application, Component, Region, Stack
 
 pytestmark = pytest.mark.django_db
@@ -421,7 +422,7 @@ def test_a_region_code_that_aws_does_not_have_is_skipped_with_a_warning(db):
 
 
 def test_health_url_is_derived_from_the_route53_health_check_config():
-    derive = discovery._health_url_from_check
+    derive = route53.health_url_from_check
     assert (
         derive({"Type": "HTTPS", "FullyQualifiedDomainName": "a.example.com", "Port": 443,
                 "ResourcePath": "/health"})

@@ -159,8 +159,10 @@ def test_no_drift_while_a_drill_runs_on_the_application(operator):
     assert drift.find_drift([check], running={7}) == []
 
     from experiments.models import Drill, DrillState, Scenario
+    from experiments.queries import applications_with_live_drills
     from experiments.scenarios import ensure_builtin_scenarios
-    from regions.models import Application, Region
+    from regions import monitoring
+    from regions.models import Application, Component, Region, Stack
 
     ensure_builtin_scenarios()
     apps = [Application.objects.create(name=n, architecture="A") for n in ("calm", "drilled")]
@@ -169,7 +171,14 @@ def test_no_drift_while_a_drill_runs_on_the_application(operator):
         Drill.objects.create(scenario=Scenario.objects.get(slug="fail-region-health-check"),
                              application=app, region=region, requested_by=operator, state=state,
                              plan={"calls": []}, plan_hash="0" * 64)
-    assert drift.drills_running_for([a.pk for a in apps]) == {apps[1].pk}
+        Component.objects.create(stack=Stack.objects.create(application=app, region=region),
+                                 kind=ComponentKind.ROUTE53_HEALTH_CHECK, identifier=f"hc-{app.name}",
+                                 config={"Inverted": True})
+    assert applications_with_live_drills([a.pk for a in apps]) == {apps[1].pk}
+    # Registered with monitoring at startup: the running drill's fault is not drift.
+    pictures = monitoring.load_picture()
+    assert [f.identifier for f in pictures[apps[0].pk].drift] == ["hc-calm"]
+    assert pictures[apps[1].pk].drift == []
 
 
 def test_drift_shows_red_on_the_overview_and_the_stack_page(client_for, viewer):

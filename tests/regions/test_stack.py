@@ -6,6 +6,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from regions.charts import MAX_POINTS
 from regions.models import (
     Application,
     Architecture,
@@ -21,7 +22,6 @@ from regions.models import (
     Region,
     Stack,
 )
-from regions.views import MAX_POINTS
 from tests.regions.samples import store_samples
 
 # session, user, user perms, group perms, roles, stack, the status loader's four,

@@ -83,9 +83,9 @@ def test_ctrl_c_stops_every_process_at_once(procfile, tmp_path):
 
 def test_the_procfile_is_the_single_list_of_processes(tmp_path):
     processes = read_procfile("Procfile.dev")
-    assert [name for name, _ in processes] == ["sandbox", "web", "worker", "probes", "beat"]
+    assert [name for name, _ in processes] == ["sandbox", "discover", "web", "worker", "probes", "beat"]
     config = render_config(processes, run_dir=tmp_path, log_dir=tmp_path, password="pw")
-    assert "programs=sandbox,web,worker,probes,beat" in config
+    assert "programs=sandbox,discover,web,worker,probes,beat" in config
     # Celery's %h reaches the shell intact (supervisor would read %h as interpolation).
     assert "-n worker@%%h" in config
     assert config.count("autorestart=true") == len(processes) + 1  # and the listener

@@ -35,12 +35,6 @@ class Command(BaseCommand):
         )
         parser.add_argument("--topology", default=None, help="topology YAML (default: sandbox/topology.yaml)")
         parser.add_argument("--state-file", default=str(settings.SANDBOX_STATE_FILE))
-        parser.add_argument(
-            "--discover",
-            action="store_true",
-            help="once up, fill the control plane's inventory by discovering the sandbox "
-            "through its AWS endpoint (what ./run.sh does)",
-        )
 
     def handle(self, *args, **options):
         if options["time_scale"] <= 0:
@@ -71,29 +65,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {'':<10} {region:<14} {url}")
         self.stdout.write(f"  state file    {options['state_file']}")
         self.stdout.flush()
-        if options["discover"]:
-            self._discover(sandbox)
         try:
             stop.wait()
         finally:
             self.stdout.write("stopping the sandbox")
             sandbox.stop()
-
-    def _discover(self, sandbox):
-        """Discovery through the sandbox's AWS endpoint, with the same code that runs
-        against AWS: the demo inventory comes from the world itself."""
-        from controlplane import aws
-        from regions.discovery import run_discovery
-
-        settings.AWS_ENDPOINT_URL = sandbox.aws_endpoint
-        aws.reset()
-        regions = sorted({r for app in sandbox.state["applications"].values() for r in app["regions"]})
-        # A restarted sandbox has new resource ids: forget the previous run's components.
-        report = run_discovery(actor="sandbox", regions=regions, prune=True)
-        self.stdout.write(
-            f"discovered {len(report.found)} component(s) in {len(report.regions)} region(s), "
-            f"{len(report.changes)} change(s)"
-        )
-        for warning in report.warnings:
-            self.stdout.write(f"  warning: {warning}")
-        self.stdout.flush()
