@@ -29,12 +29,15 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from botocore import xform_name
-from django.core.serializers.json import DjangoJSONEncoder
 
 from controlplane import aws
+from controlplane.jsonvalues import canonical_json, json_safe
 from experiments.models import FaultKind
 from regions.models import ComponentKind, Region
 
+# The home regions of the global services' APIs (Route 53, Global Accelerator).
+ROUTE53_REGION = aws.GLOBAL_SERVICE_REGIONS["route53"]
+GA_REGION = aws.GLOBAL_SERVICE_REGIONS["globalaccelerator"]
 # The sandbox's pause convention (docs/SANDBOX.md): tag the *receiving* replica.
 SANDBOX_PAUSE_TAG = "sandbox:replication-paused"
 FIS_PAUSE_ACTION = "aws:dynamodb:global-table-pause-replication"
@@ -125,14 +128,6 @@ class Target:
     def identity(self):
         """What the plan hash binds to: the target, not its last-seen config."""
         return {"kind": self.kind, "identifier": self.identifier, "region": self.region}
-
-
-def json_safe(value):
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
-
-
-def canonical_json(value):
-    return json.dumps(value, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def plan_hash(plan):
@@ -283,13 +278,13 @@ class HealthCheckInversion(Fault):
     target_kind = ComponentKind.ROUTE53_HEALTH_CHECK
 
     def read_current(self, target):
-        r53 = self.client("route53", target, "us-east-1")
+        r53 = self.client("route53", target, ROUTE53_REGION)
         config = r53.get_health_check(HealthCheckId=target.identifier)["HealthCheck"]["HealthCheckConfig"]
         return {"Inverted": bool(config.get("Inverted", False))}
 
     def call(self, target, previous):
         def update(inverted):
-            return Call("route53", "us-east-1", "UpdateHealthCheck",
+            return Call("route53", ROUTE53_REGION, "UpdateHealthCheck",
                         {"HealthCheckId": target.identifier, "Inverted": inverted})
 
         return Call(**{**update(True).__dict__, "inverse": update(previous["Inverted"])})
@@ -312,13 +307,13 @@ class TrafficDial(Fault):
         return {}
 
     def read_current(self, target):
-        ga = self.client("globalaccelerator", target, "us-west-2")
+        ga = self.client("globalaccelerator", target, GA_REGION)
         group = ga.describe_endpoint_group(EndpointGroupArn=target.identifier)["EndpointGroup"]
         return {"TrafficDialPercentage": group.get("TrafficDialPercentage", 100.0)}
 
     def call(self, target, previous):
         def update(pct):
-            return Call("globalaccelerator", "us-west-2", "UpdateEndpointGroup",
+            return Call("globalaccelerator", GA_REGION, "UpdateEndpointGroup",
                         {"EndpointGroupArn": target.identifier, "TrafficDialPercentage": float(pct)})
 
         pct = self.params(target)["percentage"]

@@ -13,6 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from controlplane import audit, aws
+from controlplane.jsonvalues import json_safe
 from controlplane.models import AuditSource
 from experiments import faults
 from experiments.models import (
@@ -113,8 +114,8 @@ def make_plan(scenario, application, region):
     )
     plan["fault_kinds"] = [f.slug for f, _ in pairs]
     plan["target_snapshots"] = [t.as_dict() for _, t in pairs]
-    plan["hypothesis"] = faults.json_safe(scenario.hypothesis or {})
-    plan["stop_conditions"] = faults.json_safe(scenario.stop_conditions or [])
+    plan["hypothesis"] = json_safe(scenario.hypothesis or {})
+    plan["stop_conditions"] = json_safe(scenario.stop_conditions or [])
     plan["vantages"] = list(dict.fromkeys(settings.CONTROLPLANE_PROBE_VANTAGES))
     return plan, faults.plan_hash(plan)
 
