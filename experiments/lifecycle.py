@@ -20,17 +20,18 @@ from controlplane import audit
 from controlplane.celery import PUBLISH_ERRORS
 from controlplane.models import AuditSource
 from experiments import faults, services
-from experiments.models import APPROVAL_TTL, Decision, Drill, DrillState, StepKind
+from experiments.models import (
+    APPROVAL_TTL,
+    NOT_STARTED_STATES,
+    RUNNING_STATES,
+    SCHEDULED_STATES,
+    Decision,
+    Drill,
+    DrillState,
+    StepKind,
+)
 
 log = logging.getLogger(__name__)
-
-ABORTABLE_BEFORE_START = [DrillState.REQUESTED, DrillState.APPROVED, DrillState.QUEUED]
-LIVE = [DrillState.RUNNING, DrillState.REVERTING]
-
-
-def _redispatch_after():
-    return timedelta(seconds=getattr(settings, "DRILL_REDISPATCH_AFTER_SECONDS", 15))
-
 
 def dispatch(drill_id):
     """Send the run message for a queued drill. Never raises: when the broker is down
@@ -38,9 +39,10 @@ def dispatch(drill_id):
     from experiments.tasks import run_drill
 
     now = timezone.now()
+    resend_before = now - timedelta(seconds=settings.DRILL_REDISPATCH_AFTER_SECONDS)
     claimed = (
         Drill.objects.filter(pk=drill_id, state=DrillState.QUEUED)
-        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - _redispatch_after()))
+        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=resend_before))
         .update(dispatched_at=now)
     )
     if not claimed:
@@ -182,7 +184,7 @@ def abort(drill, actor, *, reason="", source=AuditSource.CONSOLE, request_id="")
     reason = (reason or "").strip()[:500] or f"aborted by {audit.actor_name(actor)}"
     if services.transition(
         drill.pk,
-        ABORTABLE_BEFORE_START,
+        NOT_STARTED_STATES,
         DrillState.ABORTED,
         actor=actor,
         source=source,
@@ -192,9 +194,9 @@ def abort(drill, actor, *, reason="", source=AuditSource.CONSOLE, request_id="")
     ):
         return "aborted"
     with transaction.atomic():
-        changed = Drill.objects.filter(pk=drill.pk, state__in=LIVE, abort_requested_at__isnull=True).update(
-            abort_requested_at=timezone.now(), abort_reason=reason
-        )
+        changed = Drill.objects.filter(
+            pk=drill.pk, state__in=RUNNING_STATES, abort_requested_at__isnull=True
+        ).update(abort_requested_at=timezone.now(), abort_reason=reason)
         if changed:
             audit.record(
                 actor,
@@ -226,9 +228,9 @@ def halt_all(actor, reason, *, source=AuditSource.CONSOLE, request_id=""):
         raise ValidationError({"reason": "Say why you halt all drills."})
     with transaction.atomic():
         changed = services.halt(actor, reason, source=source, request_id=request_id)
-        for drill in Drill.objects.filter(state__in=LIVE, abort_requested_at__isnull=True):
+        for drill in Drill.objects.filter(state__in=RUNNING_STATES, abort_requested_at__isnull=True):
             abort(drill, actor, reason=f"halt: {reason}", source=source, request_id=request_id)
-        for drill in Drill.objects.filter(state__in=[DrillState.APPROVED, DrillState.QUEUED]):
+        for drill in Drill.objects.filter(state__in=SCHEDULED_STATES):
             abort(drill, actor, reason=f"halt: {reason}", source=source, request_id=request_id)
     return changed
 

@@ -78,8 +78,15 @@ DRILL_STATE_BADGES = {
     DrillState.EXPIRED: "gray",
 }
 
+# The state lists, each written once. A runner owns the drill: its faults may be on in
+# AWS, the reaper watches its heartbeat, an abort is a request the runner acts on.
+RUNNING_STATES = (DrillState.RUNNING, DrillState.REVERTING)
 # A drill in one of these states may have faults in AWS (or is about to).
-LIVE_STATES = (DrillState.QUEUED, DrillState.RUNNING, DrillState.REVERTING)
+LIVE_STATES = (DrillState.QUEUED, *RUNNING_STATES)
+# Not started yet: an abort ends the drill at once.
+NOT_STARTED_STATES = (DrillState.REQUESTED, DrillState.APPROVED, DrillState.QUEUED)
+# Approved, waiting for its window or a worker: a halt aborts it.
+SCHEDULED_STATES = (DrillState.APPROVED, DrillState.QUEUED)
 FINAL_STATES = (
     DrillState.PASSED,
     DrillState.FAILED,

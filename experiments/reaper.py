@@ -31,6 +31,7 @@ from experiments import services
 from experiments.models import (
     FINAL_STATES,
     OPEN_COMPENSATION_STATES,
+    RUNNING_STATES,
     Compensation,
     CompensationState,
     Drill,
@@ -49,7 +50,7 @@ def _revert(drill_id, me):
 
 
 def _stale(now):
-    timeout = timedelta(seconds=getattr(settings, "DRILL_HEARTBEAT_TIMEOUT_SECONDS", 10))
+    timeout = timedelta(seconds=settings.DRILL_HEARTBEAT_TIMEOUT_SECONDS)
     return Q(heartbeat_at__lt=now - timeout) | Q(heartbeat_at__isnull=True)
 
 
@@ -64,7 +65,7 @@ def take_over(drill_id, *, now=None, final_state=DrillState.ERRORED, reason="wor
     now = now or timezone.now()
     me = f"reaper@{socket.gethostname()}"
     overdue = Compensation.objects.filter(drill_id=drill_id, state__in=OPEN, deadline__lt=now)
-    row = Drill.objects.filter(pk=drill_id, state__in=[DrillState.RUNNING, DrillState.REVERTING]).values(
+    row = Drill.objects.filter(pk=drill_id, state__in=RUNNING_STATES).values(
         "state", "worker"
     ).first()
     if row is None:
@@ -86,7 +87,7 @@ def take_over(drill_id, *, now=None, final_state=DrillState.ERRORED, reason="wor
         outcome += f"; {closed} ledger row(s) closed by an admin without a revert"
     services.transition(
         drill_id,
-        [DrillState.RUNNING, DrillState.REVERTING],
+        RUNNING_STATES,
         final_state,
         actor=actor,
         source=source or AuditSource.SYSTEM,
@@ -105,7 +106,7 @@ def reap(now=None):
 
     overdue = Compensation.objects.filter(state__in=OPEN, deadline__lt=now).values_list("drill_id", flat=True)
     stale = Drill.objects.filter(
-        _stale(now) | Q(pk__in=list(overdue)), state__in=[DrillState.RUNNING, DrillState.REVERTING]
+        _stale(now) | Q(pk__in=list(overdue)), state__in=RUNNING_STATES
     ).values_list("pk", "state", "worker")
     for drill_id, _state, _worker in stale:
         before = Compensation.objects.filter(drill_id=drill_id, state__in=OPEN).count()
@@ -125,7 +126,7 @@ def reap(now=None):
         for problem in problems:
             log.error("drill %s: revert failed: %s", drill_id, problem)
 
-    wait = timedelta(seconds=getattr(settings, "DRILL_REDISPATCH_AFTER_SECONDS", 15))
+    wait = timedelta(seconds=settings.DRILL_REDISPATCH_AFTER_SECONDS)
     from experiments import lifecycle
 
     for drill_id in Drill.objects.filter(state=DrillState.QUEUED, queued_at__lt=now - wait).values_list(

@@ -37,6 +37,7 @@ from experiments import faults, services
 from experiments.models import (
     APPROVAL_TTL,
     OPEN_COMPENSATION_STATES,
+    RUNNING_STATES,
     Compensation,
     Drill,
     DrillState,
@@ -79,10 +80,6 @@ class Lost(Exception):
 
 def worker_name():
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _setting(name, default):
-    return getattr(settings, name, default)
 
 
 def _probe(url, timeout=2.0):
@@ -224,11 +221,11 @@ class DrillRun:
     def beat(self, force=False):
         """Heartbeat; False when this worker no longer owns the drill (the reaper took it)."""
         now = time.monotonic()
-        if not force and now - self._last_beat < _setting("DRILL_HEARTBEAT_SECONDS", 1.0):
+        if not force and now - self._last_beat < settings.DRILL_HEARTBEAT_SECONDS:
             return True
         self._last_beat = now
         owned = Drill.objects.filter(
-            pk=self.drill.pk, state__in=[DrillState.RUNNING, DrillState.REVERTING], worker=self.worker
+            pk=self.drill.pk, state__in=RUNNING_STATES, worker=self.worker
         ).update(heartbeat_at=timezone.now())
         return owned == 1
 
@@ -245,14 +242,14 @@ class DrillRun:
         on their probe workers (experiments.tasks.observe_drill)."""
         from experiments import tasks
 
-        period = _setting("DRILL_OBSERVER_PERIOD", 0.1)
+        period = settings.DRILL_OBSERVER_PERIOD
         own = settings.CONTROLPLANE_VANTAGE
         vantages = self.vantages
         until = time.time() + (
-            _setting("DRILL_STEADY_STATE_SECONDS", 2.0)
+            settings.DRILL_STEADY_STATE_SECONDS
             + self.max_duration.total_seconds()
-            + _setting("DRILL_RECOVERY_TIMEOUT_SECONDS", 60.0)
-            + _setting("DRILL_REVERT_GRACE_SECONDS", 60.0)
+            + settings.DRILL_RECOVERY_TIMEOUT_SECONDS
+            + settings.DRILL_REVERT_GRACE_SECONDS
             + 60
         )
         for vantage in vantages:
@@ -263,7 +260,7 @@ class DrillRun:
                 tasks.observe_drill.apply_async(
                     (self.drill.pk, vantage, url, period, until),
                     queue=probe_queue(vantage),
-                    expires=_setting("DRILL_STEADY_STATE_SECONDS", 2.0) + 10,
+                    expires=settings.DRILL_STEADY_STATE_SECONDS + 10,
                 )
             except Exception as exc:  # the broker is down: this vantage goes unobserved
                 self.missing[vantage] = f"its observer could not be sent ({type(exc).__name__}: {exc})"
@@ -320,7 +317,7 @@ class DrillRun:
             )
         other_live = (
             Drill.objects.filter(
-                application=self.application, state__in=[DrillState.RUNNING, DrillState.REVERTING]
+                application=self.application, state__in=RUNNING_STATES
             )
             .exclude(pk=self.drill.pk)
             .values_list("pk", flat=True)
@@ -336,7 +333,7 @@ class DrillRun:
             .select_related("region")
         )
         serving = []
-        attempts = max(1, _setting("CONTROLPLANE_STATUS_FAILURES", 2))
+        attempts = max(1, settings.CONTROLPLANE_STATUS_FAILURES)
         for stack in others:
             ok, detail = (
                 _healthy_confirmed(stack.health_url, attempts)
@@ -353,7 +350,7 @@ class DrillRun:
                 "Preflight: no other region is in rotation, so failing this one would take the "
                 "application down (at least one region must stay in rotation)",
             )
-        lag_limit = _setting("CONTROLPLANE_LAG_DEGRADED_SECONDS", 2.0) * 1000
+        lag_limit = settings.CONTROLPLANE_LAG_DEGRADED_SECONDS * 1000
         lagging = (
             LagSample.objects.filter(
                 application=self.application, at__gte=now - timedelta(minutes=5), lag_ms__gt=lag_limit
@@ -393,7 +390,7 @@ class DrillRun:
                     f"{self.application.name} has no DynamoDB replica there and in another region",
                 )
             self.replication.start()
-        seconds = _setting("DRILL_STEADY_STATE_SECONDS", 2.0)
+        seconds = settings.DRILL_STEADY_STATE_SECONDS
         remote = any(isinstance(o, RemoteSamples) for o in self.observers.values())
         # Remote observers start when their probe worker takes the task.
         patience = seconds + (10 if remote else 5)
@@ -461,7 +458,7 @@ class DrillRun:
                 f"p95 latency {value:.0f} ms through the global endpoint (at most {limit:g} ms)"
             )
         if name == "regions_healthy":
-            attempts = max(1, _setting("CONTROLPLANE_STATUS_FAILURES", 2))
+            attempts = max(1, settings.CONTROLPLANE_STATUS_FAILURES)
             for stack in Stack.objects.filter(application=self.application).select_related("region"):
                 ok, detail = (
                     _healthy_confirmed(stack.health_url, attempts)
@@ -496,7 +493,7 @@ class DrillRun:
         deadline = (
             timezone.now()
             + self.max_duration
-            + timedelta(seconds=_setting("DRILL_REVERT_GRACE_SECONDS", 60))
+            + timedelta(seconds=settings.DRILL_REVERT_GRACE_SECONDS)
         )
         targets = [
             (faults.get_fault(kind), faults.Target.from_dict(data))
@@ -536,7 +533,7 @@ class DrillRun:
     def observe(self):
         """Until failover has held for a while, a stop condition trips, an abort or halt
         arrives, or time runs out. Returns (state if the drill should end as it, reason)."""
-        hold = _setting("DRILL_HOLD_SECONDS", 3.0)
+        hold = settings.DRILL_HOLD_SECONDS
         max_failover = self._max_failover_seconds()
         max_total = self.max_duration.total_seconds()
         stop_conditions = self.stop_conditions
@@ -706,7 +703,7 @@ class DrillRun:
         return problems
 
     def verify_recovery(self):
-        timeout = _setting("DRILL_RECOVERY_TIMEOUT_SECONDS", 60.0)
+        timeout = settings.DRILL_RECOVERY_TIMEOUT_SECONDS
         deadline = time.monotonic() + timeout
         target = self.region.code
         measuring = [
@@ -743,7 +740,7 @@ class DrillRun:
             return
         limit = self.hypothesis.get("max_time_to_converge_seconds")
         timeout = (
-            float(limit) + 1.0 if limit is not None else _setting("DRILL_RECOVERY_TIMEOUT_SECONDS", 60.0)
+            float(limit) + 1.0 if limit is not None else settings.DRILL_RECOVERY_TIMEOUT_SECONDS
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -919,7 +916,7 @@ def run(drill_id):
         reason += f" ({left_open} ledger row(s) left for the reaper)"
     services.transition(
         drill_id,
-        [DrillState.RUNNING, DrillState.REVERTING],
+        RUNNING_STATES,
         final_state,
         outcome_reason=reason[:2000],
         figures=runner.figures,
