@@ -12,7 +12,7 @@ from django.http import Http404, JsonResponse
 
 from controlplane.api import BadBody, Body, DateTime, Text, api_error, api_view, invalid, parse_body
 from controlplane.models import AuditSource
-from experiments import lifecycle, services
+from experiments import lifecycle, plans
 from experiments.forms import DrillRequestForm
 from experiments.models import Drill, DrillState, DrillStep, Scenario
 from regions.models import Application, Region
@@ -120,7 +120,7 @@ def drills(request):
     except PermissionDenied as exc:
         return api_error(403, str(exc) or "Your role does not allow this action.")
     if drill is not None:
-        seen = services.drill_measurability(drill)
+        seen = plans.drill_measurability(drill)
         body = {
             "id": drill.pk,
             "state": drill.state,

@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from controlplane import aws
 from controlplane.celery import probe_queue
-from experiments import faults, services
+from experiments import faults, plans, services
 from experiments.models import (
     APPROVAL_TTL,
     OPEN_COMPENSATION_STATES,
@@ -295,7 +295,7 @@ class DrillRun:
                 f"Preflight: approved {approval.created_at - self.drill.requested_at} after the request, "
                 f"which had expired after {APPROVAL_TTL}",
             )
-        plan, digest = services.make_plan(self.scenario, self.application, self.region)
+        plan, digest = plans.make_plan(self.scenario, self.application, self.region)
         if digest != self.drill.plan_hash or faults.plan_hash(self.drill.plan) != self.drill.plan_hash:
             approved = self.drill.plan or {}
             changed = sorted(k for k in set(plan) | set(approved) if plan.get(k) != approved.get(k))

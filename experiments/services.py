@@ -13,9 +13,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from controlplane import audit, aws
-from controlplane.jsonvalues import json_safe
 from controlplane.models import AuditSource
-from experiments import faults
+from experiments import faults, plans
 from experiments.models import (
     APPROVAL_TTL,
     OPEN_COMPENSATION_STATES,
@@ -31,7 +30,6 @@ from experiments.models import (
     StepKind,
 )
 from experiments.scenarios import validate_scenario
-from regions.models import Component
 
 
 def transition(drill_id, from_states, to_state, *, actor=None, source=AuditSource.SYSTEM,
@@ -81,64 +79,6 @@ def add_step(drill_id, kind, message, data=None, at=None):
 # --- planning -------------------------------------------------------------------------
 
 
-def targets_for(scenario, application, region):
-    """The Targets the scenario's selector picks in the application's stack in `region`
-    (with the fault that really acts on each: PauseReplication may hand over to FIS)."""
-    fault = faults.get_fault(scenario.fault_kind)
-    components = Component.objects.filter(
-        stack__application=application, stack__region=region
-    ).select_related("stack__region", "stack__application")
-    picked = faults.select_targets(components, fault, scenario.target_selector, scenario.parameters)
-    if not picked:
-        raise faults.FaultError(
-            f"{scenario.slug}: no {fault.target_kind} component in {application.name}/{region.code}"
-        )
-    return [fault.effective(t) for t in picked]
-
-
-def make_plan(scenario, application, region):
-    """(plan, plan_hash): everything the runner will read, frozen and hashed: the literal
-    calls (with inverses built from values read now) and targets, the hypothesis (its
-    steady-state checks and limits), the stop conditions, the maximum duration and the
-    vantages that will observe. The runner runs from this plan, never from the scenario
-    row, so an edit of the scenario after approval changes the hash and is refused."""
-    from django.conf import settings
-
-    pairs = targets_for(scenario, application, region)
-    calls = []
-    for fault, target in pairs:
-        calls.extend(fault.plan(target))
-    plan = faults.build_plan(
-        scenario.slug, scenario.fault_kind, scenario.parameters, [t for _, t in pairs], calls,
-        scenario.max_duration,
-    )
-    plan["fault_kinds"] = [f.slug for f, _ in pairs]
-    plan["target_snapshots"] = [t.as_dict() for _, t in pairs]
-    plan["hypothesis"] = json_safe(scenario.hypothesis or {})
-    plan["stop_conditions"] = json_safe(scenario.stop_conditions or [])
-    plan["vantages"] = list(dict.fromkeys(settings.CONTROLPLANE_PROBE_VANTAGES))
-    return plan, faults.plan_hash(plan)
-
-
-def measurability_for(application, region, *, hypothesis, vantages=None, now=None):
-    """Which of `vantages` (default: the configured ones) a drill of `region` with
-    `hypothesis` could measure failover from, read from the latest probes of the
-    application's global endpoint (experiments.observer.measurability)."""
-    from django.conf import settings
-
-    from experiments.observer import measurability
-    from regions.monitoring import serving_by_vantage
-
-    now = now or timezone.now()
-    expected = (hypothesis or {}).get("max_time_to_failover_seconds")
-    if vantages is None:
-        vantages = list(dict.fromkeys(settings.CONTROLPLANE_PROBE_VANTAGES))
-    return measurability(
-        serving_by_vantage(application.pk, now), vantages, region.code,
-        expects_failover=expected is None or float(expected) > 0,
-    )
-
-
 def request_drill(*, scenario, application, region, requested_by, window_start=None, window_end=None,
                   source=AuditSource.CONSOLE, request_id=""):
     """Create a drill in `requested` with its plan and hash (audit: drill.requested)."""
@@ -149,7 +89,7 @@ def request_drill(*, scenario, application, region, requested_by, window_start=N
         raise ValidationError(
             {"scenario": f"{scenario.name} does not apply to architecture {application.architecture}."}
         )
-    plan, digest = make_plan(scenario, application, region)
+    plan, digest = plans.make_plan(scenario, application, region)
     with transaction.atomic():
         drill = Drill.objects.create(
             scenario=scenario, application=application, region=region, requested_by=requested_by,
@@ -496,11 +436,3 @@ def clear_halt(actor, *, source=AuditSource.CONSOLE, request_id=""):
                          object_id="1", object_repr="halt", before={"halted": True},
                          after={"halted": False}, request_id=request_id)
     return bool(changed)
-
-
-def drill_measurability(drill):
-    """measurability_for a requested drill, from its frozen plan."""
-    plan = drill.plan or {}
-    return measurability_for(
-        drill.application, drill.region, hypothesis=plan.get("hypothesis"), vantages=plan.get("vantages")
-    )

@@ -23,7 +23,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from controlplane import audit, aws
 from controlplane.durations import format_duration
 from controlplane.models import AuditSource
-from experiments import faults, lifecycle, services
+from experiments import faults, lifecycle, plans, services
 from experiments.forms import (
     AbortForm,
     CloseLedgerRowForm,
@@ -169,58 +169,6 @@ def figure_rows(figures):
     return rows
 
 
-def _flatten(value, prefix=""):
-    """{"calls[0].params.Inverted": True, ...}: a plan as dotted keys, for the diff."""
-    out = {}
-    if isinstance(value, dict):
-        for key in sorted(value):
-            out.update(_flatten(value[key], f"{prefix}.{key}" if prefix else str(key)))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            out.update(_flatten(item, f"{prefix}[{i}]"))
-        if not value:
-            out[prefix] = []
-    else:
-        out[prefix] = value
-    return out
-
-
-def plan_diff(old_plan, new_plan):
-    """[(key, old, new)] for every key whose value differs (missing = None)."""
-    old, new = _flatten(old_plan or {}), _flatten(new_plan or {})
-    rows = []
-    for key in sorted(set(old) | set(new)):
-        if old.get(key, None) != new.get(key, None) or (key in old) != (key in new):
-            before = _show(old[key]) if key in old else "—"
-            after = _show(new[key]) if key in new else "—"
-            rows.append((key, before, after))
-    return rows
-
-
-def _show(value):
-    return json.dumps(value, sort_keys=True, default=str) if not isinstance(value, str) else value
-
-
-def plan_calls(plan):
-    """The plan's calls, each beside its inverse, params as pretty JSON."""
-    rows = []
-    for call in (plan or {}).get("calls", []):
-        inverse = call.get("inverse") or {}
-        rows.append({
-            "service": call.get("service", ""),
-            "region": call.get("region", ""),
-            "operation": call.get("operation", ""),
-            "params": json.dumps(call.get("params", {}), indent=2, sort_keys=True, default=str),
-            "inverse": {
-                "service": inverse.get("service", ""),
-                "region": inverse.get("region", ""),
-                "operation": inverse.get("operation", ""),
-                "params": json.dumps(inverse.get("params", {}), indent=2, sort_keys=True, default=str),
-            } if inverse else None,
-        })
-    return rows
-
-
 def _get_drill_for_user(user, pk):
     if not user.has_perm("experiments.view_drill"):
         raise PermissionDenied
@@ -333,10 +281,10 @@ def _preview(form):
     """(calls, plan_hash, error) of the plan the form's choices would make, read now."""
     data = form.cleaned_data
     try:
-        plan, digest = services.make_plan(data["scenario"], data["application"], data["region"])
+        plan, digest = plans.make_plan(data["scenario"], data["application"], data["region"])
     except (faults.FaultError, aws.BotoCoreError, aws.ClientError) as exc:
         return None, None, f"Cannot plan: {exc}"
-    return plan_calls(plan), digest, ""
+    return plans.plan_calls(plan), digest, ""
 
 
 @login_required
@@ -353,7 +301,7 @@ def drill_new(request):
             data = form.cleaned_data
             preview = {
                 "calls": calls, "plan_hash": digest, "error": error, "region": data["region"].code,
-                "measurability": services.measurability_for(
+                "measurability": plans.measurability_for(
                     data["application"], data["region"], hypothesis=data["scenario"].hypothesis
                 ),
             }
@@ -372,7 +320,7 @@ def drill_create(request):
     drill = form.submit(request.user, source=AuditSource.CONSOLE, request_id=request.request_id)
     if drill is not None:
         messages.success(request, f"Drill #{drill.pk} requested; an approver must approve its plan.")
-        warning = services.drill_measurability(drill)["warning"]
+        warning = plans.drill_measurability(drill)["warning"]
         if warning:
             messages.warning(request, warning)
         return _redirect(request, reverse("experiments:detail", args=[drill.pk]))
@@ -423,7 +371,7 @@ def drill_detail(request, pk):
     approvals = list(Approval.objects.filter(drill_id=drill.pk).select_related("approver"))
     context.update({
         "approvals": approvals,
-        "calls": plan_calls(drill.plan),
+        "calls": plans.plan_calls(drill.plan),
         "can_decide": _can_decide(request.user, drill),
         # Outside the polled partial: a form there would be replaced while typed in.
         "stuck_rows": (
@@ -452,18 +400,18 @@ def _approval_page(request, drill, form, status=200):
     context = {
         "drill": drill,
         "state": DrillState(drill.state),
-        "calls": plan_calls(drill.plan),
+        "calls": plans.plan_calls(drill.plan),
         "plan_json": json.dumps(drill.plan, indent=2, sort_keys=True, default=str),
         "hypothesis_json": json.dumps((drill.plan or {}).get("hypothesis", {}), indent=2, sort_keys=True),
         "stop_conditions_json": json.dumps((drill.plan or {}).get("stop_conditions", []), indent=2),
         "previous": previous,
-        "diff": plan_diff(previous.plan, drill.plan) if previous else [],
+        "diff": plans.plan_diff(previous.plan, drill.plan) if previous else [],
         "same_hash": previous is not None and previous.plan_hash == drill.plan_hash,
         "approvals": list(Approval.objects.filter(drill_id=drill.pk).select_related("approver")),
         "can_decide": _can_decide(request.user, drill),
         "is_requester": request.user.pk == drill.requested_by_id,
         "form": form,
-        "measurability": services.drill_measurability(drill),
+        "measurability": plans.drill_measurability(drill),
         **_halt_context(),
     }
     return _render(request, "experiments/drill_approval.html", context, status=status)
@@ -725,12 +673,12 @@ def scenario_save(request, slug):
     scenario = _get_scenario_for_user(request.user, slug)
     if scenario.built_in:
         raise PermissionDenied("Built-in scenarios are read-only; copy one instead.")
-    before = {f: _show(getattr(scenario, f)) for f in ScenarioForm.Meta.fields}
+    before = {f: plans.show_value(getattr(scenario, f)) for f in ScenarioForm.Meta.fields}
     form = ScenarioForm(request.POST, instance=scenario, user=request.user)
     if not form.is_valid():
         return _scenario_page(request, scenario, form, status=400)
     scenario = form.save()
-    after = {f: _show(getattr(scenario, f)) for f in ScenarioForm.Meta.fields}
+    after = {f: plans.show_value(getattr(scenario, f)) for f in ScenarioForm.Meta.fields}
     changed = [f for f in after if after[f] != before[f]]
     audit.record_request(
         request, "scenario.updated", obj=scenario,

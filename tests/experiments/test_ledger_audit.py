@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from controlplane import audit, aws
 from controlplane.models import AuditEvent, AuditSource
-from experiments import reaper, services
+from experiments import plans, reaper, services
 from experiments.faults import REGISTRY, Target
 from experiments.models import Compensation, CompensationState, Drill, DrillState, FaultKind, Scenario
 
@@ -39,7 +39,7 @@ def inject_scenario(drill, deadline, slug="throttle-region-functions"):
     scenario = Scenario.objects.get(slug=slug)
     return [
         services.inject(drill, fault, target, deadline=deadline, worker=WORKER)
-        for fault, target in services.targets_for(scenario, drill.application, drill.region)
+        for fault, target in plans.targets_for(scenario, drill.application, drill.region)
     ]
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from controlplane.models import AuditEvent
-from experiments import services
+from experiments import plans, services
 from experiments.faults import REGISTRY, FaultError
 from experiments.models import Compensation, CompensationState, DrillState, Scenario
 from regions.models import Application, Region
@@ -20,7 +20,7 @@ def test_a_requested_drill_carries_its_plan_and_a_stable_hash(inventory, operato
     assert functions == ["orders-api", "orders-health"]
     assert {c["inverse"]["operation"] for c in drill.plan["calls"]} == {"DeleteFunctionConcurrency"}
     assert drill.plan["max_duration_seconds"] == 600
-    _, again = services.make_plan(scenario, orders, east)
+    _, again = plans.make_plan(scenario, orders, east)
     assert again == drill.plan_hash
     assert AuditEvent.objects.get(action="drill.requested").after["plan_hash"] == drill.plan_hash
 
@@ -38,7 +38,7 @@ def test_a_scenario_for_the_other_architecture_is_refused(inventory, operator):
 
 def test_a_region_without_the_component_cannot_be_planned(inventory):
     with pytest.raises(FaultError):
-        services.make_plan(Scenario.objects.get(slug="fail-region-health-check"),
+        plans.make_plan(Scenario.objects.get(slug="fail-region-health-check"),
                            Application.objects.get(name="payments"), Region.objects.get(code="us-west-2"))
 
 

@@ -23,7 +23,8 @@ from experiments.models import (
     Scenario,
     StepKind,
 )
-from experiments.views import outcome_counts, plan_diff
+from experiments.plans import plan_diff
+from experiments.views import outcome_counts
 from regions.models import Application, Region, Stack
 from tests.processes import unique_queue
 
