@@ -174,3 +174,31 @@ class DrillFilterForm(forms.Form):
     application = forms.CharField(required=False)
     region = forms.CharField(required=False)
     scenario = forms.CharField(required=False)
+
+
+class ScenarioForm(forms.ModelForm):
+    """Operators create and edit their own scenarios (built-ins are read-only)."""
+
+    class Meta:
+        model = Scenario
+        fields = [
+            "slug", "name", "description", "fault_kind", "target_selector", "parameters",
+            "hypothesis", "stop_conditions", "max_duration", "architecture",
+        ]
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        if self.instance.pk:
+            self.fields["slug"].disabled = True  # stable
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk and self.instance.built_in:
+            raise ValidationError("Built-in scenarios cannot be edited; copy one instead.")
+        return cleaned
+
+    def save(self, commit=True):
+        if self.user is not None and not self.instance.pk:
+            self.instance.created_by = self.user
+        return super().save(commit)

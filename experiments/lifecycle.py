@@ -28,6 +28,7 @@ from experiments.models import (
     Decision,
     Drill,
     DrillState,
+    DrillStep,
     StepKind,
 )
 
@@ -54,7 +55,7 @@ def dispatch(drill_id):
     except PUBLISH_ERRORS as exc:
         log.warning("drill %s: dispatch failed (%s); will retry", drill_id, exc)
         Drill.objects.filter(pk=drill_id, state=DrillState.QUEUED).update(dispatched_at=None)
-        services.add_step(
+        DrillStep.add(
             drill_id,
             StepKind.NOTE,
             f"The task broker did not take the run message ({type(exc).__name__}); kept queued, "
@@ -206,7 +207,7 @@ def abort(drill, actor, *, reason="", source=AuditSource.CONSOLE, request_id="")
                 after={"reason": reason},
                 request_id=request_id,
             )
-            services.add_step(drill.pk, StepKind.NOTE, f"Abort requested: {reason}")
+            DrillStep.add(drill.pk, StepKind.NOTE, f"Abort requested: {reason}")
     # A drill whose worker is gone would never see the request: revert and end it now,
     # as the reaper would (the request stays on record if a revert call fails).
     from experiments import reaper

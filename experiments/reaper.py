@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from experiments import services
+from experiments import ledger, services
 from experiments.models import (
     FINAL_STATES,
     OPEN_COMPENSATION_STATES,
@@ -45,7 +45,7 @@ OPEN = list(OPEN_COMPENSATION_STATES)
 def _revert(drill_id, me):
     """Revert the drill's open ledger rows as the reaper -> (rows reverted, problems)."""
     before = Compensation.objects.filter(drill_id=drill_id, state__in=OPEN).count()
-    problems = services.revert_open(drill_id, by="Reaper: ", worker=me, verify=False)
+    problems = ledger.revert_open(drill_id, by="Reaper: ", worker=me, verify=False)
     return before - len(problems), problems
 
 

@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from controlplane import aws
 from controlplane.celery import probe_queue
-from experiments import faults, plans, services
+from experiments import faults, ledger, plans, services
 from experiments.models import (
     APPROVAL_TTL,
     OPEN_COMPENSATION_STATES,
@@ -41,7 +41,7 @@ from experiments.models import (
     Compensation,
     Drill,
     DrillState,
-    FaultKind,
+    DrillStep,
     StepKind,
 )
 from experiments.observer import GlobalEndpointObserver, RemoteSamples, p95, vantage_figures
@@ -216,7 +216,7 @@ class DrillRun:
     # -- bookkeeping -----------------------------------------------------------------
 
     def step(self, kind, message, **data):
-        services.add_step(self.drill.pk, kind, message, data)
+        DrillStep.add(self.drill.pk, kind, message, data)
 
     def beat(self, force=False):
         """Heartbeat; False when this worker no longer owns the drill (the reaper took it)."""
@@ -370,7 +370,7 @@ class DrillRun:
         """The scenario names replication: a check, a stop condition, a hypothesis figure,
         or the fault pauses it."""
         return (
-            FaultKind.PAUSE_REPLICATION in self.fault_kinds
+            faults.FaultKind.PAUSE_REPLICATION in self.fault_kinds
             or any(c.get("check") == "replication_lag_ms" for c in self.hypothesis.get("steady_state", []))
             or any(c.get("metric") == "replication_lag" for c in self.stop_conditions)
             or any(key in self.hypothesis for key in REPLICATION_HYPOTHESIS)
@@ -514,13 +514,13 @@ class DrillRun:
             health_check_id=health_check,
         ).start()
         for fault, target in targets:
-            step = services.add_step(
+            step = DrillStep.add(
                 self.drill.pk,
                 StepKind.INJECT,
                 f"{fault.label}: {target.name or target.identifier}",
                 {"target": target.identity()},
             )
-            compensation = services.inject(
+            compensation = ledger.inject(
                 self.drill, fault, target, deadline=deadline, step=step, worker=self.worker
             )
             if self.injected_at is None:
@@ -697,7 +697,7 @@ class DrillRun:
 
     def revert(self):
         """Revert every open ledger row of this drill, newest first; verify each."""
-        problems = services.revert_open(self.drill.pk, worker=self.worker)
+        problems = ledger.revert_open(self.drill.pk, worker=self.worker)
         if self.reverted_at is None:
             self.reverted_at = time.monotonic()
         return problems

@@ -23,7 +23,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from controlplane import audit, aws
 from controlplane.durations import format_duration
 from controlplane.models import AuditSource
-from experiments import faults, lifecycle, plans, services
+from experiments import faults, ledger, lifecycle, plans
 from experiments.forms import (
     AbortForm,
     CloseLedgerRowForm,
@@ -31,6 +31,7 @@ from experiments.forms import (
     DrillFilterForm,
     DrillRequestForm,
     HaltForm,
+    ScenarioForm,
 )
 from experiments.models import (
     OPEN_COMPENSATION_STATES,
@@ -45,7 +46,6 @@ from experiments.models import (
     Scenario,
     StepKind,
 )
-from experiments.scenarios import ScenarioForm
 from regions.models import Application, Region, Stack
 
 PAGE_SIZE = 25
@@ -505,7 +505,7 @@ def close_ledger_row(request, pk, row):
         return _redirect(request, reverse("experiments:detail", args=[drill.pk]))
     if not Compensation.objects.filter(pk=row, drill_id=drill.pk).exists():
         raise Http404("No such ledger row on this drill.")
-    if services.close_ledger_row(row, request.user, form.cleaned_data["reason"], source=AuditSource.CONSOLE,
+    if ledger.close_ledger_row(row, request.user, form.cleaned_data["reason"], source=AuditSource.CONSOLE,
                                  request_id=request.request_id):
         messages.success(request, f"Ledger row {row} closed without a revert; the reaper can end the drill.")
     else:

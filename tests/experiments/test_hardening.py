@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from controlplane.models import AuditEvent
-from experiments import faults, lifecycle, reaper, runner, services
+from experiments import faults, ledger, lifecycle, reaper, runner, services
 from experiments.faults import plan_hash
 from experiments.models import (
     Approval,
@@ -207,7 +207,7 @@ def _running_with_a_dead_worker(operator, approver):
 def _inject(drill):
     fault = faults.get_fault(drill.plan["fault_kinds"][0])
     target = faults.Target.from_dict(drill.plan["target_snapshots"][0])
-    return services.inject(drill, fault, target, deadline=timezone.now() + timedelta(minutes=10),
+    return ledger.inject(drill, fault, target, deadline=timezone.now() + timedelta(minutes=10),
                            worker="gone@nowhere")
 
 

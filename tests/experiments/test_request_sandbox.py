@@ -3,7 +3,7 @@
 import pytest
 
 from controlplane.models import AuditEvent
-from experiments import plans, services
+from experiments import ledger, plans, services
 from experiments.faults import REGISTRY, FaultError
 from experiments.models import Compensation, CompensationState, DrillState, Scenario
 from regions.models import Application, Region
@@ -51,11 +51,11 @@ def test_a_ledger_row_whose_value_was_never_read_reverts_without_a_call(inventor
         kind="lambda_function", name="orders-api", stack__region__code="us-east-1"
     )
     target = Target.from_component(component)
-    row = services.open_compensation(make_drill(), fault, target, fault.plan(target)[0], deadline=deadline)
+    row = ledger.open_compensation(make_drill(), fault, target, fault.plan(target)[0], deadline=deadline)
     assert not row.previous_read  # the worker died here, before the call
-    assert services.revert(row) == ""
+    assert ledger.revert(row) == ""
     assert Compensation.objects.get(pk=row.pk).state == CompensationState.REVERTED
-    assert fault.verify_reverted(row)
+    assert ledger.verify_reverted(row)
     event = AuditEvent.objects.get(action="drill.fault_reverted", after__compensation=row.pk)
     assert event.after["call"] is None
     assert "never made" in event.after["note"]

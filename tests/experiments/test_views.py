@@ -493,7 +493,7 @@ def test_the_drill_page_costs_the_same_whatever_its_timeline(
 ):
     drill = make_drill(state=DrillState.RUNNING)
     for i in range(steps):
-        services.add_step(drill.pk, StepKind.NOTE, f"step {i}")
+        DrillStep.add(drill.pk, StepKind.NOTE, f"step {i}")
         Compensation.objects.create(
             drill=drill,
             fault_kind="route53_health_check_invert",
