@@ -3,7 +3,7 @@
 `run(drill_id)` is called by the Celery task `experiments.tasks.run_drill` with the id
 only. It claims the drill with a conditional UPDATE (queued -> running); a redelivered
 message or a second worker finds it no longer queued and returns. Every mutating AWS
-call is preceded by its ledger row (`services.inject` writes the Compensation first), and
+call is preceded by its ledger row (`ledger.inject` writes the Compensation first), and
 the runner beats a heartbeat while the fault is on: if the worker dies, the reaper
 (`experiments.reaper`) reverts the ledger and ends the drill as errored.
 
@@ -32,6 +32,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from controlplane import aws
+from controlplane.celery import app as celery_app
 from controlplane.celery import probe_queue
 from experiments import faults, ledger, plans, services
 from experiments.models import (
@@ -44,7 +45,13 @@ from experiments.models import (
     DrillStep,
     StepKind,
 )
-from experiments.observer import GlobalEndpointObserver, RemoteSamples, p95, vantage_figures
+from experiments.observer import (
+    OBSERVE_DRILL_TASK,
+    GlobalEndpointObserver,
+    RemoteSamples,
+    p95,
+    vantage_figures,
+)
 from experiments.replication import ReplicationWatcher, lag_at, lag_figures
 from experiments.scenarios import REPLICATION_HYPOTHESIS
 from regions import probes
@@ -239,9 +246,7 @@ class DrillRun:
 
     def start_observers(self, url):
         """Observe `url` from every vantage: this worker's own in a thread here, the others
-        on their probe workers (experiments.tasks.observe_drill)."""
-        from experiments import tasks
-
+        on their probe workers (experiments.tasks.observe_drill, sent by name)."""
         period = settings.DRILL_OBSERVER_PERIOD
         own = settings.CONTROLPLANE_VANTAGE
         vantages = self.vantages
@@ -257,8 +262,9 @@ class DrillRun:
                 self.observers[vantage] = GlobalEndpointObserver(url, period=period, vantage=vantage).start()
                 continue
             try:
-                tasks.observe_drill.apply_async(
-                    (self.drill.pk, vantage, url, period, until),
+                celery_app.send_task(
+                    OBSERVE_DRILL_TASK,
+                    args=(self.drill.pk, vantage, url, period, until),
                     queue=probe_queue(vantage),
                     expires=settings.DRILL_STEADY_STATE_SECONDS + 10,
                 )

@@ -1,6 +1,7 @@
 """The drills console: list, request, approve or reject, follow live, abort, halt all,
-scorecards and scenarios. Every change goes through `experiments.lifecycle` (which
-checks the role again and writes the audit event); the views add the HTTP: login,
+scorecards and scenarios. Every change goes through `experiments.services` (the ledger's
+through `experiments.ledger`), which checks the role again, validates and writes the
+audit event; the views add the HTTP: login,
 role (403), POST-only for changes, htmx partials and redirects."""
 
 import json
@@ -23,7 +24,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from controlplane import audit, aws
 from controlplane.durations import format_duration
 from controlplane.models import AuditSource
-from experiments import faults, ledger, lifecycle, plans
+from experiments import faults, ledger, plans, services
 from experiments.forms import (
     AbortForm,
     CloseLedgerRowForm,
@@ -178,11 +179,7 @@ def _get_drill_for_user(user, pk):
 
 
 def _can_decide(user, drill):
-    return (
-        drill.state == DrillState.REQUESTED
-        and user.pk != drill.requested_by_id
-        and user.has_perm("experiments.approve_drill")
-    )
+    return drill.state == DrillState.REQUESTED and not services.why_cannot_decide(drill, user)
 
 
 def _previous_drill(drill):
@@ -248,9 +245,14 @@ def halt(request):
     if not form.is_valid():
         messages.error(request, form.errors["reason"][0])
         return _redirect(request, reverse("experiments:list"))
-    lifecycle.halt_all(
-        request.user, form.cleaned_data["reason"], source=AuditSource.CONSOLE, request_id=request.request_id
-    )
+    try:
+        services.halt_all(
+            request.user, form.cleaned_data["reason"], source=AuditSource.CONSOLE,
+            request_id=request.request_id,
+        )
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+        return _redirect(request, reverse("experiments:list"))
     messages.warning(request, "All drills are halted: running drills revert, none may start.")
     return _redirect(request, reverse("experiments:list"))
 
@@ -259,7 +261,7 @@ def halt(request):
 @permission_required("experiments.clear_halt", raise_exception=True)
 @require_POST
 def clear_halt(request):
-    if lifecycle.clear_halt(request.user, source=AuditSource.CONSOLE, request_id=request.request_id):
+    if services.clear_halt(request.user, source=AuditSource.CONSOLE, request_id=request.request_id):
         messages.success(request, "The halt is cleared: drills may be approved and run again.")
     else:
         messages.info(request, "Drills were not halted.")
@@ -419,8 +421,7 @@ def _approval_page(request, drill, form, status=200):
 
 def _decide(request, pk, decision):
     drill = _get_drill_for_user(request.user, pk)
-    if request.user.pk == drill.requested_by_id:
-        raise PermissionDenied("The requester of a drill cannot approve or reject it.")
+    services.ensure_can_decide(drill, request.user)
     form = DecisionForm(request.POST)
     if not form.is_valid():
         return _approval_page(request, drill, form, status=400)
@@ -435,7 +436,7 @@ def _decide(request, pk, decision):
         return _approval_page(request, drill, form, status=409)
     drill.plan_hash = seen  # decide() compares it with the row under a lock
     comment = form.cleaned_data["comment"]
-    action = lifecycle.approve if decision == "approve" else lifecycle.reject
+    action = services.approve if decision == "approve" else services.reject
     try:
         result = action(drill, request.user, comment=comment, source=AuditSource.CONSOLE,
                         request_id=request.request_id)
@@ -448,7 +449,7 @@ def _decide(request, pk, decision):
         drill.refresh_from_db(fields=["state", "dispatched_at"])
         # The drill was queued on commit; outside a transaction (every real request) its
         # dispatch has run by now, and a refused or unanswered publish left it unsent.
-        if not transaction.get_connection().in_atomic_block and lifecycle.waiting_for_broker(drill):
+        if not transaction.get_connection().in_atomic_block and services.waiting_for_broker(drill):
             messages.warning(
                 request,
                 f"Drill #{drill.pk} approved and queued, but the task broker is not answering: "
@@ -482,7 +483,7 @@ def drill_abort(request, pk):
     drill = _get_drill_for_user(request.user, pk)
     form = AbortForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
-    result = lifecycle.abort(drill, request.user, reason=reason, source=AuditSource.CONSOLE,
+    result = services.abort(drill, request.user, reason=reason, source=AuditSource.CONSOLE,
                              request_id=request.request_id)
     if result == "aborted":
         messages.success(request, f"Drill #{drill.pk} aborted.")
@@ -505,8 +506,15 @@ def close_ledger_row(request, pk, row):
         return _redirect(request, reverse("experiments:detail", args=[drill.pk]))
     if not Compensation.objects.filter(pk=row, drill_id=drill.pk).exists():
         raise Http404("No such ledger row on this drill.")
-    if ledger.close_ledger_row(row, request.user, form.cleaned_data["reason"], source=AuditSource.CONSOLE,
-                                 request_id=request.request_id):
+    try:
+        closed = ledger.close_ledger_row(
+            row, request.user, form.cleaned_data["reason"], source=AuditSource.CONSOLE,
+            request_id=request.request_id,
+        )
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+        return _redirect(request, reverse("experiments:detail", args=[drill.pk]))
+    if closed:
         messages.success(request, f"Ledger row {row} closed without a revert; the reaper can end the drill.")
     else:
         messages.info(request, f"Ledger row {row} was no longer open; nothing done.")

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.django_db]
 def test_a_requested_drill_carries_its_plan_and_a_stable_hash(inventory, operator):
     scenario = Scenario.objects.get(slug="throttle-region-functions")
     orders, east = Application.objects.get(name="orders"), Region.objects.get(code="us-east-1")
-    drill = services.request_drill(scenario=scenario, application=orders, region=east, requested_by=operator)
+    drill = services.request(user=operator, scenario=scenario, application=orders, region=east)
     assert drill.state == DrillState.REQUESTED
     functions = sorted(c["params"]["FunctionName"].split(":")[-1] for c in drill.plan["calls"])
     assert functions == ["orders-api", "orders-health"]
@@ -29,10 +29,11 @@ def test_a_scenario_for_the_other_architecture_is_refused(inventory, operator):
     from django.core.exceptions import ValidationError
 
     with pytest.raises(ValidationError):
-        services.request_drill(
+        services.request(
+            user=operator,
             scenario=Scenario.objects.get(slug="dial-region-to-zero"),
             application=Application.objects.get(name="orders"),
-            region=Region.objects.get(code="us-east-1"), requested_by=operator,
+            region=Region.objects.get(code="us-east-1"),
         )
 
 
