@@ -1,8 +1,8 @@
 """The drills JSON API under /api/v1/ (bearer token, roles as in the console).
 
 Every change goes through `experiments.services`, which checks the role again,
-validates and writes the audit event (source "api"). Each POST endpoint reads its body through
-`controlplane.api.parse_body` against the Body declared here (which is also the
+validates and writes the audit event (source "api"). Each POST endpoint reads its body
+through `controlplane.api.parse_body` against the Body declared here (which is also the
 document's request schema, `experiments.openapi`): anything else is a 400 naming the
 field, never a 500.
 """
@@ -190,7 +190,7 @@ def abort(request, pk):
     except BadBody as exc:
         return exc.response()
     result = services.abort(drill, request.user, reason=reason, source=AuditSource.API,
-                             request_id=request.request_id)
+                            request_id=request.request_id)
     if not result:
         return api_error(409, f"Drill {drill.pk} has already ended ({drill.state}).", state=drill.state)
     drill.refresh_from_db()

@@ -2,9 +2,9 @@
 ledger and the halt-all switch.
 
 State lives in rows; every state change is a conditional UPDATE in
-`experiments.services` (never `save()` of a loaded row), which also writes the audit
-event. Status-like facts (is an approval still valid? is the halt on?) are computed from
-stored facts and `now`.
+`experiments.services` (a ledger row's in `experiments.ledger`; never `save()` of a
+loaded row), which also writes the audit event. Status-like facts (is an approval
+still valid? is the halt on?) are computed from stored facts and `now`.
 """
 
 from datetime import timedelta

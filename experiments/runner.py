@@ -208,7 +208,7 @@ class DrillRun:
         self.clock_offset = time.time() - time.monotonic()
         self.watcher = None
         self.replication = None  # ReplicationWatcher, when the scenario names replication
-        # Everything below comes from the approved, hashed plan (services.make_plan), never
+        # Everything below comes from the approved, hashed plan (plans.make_plan), never
         # from the scenario row: preflight refuses a plan that no longer hashes the same.
         plan = drill.plan or {}
         self.hypothesis = plan.get("hypothesis") or {}

@@ -111,6 +111,8 @@ def request(
     if is_halted():
         errors["__all__"] = "Drills are halted; an admin must clear the halt first."
     errors |= request_problems(scenario, application, region, window_start, window_end)
+    if window_end and window_end <= timezone.now():
+        errors["window_end"] = "The window has already ended."
     if errors:
         raise ValidationError(errors)
     # A scenario saved before a rule existed (or written around the form) is checked
@@ -135,9 +137,11 @@ def request(
 
 
 def request_problems(scenario, application, region, window_start=None, window_end=None):
-    """{field: message} for what is wrong with a drill request's choices; a choice that
-    is None (not given, or not understood) is left out. `request` runs it; a form whose
-    other fields did not parse runs it on the ones that did, to say everything at once."""
+    """{field: message} for what is wrong with the choices of a drill request, whatever
+    the time: the architecture, the region's stack, the window's order; a choice that is
+    None (not given, or not understood) is left out. `request` runs it; so does the
+    request form, on the choices that parsed, so that its preview and a bad request say
+    everything at once."""
     errors = {}
     if scenario and application and not scenario.applies_to(application):
         errors["scenario"] = (
@@ -148,8 +152,6 @@ def request_problems(scenario, application, region, window_start=None, window_en
         errors["region"] = f"{application.name} has no stack in {region.code}."
     if window_start and window_end and window_end <= window_start:
         errors["window_end"] = "The window must end after it starts."
-    if window_end and window_end <= timezone.now():
-        errors["window_end"] = "The window has already ended."
     return errors
 
 

@@ -1,8 +1,8 @@
 """The drills console: list, request, approve or reject, follow live, abort, halt all,
-scorecards and scenarios. Every change goes through `experiments.services` (the ledger's
-through `experiments.ledger`), which checks the role again, validates and writes the
-audit event; the views add the HTTP: login,
-role (403), POST-only for changes, htmx partials and redirects."""
+scorecards and scenarios. Every change goes through `experiments.services` (a ledger
+row's through `experiments.ledger`), which checks the role again, validates and writes
+the audit event; the views add the HTTP: login, role (403), POST-only for changes, htmx
+partials and redirects."""
 
 import json
 from datetime import timedelta
@@ -484,7 +484,7 @@ def drill_abort(request, pk):
     form = AbortForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
     result = services.abort(drill, request.user, reason=reason, source=AuditSource.CONSOLE,
-                             request_id=request.request_id)
+                            request_id=request.request_id)
     if result == "aborted":
         messages.success(request, f"Drill #{drill.pk} aborted.")
     elif result == "abort requested":
