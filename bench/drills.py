@@ -42,7 +42,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import close_old_connections  # noqa: E402
 
 from controlplane import aws  # noqa: E402
-from experiments import lifecycle  # noqa: E402
+from experiments import services  # noqa: E402
 from experiments.models import Compensation, Drill, Scenario  # noqa: E402
 from experiments.scenarios import ensure_builtin_scenarios  # noqa: E402
 from regions.discovery import run_discovery  # noqa: E402
@@ -79,14 +79,14 @@ def fresh(pk):
 
 
 def request_and_approve(operator, approver):
-    drill = lifecycle.request(
+    drill = services.request(
         user=operator,
         scenario=Scenario.objects.get(slug="fail-region-health-check"),
         application=Application.objects.get(name="orders"),
         region=Region.objects.get(code="us-east-1"),
     )
     approved = time.time()  # wall clock: compared with the ledger row's created_at
-    lifecycle.approve(drill, approver)
+    services.approve(drill, approver)
     return drill, approved
 
 
@@ -162,7 +162,7 @@ def main():
                 # The ledger row is written just before the AWS call (same machine, same clock).
                 to_inject.append(row.created_at.timestamp() - approved)
                 pressed = time.monotonic()
-                lifecycle.abort(fresh(drill.pk), operator, reason="bench")
+                services.abort(fresh(drill.pk), operator, reason="bench")
                 wait_for(
                     lambda d=drill: (
                         (close_old_connections() or True)

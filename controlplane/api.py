@@ -144,7 +144,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 @dataclass(frozen=True)
 class Text:
     """A JSON string field. `required` is only documented here: the form or the
-    lifecycle function behind the endpoint says what is missing, beside its other
+    service function behind the endpoint says what is missing, beside its other
     messages. `null` is the same as leaving an optional field out."""
 
     max_length: int

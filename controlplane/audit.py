@@ -17,15 +17,14 @@ that migration 0005 or `manage.py audit_seal` writes): that row's MAC covers the
 hashes through its prev_hash. `verify_chain()` reports them by number.
 """
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from controlplane import auditkeys
 from controlplane.auditkeys import AuditKeyError
+from controlplane.jsonvalues import json_safe
 from controlplane.models import GENESIS_HASH, AuditChainHead, AuditEvent, AuditSource, audit_hash
 
 KEY_ROTATED = "audit.key_rotated"
@@ -37,12 +36,6 @@ CHAIN_OBJECT_TYPE = "controlplane.auditchain"
 class UnsealedChainError(AuditKeyError):
     """The chain ends in rows without a MAC: nothing may be signed on top of them
     until `audit_seal` has vouched for them (or found them broken)."""
-
-
-def _json_safe(value):
-    if value is None:
-        return None
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
 def actor_name(actor):
@@ -169,8 +162,8 @@ def record(
             object_type=object_type,
             object_id=str(object_id),
             object_repr=object_repr[:200],
-            before=_json_safe(before),
-            after=_json_safe(after),
+            before=json_safe(before),
+            after=json_safe(after),
             request_id=request_id or "",
         )
     return event

@@ -1,10 +1,11 @@
 import hashlib
-import json
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
+
+from controlplane.jsonvalues import canonical_json
 
 
 class AppendOnlyError(Exception):
@@ -120,8 +121,7 @@ def audit_content(event):
 
 
 def audit_hash(event):
-    payload = json.dumps(audit_content(event), sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return hashlib.sha256(canonical_json(audit_content(event)).encode()).hexdigest()
 
 
 class AuditChainHead(models.Model):

@@ -296,7 +296,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # attempts (the second on a fresh connection, which is what a restarted Redis needs),
 # each bounded by CONTROLPLANE_BROKER_TIMEOUT, so it gives up within ~2x that (4 s by
 # default). Work that must not be lost, like a queued drill, is kept in the database and
-# sent again by the reaper (experiments/lifecycle.py dispatch).
+# sent again by the reaper (experiments/services.py dispatch).
 CELERY_BROKER_CONNECTION_TIMEOUT = CONTROLPLANE_BROKER_TIMEOUT
 CELERY_TASK_PUBLISH_RETRY = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {

@@ -1,6 +1,6 @@
 """Admin: scenarios are editable (validated by Scenario.clean); drills, approvals and the
 ledger are read-only here, because their state changes go through experiments.services
-(conditional UPDATEs with audit events)."""
+and experiments.ledger (conditional UPDATEs with audit events)."""
 
 from django.contrib import admin
 

@@ -1,8 +1,8 @@
 """The drills JSON API under /api/v1/ (bearer token, roles as in the console).
 
-Every change goes through `experiments.lifecycle`, which checks the role again and
-writes the audit event (source "api"). Each POST endpoint reads its body through
-`controlplane.api.parse_body` against the Body declared here (which is also the
+Every change goes through `experiments.services`, which checks the role again,
+validates and writes the audit event (source "api"). Each POST endpoint reads its body
+through `controlplane.api.parse_body` against the Body declared here (which is also the
 document's request schema, `experiments.openapi`): anything else is a 400 naming the
 field, never a 500.
 """
@@ -12,7 +12,7 @@ from django.http import Http404, JsonResponse
 
 from controlplane.api import BadBody, Body, DateTime, Text, api_error, api_view, invalid, parse_body
 from controlplane.models import AuditSource
-from experiments import lifecycle, services
+from experiments import plans, services
 from experiments.forms import DrillRequestForm
 from experiments.models import Drill, DrillState, DrillStep, Scenario
 from regions.models import Application, Region
@@ -120,7 +120,7 @@ def drills(request):
     except PermissionDenied as exc:
         return api_error(403, str(exc) or "Your role does not allow this action.")
     if drill is not None:
-        seen = services.drill_measurability(drill)
+        seen = plans.drill_measurability(drill)
         body = {
             "id": drill.pk,
             "state": drill.state,
@@ -149,8 +149,8 @@ def _decide(request, pk, action):
     except BadBody as exc:
         return exc.response()
     comment, seen = data.get("comment", ""), data.get("plan_hash", "")
-    if request.user.pk == drill.requested_by_id:
-        return api_error(403, "The requester of a drill cannot approve or reject it.")
+    if why := services.why_cannot_decide(drill, request.user):
+        return api_error(403, why)
     if drill.state != DrillState.REQUESTED:
         return api_error(409, f"Drill {drill.pk} is {drill.state}, not waiting for a decision.",
                          state=drill.state)
@@ -174,12 +174,12 @@ def _decide(request, pk, action):
 @api_view(["POST"], permission="experiments.approve_drill")
 def approve(request, pk):
     """Approve the drill's current plan (optionally `plan_hash`: the plan you reviewed)."""
-    return _decide(request, pk, lifecycle.approve)
+    return _decide(request, pk, services.approve)
 
 
 @api_view(["POST"], permission="experiments.approve_drill")
 def reject(request, pk):
-    return _decide(request, pk, lifecycle.reject)
+    return _decide(request, pk, services.reject)
 
 
 @api_view(["POST"], permission="experiments.abort_drill")
@@ -189,8 +189,8 @@ def abort(request, pk):
         reason = parse_body(request, ABORT_REQUEST).get("reason", "")
     except BadBody as exc:
         return exc.response()
-    result = lifecycle.abort(drill, request.user, reason=reason, source=AuditSource.API,
-                             request_id=request.request_id)
+    result = services.abort(drill, request.user, reason=reason, source=AuditSource.API,
+                            request_id=request.request_id)
     if not result:
         return api_error(409, f"Drill {drill.pk} has already ended ({drill.state}).", state=drill.state)
     drill.refresh_from_db()
@@ -203,7 +203,7 @@ def halt(request):
     """POST {"reason"}: halt all drills (operator). DELETE: clear the halt (admin)."""
     if request.method == "DELETE":
         try:
-            changed = lifecycle.clear_halt(
+            changed = services.clear_halt(
                 request.user, source=AuditSource.API, request_id=request.request_id
             )
         except PermissionDenied as exc:
@@ -216,7 +216,7 @@ def halt(request):
     except BadBody as exc:
         return exc.response()
     try:
-        changed = lifecycle.halt_all(
+        changed = services.halt_all(
             request.user, reason, source=AuditSource.API, request_id=request.request_id
         )
     except ValidationError as exc:

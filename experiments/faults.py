@@ -1,23 +1,26 @@
 """The fault library: one class per fault kind, registered by slug.
 
 Every fault is one literal AWS call on one target (a `Target`: a component of the
-inventory plus the scenario's parameters) with an exact inverse:
+inventory plus the scenario's parameters, and the credentials of its region) with an
+exact inverse:
 
 - `plan(target)` -> [Call]: the call and its inverse, as the approver sees them. The
   inverse carries the value read *now* (`read_current`).
 - `read_current(target)`: the value the fault will overwrite (JSON-safe).
-- `prepare_inject(target, compensation)` -> (previous, call): reads the current value
-  again, just before the call, and builds the call whose inverse restores it.
+- `prepare_inject(target, idempotency_key)` -> (previous, call): reads the current
+  value again, just before the call, and builds the call whose inverse restores it.
 - `inverse_after(call, response)`: the inverse once the call answered (FIS: the
   experiment to stop is known only then).
 - `replay_inverse(target, inverse)`: makes the inverse call (restoring the value read
   before injecting, never a default) and returns the Call made, or None when there was
   nothing to undo. Replaying an inverse twice sets the same value twice.
-- `verify_reverted(compensation)`: reads again and compares with the stored value.
+- `verify_reverted(target, previous, inverse)`: reads again and compares with the
+  value read before injecting.
 
-The library reads and calls AWS; it writes no rows. The compensation ledger is
-`experiments.services`' (`inject`, `revert`): the row is written *before* the call, so a
-worker killed between the two leaves a row the reaper can act on, and each change of
+The library plans, reads, calls and inverts; it touches no database: what it needs from
+the inventory (components, their region's role) is passed in. The compensation ledger
+is `experiments.ledger`'s (`inject`, `revert`): the row is written *before* the call, so
+a worker killed between the two leaves a row the reaper can act on, and each change of
 the row's state commits with its audit event. Every AWS call goes through
 `controlplane.aws`.
 """
@@ -26,17 +29,33 @@ import copy
 import fnmatch
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from botocore import xform_name
-from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import TextChoices
 
 from controlplane import aws
 from controlplane.aws import SANDBOX_PAUSE_TAG  # the sandbox's pause convention (docs/SANDBOX.md)
-from experiments.models import FaultKind
-from regions.models import ComponentKind, Region
+from controlplane.jsonvalues import canonical_json, json_safe
+from regions.models import ComponentKind
 
+# The home regions of the global services' APIs (Route 53, Global Accelerator).
+ROUTE53_REGION = aws.GLOBAL_SERVICE_REGIONS["route53"]
+GA_REGION = aws.GLOBAL_SERVICE_REGIONS["globalaccelerator"]
 FIS_PAUSE_ACTION = "aws:dynamodb:global-table-pause-replication"
+
+
+class FaultKind(TextChoices):
+    # value = the registry slug of the fault class (REGISTRY below); Scenario.fault_kind
+    HEALTH_CHECK_INVERT = "route53_health_check_invert", "Invert a Route 53 health check"
+    GA_TRAFFIC_DIAL = "ga_traffic_dial", "Global Accelerator traffic dial"
+    LAMBDA_CONCURRENCY_ZERO = "lambda_reserved_concurrency", "Lambda reserved concurrency"
+    SSM_FAILURE_FLAG = "ssm_failure_flag", "SSM failure-injection flag"
+    API_STAGE_THROTTLE = "api_stage_throttle", "API Gateway stage throttle"
+    ALB_FIXED_RESPONSE = "alb_fixed_response", "ALB listener fixed response"
+    ARC_ROUTING_CONTROL_OFF = "arc_routing_control_off", "ARC routing control Off"
+    PAUSE_REPLICATION = "pause_replication", "Pause replication to a replica"
+    FIS_EXPERIMENT = "fis_experiment", "Start an AWS FIS experiment template"
 
 
 class FaultError(Exception):
@@ -86,19 +105,30 @@ class Call:
         return f"{self.service}:{self.operation} in {self.region} {json.dumps(self.params, sort_keys=True)}"
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """Whom AWS is called as for a target: its region's role and external id (both
+    empty: the default credentials, as for a region not in the inventory)."""
+
+    role_arn: str = ""
+    external_id: str = ""
+
+
 @dataclass
 class Target:
     """One component to break, with the scenario's parameters. JSON-serialisable
-    (`as_dict`/`from_dict`) so the ledger can rebuild it without the inventory."""
+    (`as_dict`/`from_dict`) so the ledger can rebuild it without the inventory; the
+    credentials are not part of it (the ledger passes them in: `with_credentials`)."""
 
     kind: str
     identifier: str
     name: str
-    region: str  # the stack's region code (credentials come from that Region row)
+    region: str  # the stack's region code (the credentials are that region's)
     application: str
     config: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)
     component_id: int | None = None
+    credentials: Credentials = field(default_factory=Credentials, compare=False, repr=False)
 
     @classmethod
     def from_component(cls, component, params=None):
@@ -112,26 +142,22 @@ class Target:
             config=copy.deepcopy(component.config or {}),
             params=dict(params or {}),
             component_id=component.pk,
+            credentials=Credentials(stack.region.role_arn, stack.region.external_id),
         )
 
     def as_dict(self):
-        return json_safe(asdict(self))
+        return json_safe({key: value for key, value in asdict(self).items() if key != "credentials"})
 
     @classmethod
     def from_dict(cls, data):
         return cls(**data)
 
+    def with_credentials(self, credentials):
+        return replace(self, credentials=credentials)
+
     def identity(self):
         """What the plan hash binds to: the target, not its last-seen config."""
         return {"kind": self.kind, "identifier": self.identifier, "region": self.region}
-
-
-def json_safe(value):
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
-
-
-def canonical_json(value):
-    return json.dumps(value, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def plan_hash(plan):
@@ -169,32 +195,22 @@ def build_plan(scenario_slug, fault_kind, parameters, targets, calls, max_durati
 
 # --- making calls -------------------------------------------------------------------
 
-def _region_row(code):
-    region = Region.objects.filter(code=code).first()
-    if region is None:  # not in the inventory: default credentials
-        region = Region(code=code)
-    return region
-
-
-def _client(service, region_code, *, credentials_region, endpoint_url=None):
-    region = _region_row(credentials_region)
+def _client(service, region_code, credentials, endpoint_url=None):
     return aws.client(
         service,
         region_code,
-        role_arn=region.role_arn,
-        external_id=region.external_id,
+        role_arn=credentials.role_arn,
+        external_id=credentials.external_id,
         endpoint_url=endpoint_url,
     )
 
 
-def execute(call, credentials_region):
-    """Make one `Call` through controlplane.aws and return the response."""
+def execute(call, credentials):
+    """Make one `Call` through controlplane.aws as `credentials` and return the response."""
     endpoints = list(call.endpoint_urls) or [None]
     last = None
     for endpoint in endpoints:
-        client = _client(
-            call.service, call.region, credentials_region=credentials_region, endpoint_url=endpoint
-        )
+        client = _client(call.service, call.region, credentials, endpoint)
         try:
             return getattr(client, xform_name(call.operation))(**call.params)
         except (aws.BotoCoreError, aws.ClientError) as exc:
@@ -236,10 +252,12 @@ class Fault:
         return {**self.defaults, **(target.params or {})}
 
     def client(self, service, target, region=None):
-        return _client(service, region or target.region, credentials_region=target.region)
+        return _client(service, region or target.region, target.credentials)
 
-    def effective(self, target):
-        """(fault, target) that will really act; PauseReplication may hand over to FIS."""
+    def effective(self, target, fis_templates=()):
+        """(fault, target) that will really act; PauseReplication may hand over to FIS:
+        `fis_templates`, the application's FIS experiment template components, are
+        iterated only then."""
         return self, target
 
     def plan(self, target):
@@ -250,14 +268,15 @@ class Fault:
         if target.kind != self.target_kind:
             raise FaultError(f"{self.slug} acts on {self.target_kind}, not {target.kind}")
 
-    def prepare_inject(self, target, compensation):
+    def prepare_inject(self, target, idempotency_key):
         """(previous, call): the value read now, just before the call, and the call whose
-        inverse restores it."""
+        inverse restores it. `idempotency_key` names this injection (the ledger row):
+        an API that takes a client token gets it, so a repeated call changes nothing."""
         self.check_target(target)
         previous = self.read_current(target)
-        return json_safe(previous), self.call_for_inject(target, previous, compensation)
+        return json_safe(previous), self.call_for_inject(target, previous, idempotency_key)
 
-    def call_for_inject(self, target, previous, compensation):
+    def call_for_inject(self, target, previous, idempotency_key):
         return self.call(target, previous)
 
     def inverse_after(self, call, response):
@@ -266,14 +285,12 @@ class Fault:
 
     def replay_inverse(self, target, inverse):
         """Make the inverse call; the Call made, or None when there was nothing to undo."""
-        execute(inverse, target.region)
+        execute(inverse, target.credentials)
         return inverse
 
-    def verify_reverted(self, compensation):
-        if not compensation.previous_read:
-            return True
-        target = Target.from_dict(compensation.target)
-        return json_safe(self.read_current(target)) == compensation.previous_value
+    def verify_reverted(self, target, previous, inverse):
+        """True when the value read now is `previous`, the one read before injecting."""
+        return json_safe(self.read_current(target)) == previous
 
 
 class HealthCheckInversion(Fault):
@@ -282,13 +299,13 @@ class HealthCheckInversion(Fault):
     target_kind = ComponentKind.ROUTE53_HEALTH_CHECK
 
     def read_current(self, target):
-        r53 = self.client("route53", target, "us-east-1")
+        r53 = self.client("route53", target, ROUTE53_REGION)
         config = r53.get_health_check(HealthCheckId=target.identifier)["HealthCheck"]["HealthCheckConfig"]
         return {"Inverted": bool(config.get("Inverted", False))}
 
     def call(self, target, previous):
         def update(inverted):
-            return Call("route53", "us-east-1", "UpdateHealthCheck",
+            return Call("route53", ROUTE53_REGION, "UpdateHealthCheck",
                         {"HealthCheckId": target.identifier, "Inverted": inverted})
 
         return Call(**{**update(True).__dict__, "inverse": update(previous["Inverted"])})
@@ -311,13 +328,13 @@ class TrafficDial(Fault):
         return {}
 
     def read_current(self, target):
-        ga = self.client("globalaccelerator", target, "us-west-2")
+        ga = self.client("globalaccelerator", target, GA_REGION)
         group = ga.describe_endpoint_group(EndpointGroupArn=target.identifier)["EndpointGroup"]
         return {"TrafficDialPercentage": group.get("TrafficDialPercentage", 100.0)}
 
     def call(self, target, previous):
         def update(pct):
-            return Call("globalaccelerator", "us-west-2", "UpdateEndpointGroup",
+            return Call("globalaccelerator", GA_REGION, "UpdateEndpointGroup",
                         {"EndpointGroupArn": target.identifier, "TrafficDialPercentage": float(pct)})
 
         pct = self.params(target)["percentage"]
@@ -505,12 +522,9 @@ class ListenerFixedResponse(Fault):
         return Call("elbv2", target.region, "ModifyListener",
                     {"ListenerArn": target.identifier, "DefaultActions": fixed}, inverse)
 
-    def verify_reverted(self, compensation):
-        if not compensation.previous_read:
-            return True
-        target = Target.from_dict(compensation.target)
+    def verify_reverted(self, target, previous, inverse):
         now = _clean_actions(self.read_current(target)["DefaultActions"])
-        return json_safe(now) == json_safe(_clean_actions(compensation.previous_value["DefaultActions"]))
+        return json_safe(now) == json_safe(_clean_actions(previous["DefaultActions"]))
 
 
 def _clean_actions(actions):
@@ -547,7 +561,7 @@ class RoutingControlOff(Fault):
         call = Call("route53-recovery-cluster", endpoints[0]["Region"], "GetRoutingControlState",
                     {"RoutingControlArn": target.identifier},
                     endpoint_urls=tuple(e["Endpoint"] for e in endpoints))
-        return {"RoutingControlState": execute(call, target.region)["RoutingControlState"]}
+        return {"RoutingControlState": execute(call, target.credentials)["RoutingControlState"]}
 
     def call(self, target, previous):
         endpoints = self._endpoints(target)
@@ -585,15 +599,10 @@ class PauseReplication(Fault):
             return {"method": 'method: "tag" (sandbox) or "fis" (AWS FIS template).'}
         return {}
 
-    def effective(self, target):
+    def effective(self, target, fis_templates=()):
         if self.params(target)["method"] != "fis":
             return self, target
-        from regions.models import Component
-
-        templates = Component.objects.filter(
-            kind=ComponentKind.FIS_EXPERIMENT_TEMPLATE, stack__application__name=target.application
-        ).select_related("stack__region", "stack__application")
-        for template in templates:
+        for template in fis_templates:
             actions = (template.config or {}).get("actions", {}).values()
             arns = [
                 arn
@@ -650,11 +659,10 @@ class FisExperiment(Fault):
                     {"experimentTemplateId": target.identifier,
                      "tags": {"controlplane:drill-target": target.application}}, inverse)
 
-    def call_for_inject(self, target, previous, compensation):
+    def call_for_inject(self, target, previous, idempotency_key):
         # A deterministic client token: a redelivered inject starts no second experiment.
         call = self.call(target, previous)
-        token = f"drill-{compensation.drill_id}-compensation-{compensation.pk}"
-        return Call(**{**call.__dict__, "params": {**call.params, "clientToken": token}})
+        return Call(**{**call.__dict__, "params": {**call.params, "clientToken": idempotency_key}})
 
     def inverse_after(self, call, response):
         return Call(**{**call.inverse.__dict__, "params": {"id": response["experiment"]["id"]}})
@@ -666,14 +674,13 @@ class FisExperiment(Fault):
         status = fis.get_experiment(id=inverse.params["id"])["experiment"]["state"]["status"]
         if status in self.STOPPED:
             return None
-        execute(inverse, target.region)
+        execute(inverse, target.credentials)
         return inverse
 
-    def verify_reverted(self, compensation):
-        inverse = Call.from_dict(compensation.inverse)
-        if not compensation.previous_read or inverse.params.get("id") == self.EXPERIMENT_ID:
+    def verify_reverted(self, target, previous, inverse):
+        if inverse.params.get("id") == self.EXPERIMENT_ID:
             return True
-        fis = self.client("fis", Target.from_dict(compensation.target))
+        fis = self.client("fis", target)
         status = fis.get_experiment(id=inverse.params["id"])["experiment"]["state"]["status"]
         return status in self.STOPPED
 

@@ -1,9 +1,13 @@
-"""Forms of the drills console and API: requesting a drill, deciding on one, halting.
+"""Forms of the drills console and API: requesting a drill, deciding on one, halting,
+closing a ledger row, filtering the list, editing a scenario.
 
-The form checks what it can check alone (the scenario applies to the application's
-architecture, the application has a stack in the region, the window is sane); the
-lifecycle function checks again (roles, halt) and its ValidationError messages are put
-back on the same fields, so the console and the API answer with one message per field.
+A form parses: it turns the input into objects (an unknown application, region or
+scenario, a date out of range is a message on its field) and nothing more. Whether the
+request may be made (the role, the halt, the architecture, the region's stack, the
+window) is decided by `experiments.services`, with its messages: the request form asks
+it (`request_problems`) about the choices that parsed and puts the service's
+ValidationError messages back on its fields, so the console and the API answer with one
+message per field.
 """
 
 from datetime import UTC
@@ -11,6 +15,7 @@ from datetime import UTC
 from django import forms
 from django.core.exceptions import ValidationError
 
+from experiments import services
 from experiments.models import DrillState, Scenario
 from regions.models import Application, Region
 
@@ -88,37 +93,32 @@ class DrillRequestForm(forms.Form):
             self.fields["region"].queryset = Region.objects.filter(stacks__application=app).order_by("code")
             if self.is_bound:
                 # Keep every scenario selectable so a wrong one gets a clear message
-                # (not "unknown scenario") from clean().
+                # (not "unknown scenario") from the service.
                 self.fields["scenario"].queryset = Scenario.objects.all()
                 self.fields["region"].queryset = Region.objects.all()
 
     def clean(self):
+        """What the service would refuse among the choices that parsed
+        (`services.request_problems`: its messages), so that the request page's preview and
+        a bad request say everything at once. `services.request` checks them again."""
         cleaned = super().clean()
-        scenario, app, region = cleaned.get("scenario"), cleaned.get("application"), cleaned.get("region")
-        if scenario and app and not scenario.applies_to(app):
-            self.add_error(
-                "scenario",
-                f"{scenario.name} applies to architecture {scenario.architecture}, "
-                f"not {app.name}'s {app.architecture} ({app.get_architecture_display()}).",
-            )
-        if app and region and not app.stacks.filter(region=region).exists():
-            self.add_error("region", f"{app.name} has no stack in {region.code}.")
-        start, end = cleaned.get("window_start"), cleaned.get("window_end")
-        if start and end and end <= start:
-            self.add_error("window_end", "The window must end after it starts.")
+        problems = services.request_problems(
+            cleaned.get("scenario"), cleaned.get("application"), cleaned.get("region"),
+            cleaned.get("window_start"), cleaned.get("window_end"),
+        )
+        for field, message in problems.items():
+            self.add_error(field, message)
         return cleaned
 
     def submit(self, user, *, source, request_id=""):
-        """Request the drill through `experiments.lifecycle` (console and API alike).
-        Returns the Drill, or None with the lifecycle's messages put on the fields.
+        """Request the drill through `experiments.services` (console and API alike).
+        Returns the Drill, or None with the service's messages put on the fields.
         PermissionDenied propagates."""
         if not self.is_valid():
             return None
-        from experiments import lifecycle
-
         data = self.cleaned_data
         try:
-            return lifecycle.request(
+            return services.request(
                 user=user,
                 scenario=data["scenario"],
                 application=data["application"],
@@ -129,11 +129,11 @@ class DrillRequestForm(forms.Form):
                 request_id=request_id,
             )
         except ValidationError as exc:
-            self.add_lifecycle_errors(exc)
+            self.add_service_errors(exc)
             return None
 
-    def add_lifecycle_errors(self, error):
-        """Put a lifecycle ValidationError's messages on the form's fields."""
+    def add_service_errors(self, error):
+        """Put the service's ValidationError messages on the form's fields."""
         if hasattr(error, "error_dict"):
             for field, messages in error.message_dict.items():
                 self.add_error(field if field in self.fields else None, messages)
@@ -150,9 +150,8 @@ class DecisionForm(forms.Form):
 
 
 class HaltForm(forms.Form):
-    reason = forms.CharField(
-        max_length=500, strip=True, error_messages={"required": "Say why you halt all drills."}
-    )
+    # Whether a reason is given is the service's to say (services.halt_all).
+    reason = forms.CharField(required=False, max_length=500, strip=True)
 
 
 class AbortForm(forms.Form):
@@ -160,10 +159,8 @@ class AbortForm(forms.Form):
 
 
 class CloseLedgerRowForm(forms.Form):
-    reason = forms.CharField(
-        max_length=500,
-        error_messages={"required": "Say why the row can be closed without a revert."},
-    )
+    # Whether a reason is given is the ledger's to say (ledger.close_ledger_row).
+    reason = forms.CharField(required=False, max_length=500)
 
 
 class DrillFilterForm(forms.Form):
@@ -174,3 +171,31 @@ class DrillFilterForm(forms.Form):
     application = forms.CharField(required=False)
     region = forms.CharField(required=False)
     scenario = forms.CharField(required=False)
+
+
+class ScenarioForm(forms.ModelForm):
+    """Operators create and edit their own scenarios (built-ins are read-only)."""
+
+    class Meta:
+        model = Scenario
+        fields = [
+            "slug", "name", "description", "fault_kind", "target_selector", "parameters",
+            "hypothesis", "stop_conditions", "max_duration", "architecture",
+        ]
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        if self.instance.pk:
+            self.fields["slug"].disabled = True  # stable
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk and self.instance.built_in:
+            raise ValidationError("Built-in scenarios cannot be edited; copy one instead.")
+        return cleaned
+
+    def save(self, commit=True):
+        if self.user is not None and not self.instance.pk:
+            self.instance.created_by = self.user
+        return super().save(commit)

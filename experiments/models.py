@@ -2,9 +2,9 @@
 ledger and the halt-all switch.
 
 State lives in rows; every state change is a conditional UPDATE in
-`experiments.services` (never `save()` of a loaded row), which also writes the audit
-event. Status-like facts (is an approval still valid? is the halt on?) are computed from
-stored facts and `now`.
+`experiments.services` (a ledger row's in `experiments.ledger`; never `save()` of a
+loaded row), which also writes the audit event. Status-like facts (is an approval
+still valid? is the halt on?) are computed from stored facts and `now`.
 """
 
 from datetime import timedelta
@@ -15,32 +15,14 @@ from django.db import models
 from django.utils import timezone
 
 from controlplane.choices import ColouredChoices
+from experiments.faults import FaultKind
+from experiments.scenarios import validate_scenario
 from regions.models import Application, Architecture, Component, Region
 
-# Operators cannot create scenarios that run longer than this (settings may lower it).
-DEFAULT_MAX_DRILL_DURATION = timedelta(hours=1)
 APPROVAL_TTL = timedelta(hours=24)
-
-
-def max_drill_duration():
-    return getattr(settings, "DRILL_MAX_DURATION", DEFAULT_MAX_DRILL_DURATION)
-
 
 def approval_expiry():
     return timezone.now() + APPROVAL_TTL
-
-
-class FaultKind(models.TextChoices):
-    # value = the fault library's registry slug (experiments.faults.REGISTRY)
-    HEALTH_CHECK_INVERT = "route53_health_check_invert", "Invert a Route 53 health check"
-    GA_TRAFFIC_DIAL = "ga_traffic_dial", "Global Accelerator traffic dial"
-    LAMBDA_CONCURRENCY_ZERO = "lambda_reserved_concurrency", "Lambda reserved concurrency"
-    SSM_FAILURE_FLAG = "ssm_failure_flag", "SSM failure-injection flag"
-    API_STAGE_THROTTLE = "api_stage_throttle", "API Gateway stage throttle"
-    ALB_FIXED_RESPONSE = "alb_fixed_response", "ALB listener fixed response"
-    ARC_ROUTING_CONTROL_OFF = "arc_routing_control_off", "ARC routing control Off"
-    PAUSE_REPLICATION = "pause_replication", "Pause replication to a replica"
-    FIS_EXPERIMENT = "fis_experiment", "Start an AWS FIS experiment template"
 
 
 class DrillState(ColouredChoices):
@@ -60,8 +42,15 @@ class DrillState(ColouredChoices):
     EXPIRED = "expired", "Expired", "gray"
 
 
+# The state lists, each written once. A runner owns the drill: its faults may be on in
+# AWS, the reaper watches its heartbeat, an abort is a request the runner acts on.
+RUNNING_STATES = (DrillState.RUNNING, DrillState.REVERTING)
 # A drill in one of these states may have faults in AWS (or is about to).
-LIVE_STATES = (DrillState.QUEUED, DrillState.RUNNING, DrillState.REVERTING)
+LIVE_STATES = (DrillState.QUEUED, *RUNNING_STATES)
+# Not started yet: an abort ends the drill at once.
+NOT_STARTED_STATES = (DrillState.REQUESTED, DrillState.APPROVED, DrillState.QUEUED)
+# Approved, waiting for its window or a worker: a halt aborts it.
+SCHEDULED_STATES = (DrillState.APPROVED, DrillState.QUEUED)
 FINAL_STATES = (
     DrillState.PASSED,
     DrillState.FAILED,
@@ -144,8 +133,6 @@ class Scenario(models.Model):
         return not self.architecture or self.architecture == application.architecture
 
     def clean(self):
-        from experiments.scenarios import validate_scenario
-
         validate_scenario(self)
 
 
@@ -215,6 +202,10 @@ class Drill(models.Model):
     def is_final(self):
         return self.state in FINAL_STATES
 
+    def audit_repr(self):
+        """How audit events name a drill (with its scenario, application and region)."""
+        return f"drill #{self.pk} {self.scenario.slug} on {self.application.name}/{self.region.code}"
+
     @property
     def state_badge(self):
         return DrillState.colour_of(self.state)
@@ -249,6 +240,13 @@ class DrillStep(models.Model):
 
     def __str__(self):
         return f"{self.at:%H:%M:%S} {self.kind}: {self.message}"
+
+    @classmethod
+    def add(cls, drill_id, kind, message, data=None, at=None):
+        """Append a row to the drill's timeline (the message cut to its column's size)."""
+        return cls.objects.create(
+            drill_id=drill_id, kind=kind, message=message[:500], data=data or {}, at=at or timezone.now()
+        )
 
 
 class ObserverBatch(models.Model):

@@ -26,12 +26,16 @@ from dataclasses import dataclass
 
 from django.db import close_old_connections, connection
 
+from experiments.models import FINAL_STATES, Drill, ObserverBatch
 from regions import probes
 from regions.models import ErrorClass
 
 log = logging.getLogger(__name__)
 
 REGION_HEADER = "X-Served-By-Region"
+# The task that starts `observe_remotely` on a vantage's probe worker
+# (experiments.tasks.observe_drill), sent by name by the runner.
+OBSERVE_DRILL_TASK = "experiments.tasks.observe_drill"
 
 
 @dataclass(frozen=True)
@@ -149,8 +153,6 @@ def observe_remotely(drill_id, vantage, url, *, period, until):
 
 
 def _observe_and_store(drill_id, vantage, url, period, until):
-    from experiments.models import FINAL_STATES, Drill, ObserverBatch
-
     observer = GlobalEndpointObserver(url, period=period, vantage=vantage, clock=time.time).start()
     sent = seq = 0
 
@@ -193,8 +195,6 @@ class RemoteSamples:
         self._read_at = float("-inf")
 
     def snapshot(self):
-        from experiments.models import ObserverBatch
-
         now = time.monotonic()
         if now - self._read_at >= self.min_interval:
             self._read_at = now

@@ -9,7 +9,8 @@ from controlplane.openapi_schema import nullable as _nullable
 from controlplane.openapi_schema import obj as _object
 from controlplane.openapi_schema import ref as _ref
 from experiments.api import ABORT_REQUEST, DECISION, DRILL_REQUEST, HALT_REQUEST
-from experiments.models import DrillState, FaultKind, StepKind
+from experiments.faults import FaultKind
+from experiments.models import DrillState, StepKind
 from regions.models import Architecture
 
 SECONDS = _nullable({"type": "number", "minimum": 0})

@@ -3,7 +3,7 @@
 `run(drill_id)` is called by the Celery task `experiments.tasks.run_drill` with the id
 only. It claims the drill with a conditional UPDATE (queued -> running); a redelivered
 message or a second worker finds it no longer queued and returns. Every mutating AWS
-call is preceded by its ledger row (`services.inject` writes the Compensation first), and
+call is preceded by its ledger row (`ledger.inject` writes the Compensation first), and
 the runner beats a heartbeat while the fault is on: if the worker dies, the reaper
 (`experiments.reaper`) reverts the ledger and ends the drill as errored.
 
@@ -32,18 +32,26 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from controlplane import aws
+from controlplane.celery import app as celery_app
 from controlplane.celery import probe_queue
-from experiments import faults, services
+from experiments import faults, ledger, plans, services
 from experiments.models import (
     APPROVAL_TTL,
     OPEN_COMPENSATION_STATES,
+    RUNNING_STATES,
     Compensation,
     Drill,
     DrillState,
-    FaultKind,
+    DrillStep,
     StepKind,
 )
-from experiments.observer import GlobalEndpointObserver, RemoteSamples, p95, vantage_figures
+from experiments.observer import (
+    OBSERVE_DRILL_TASK,
+    GlobalEndpointObserver,
+    RemoteSamples,
+    p95,
+    vantage_figures,
+)
 from experiments.replication import ReplicationWatcher, lag_at, lag_figures
 from experiments.scenarios import REPLICATION_HYPOTHESIS
 from regions import probes
@@ -79,10 +87,6 @@ class Lost(Exception):
 
 def worker_name():
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _setting(name, default):
-    return getattr(settings, name, default)
 
 
 def _probe(url, timeout=2.0):
@@ -204,7 +208,7 @@ class DrillRun:
         self.clock_offset = time.time() - time.monotonic()
         self.watcher = None
         self.replication = None  # ReplicationWatcher, when the scenario names replication
-        # Everything below comes from the approved, hashed plan (services.make_plan), never
+        # Everything below comes from the approved, hashed plan (plans.make_plan), never
         # from the scenario row: preflight refuses a plan that no longer hashes the same.
         plan = drill.plan or {}
         self.hypothesis = plan.get("hypothesis") or {}
@@ -219,16 +223,16 @@ class DrillRun:
     # -- bookkeeping -----------------------------------------------------------------
 
     def step(self, kind, message, **data):
-        services.add_step(self.drill.pk, kind, message, data)
+        DrillStep.add(self.drill.pk, kind, message, data)
 
     def beat(self, force=False):
         """Heartbeat; False when this worker no longer owns the drill (the reaper took it)."""
         now = time.monotonic()
-        if not force and now - self._last_beat < _setting("DRILL_HEARTBEAT_SECONDS", 1.0):
+        if not force and now - self._last_beat < settings.DRILL_HEARTBEAT_SECONDS:
             return True
         self._last_beat = now
         owned = Drill.objects.filter(
-            pk=self.drill.pk, state__in=[DrillState.RUNNING, DrillState.REVERTING], worker=self.worker
+            pk=self.drill.pk, state__in=RUNNING_STATES, worker=self.worker
         ).update(heartbeat_at=timezone.now())
         return owned == 1
 
@@ -242,17 +246,15 @@ class DrillRun:
 
     def start_observers(self, url):
         """Observe `url` from every vantage: this worker's own in a thread here, the others
-        on their probe workers (experiments.tasks.observe_drill)."""
-        from experiments import tasks
-
-        period = _setting("DRILL_OBSERVER_PERIOD", 0.1)
+        on their probe workers (experiments.tasks.observe_drill, sent by name)."""
+        period = settings.DRILL_OBSERVER_PERIOD
         own = settings.CONTROLPLANE_VANTAGE
         vantages = self.vantages
         until = time.time() + (
-            _setting("DRILL_STEADY_STATE_SECONDS", 2.0)
+            settings.DRILL_STEADY_STATE_SECONDS
             + self.max_duration.total_seconds()
-            + _setting("DRILL_RECOVERY_TIMEOUT_SECONDS", 60.0)
-            + _setting("DRILL_REVERT_GRACE_SECONDS", 60.0)
+            + settings.DRILL_RECOVERY_TIMEOUT_SECONDS
+            + settings.DRILL_REVERT_GRACE_SECONDS
             + 60
         )
         for vantage in vantages:
@@ -260,10 +262,11 @@ class DrillRun:
                 self.observers[vantage] = GlobalEndpointObserver(url, period=period, vantage=vantage).start()
                 continue
             try:
-                tasks.observe_drill.apply_async(
-                    (self.drill.pk, vantage, url, period, until),
+                celery_app.send_task(
+                    OBSERVE_DRILL_TASK,
+                    args=(self.drill.pk, vantage, url, period, until),
                     queue=probe_queue(vantage),
-                    expires=_setting("DRILL_STEADY_STATE_SECONDS", 2.0) + 10,
+                    expires=settings.DRILL_STEADY_STATE_SECONDS + 10,
                 )
             except Exception as exc:  # the broker is down: this vantage goes unobserved
                 self.missing[vantage] = f"its observer could not be sent ({type(exc).__name__}: {exc})"
@@ -298,7 +301,7 @@ class DrillRun:
                 f"Preflight: approved {approval.created_at - self.drill.requested_at} after the request, "
                 f"which had expired after {APPROVAL_TTL}",
             )
-        plan, digest = services.make_plan(self.scenario, self.application, self.region)
+        plan, digest = plans.make_plan(self.scenario, self.application, self.region)
         if digest != self.drill.plan_hash or faults.plan_hash(self.drill.plan) != self.drill.plan_hash:
             approved = self.drill.plan or {}
             changed = sorted(k for k in set(plan) | set(approved) if plan.get(k) != approved.get(k))
@@ -326,7 +329,7 @@ class DrillRun:
             )
         other_live = (
             Drill.objects.filter(
-                application=self.application, state__in=[DrillState.RUNNING, DrillState.REVERTING]
+                application=self.application, state__in=RUNNING_STATES
             )
             .exclude(pk=self.drill.pk)
             .values_list("pk", flat=True)
@@ -342,7 +345,7 @@ class DrillRun:
             .select_related("region")
         )
         serving = []
-        attempts = max(1, _setting("CONTROLPLANE_STATUS_FAILURES", 2))
+        attempts = max(1, settings.CONTROLPLANE_STATUS_FAILURES)
         for stack in others:
             ok, detail = (
                 _healthy_confirmed(stack.health_url, attempts)
@@ -359,7 +362,7 @@ class DrillRun:
                 "Preflight: no other region is in rotation, so failing this one would take the "
                 "application down (at least one region must stay in rotation)",
             )
-        lag_limit = _setting("CONTROLPLANE_LAG_DEGRADED_SECONDS", 2.0) * 1000
+        lag_limit = settings.CONTROLPLANE_LAG_DEGRADED_SECONDS * 1000
         lagging = (
             LagSample.objects.filter(
                 application=self.application, at__gte=now - timedelta(minutes=5), lag_ms__gt=lag_limit
@@ -379,7 +382,7 @@ class DrillRun:
         """The scenario names replication: a check, a stop condition, a hypothesis figure,
         or the fault pauses it."""
         return (
-            FaultKind.PAUSE_REPLICATION in self.fault_kinds
+            faults.FaultKind.PAUSE_REPLICATION in self.fault_kinds
             or any(c.get("check") == "replication_lag_ms" for c in self.hypothesis.get("steady_state", []))
             or any(c.get("metric") == "replication_lag" for c in self.stop_conditions)
             or any(key in self.hypothesis for key in REPLICATION_HYPOTHESIS)
@@ -399,7 +402,7 @@ class DrillRun:
                     f"{self.application.name} has no DynamoDB replica there and in another region",
                 )
             self.replication.start()
-        seconds = _setting("DRILL_STEADY_STATE_SECONDS", 2.0)
+        seconds = settings.DRILL_STEADY_STATE_SECONDS
         remote = any(isinstance(o, RemoteSamples) for o in self.observers.values())
         # Remote observers start when their probe worker takes the task.
         patience = seconds + (10 if remote else 5)
@@ -467,7 +470,7 @@ class DrillRun:
                 f"p95 latency {value:.0f} ms through the global endpoint (at most {limit:g} ms)"
             )
         if name == "regions_healthy":
-            attempts = max(1, _setting("CONTROLPLANE_STATUS_FAILURES", 2))
+            attempts = max(1, settings.CONTROLPLANE_STATUS_FAILURES)
             for stack in Stack.objects.filter(application=self.application).select_related("region"):
                 ok, detail = (
                     _healthy_confirmed(stack.health_url, attempts)
@@ -502,7 +505,7 @@ class DrillRun:
         deadline = (
             timezone.now()
             + self.max_duration
-            + timedelta(seconds=_setting("DRILL_REVERT_GRACE_SECONDS", 60))
+            + timedelta(seconds=settings.DRILL_REVERT_GRACE_SECONDS)
         )
         targets = [
             (faults.get_fault(kind), faults.Target.from_dict(data))
@@ -523,13 +526,13 @@ class DrillRun:
             health_check_id=health_check,
         ).start()
         for fault, target in targets:
-            step = services.add_step(
+            step = DrillStep.add(
                 self.drill.pk,
                 StepKind.INJECT,
                 f"{fault.label}: {target.name or target.identifier}",
                 {"target": target.identity()},
             )
-            compensation = services.inject(
+            compensation = ledger.inject(
                 self.drill, fault, target, deadline=deadline, step=step, worker=self.worker
             )
             if self.injected_at is None:
@@ -542,7 +545,7 @@ class DrillRun:
     def observe(self):
         """Until failover has held for a while, a stop condition trips, an abort or halt
         arrives, or time runs out. Returns (state if the drill should end as it, reason)."""
-        hold = _setting("DRILL_HOLD_SECONDS", 3.0)
+        hold = settings.DRILL_HOLD_SECONDS
         max_failover = self._max_failover_seconds()
         max_total = self.max_duration.total_seconds()
         stop_conditions = self.stop_conditions
@@ -706,13 +709,13 @@ class DrillRun:
 
     def revert(self):
         """Revert every open ledger row of this drill, newest first; verify each."""
-        problems = services.revert_open(self.drill.pk, worker=self.worker)
+        problems = ledger.revert_open(self.drill.pk, worker=self.worker)
         if self.reverted_at is None:
             self.reverted_at = time.monotonic()
         return problems
 
     def verify_recovery(self):
-        timeout = _setting("DRILL_RECOVERY_TIMEOUT_SECONDS", 60.0)
+        timeout = settings.DRILL_RECOVERY_TIMEOUT_SECONDS
         deadline = time.monotonic() + timeout
         target = self.region.code
         measuring = [
@@ -749,7 +752,7 @@ class DrillRun:
             return
         limit = self.hypothesis.get("max_time_to_converge_seconds")
         timeout = (
-            float(limit) + 1.0 if limit is not None else _setting("DRILL_RECOVERY_TIMEOUT_SECONDS", 60.0)
+            float(limit) + 1.0 if limit is not None else settings.DRILL_RECOVERY_TIMEOUT_SECONDS
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -925,7 +928,7 @@ def run(drill_id):
         reason += f" ({left_open} ledger row(s) left for the reaper)"
     services.transition(
         drill_id,
-        [DrillState.RUNNING, DrillState.REVERTING],
+        RUNNING_STATES,
         final_state,
         outcome_reason=reason[:2000],
         figures=runner.figures,

@@ -2,16 +2,21 @@
 
 `validate_scenario` raises one ValidationError with a message per field (fault_kind,
 target_selector, parameters, hypothesis, stop_conditions, max_duration); it is what
-`Scenario.clean()` runs, so the console form, the admin and the API agree.
+`Scenario.clean()` runs, so the console form (forms.ScenarioForm), the admin and a drill
+request agree. It reads the scenario's fields only: the model module imports it.
 """
 
 from datetime import timedelta
 
-from django import forms
+from django.apps import apps as installed_apps
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from experiments.models import FaultKind, Scenario, max_drill_duration
+from experiments.faults import REGISTRY, FaultKind
 from regions.models import Architecture, ComponentKind
+
+# Operators cannot create scenarios that run longer than this (settings may lower it).
+DEFAULT_MAX_DRILL_DURATION = timedelta(hours=1)
 
 STOP_METRICS = {
     "global_error_rate": "Error rate through the global endpoint above threshold_percent for for_seconds",
@@ -112,7 +117,7 @@ BUILTIN_SCENARIOS = [
 
 def ensure_builtin_scenarios(apps=None, schema_editor=None):
     """Create or update the built-ins by slug (idempotent; used by a data migration)."""
-    model = apps.get_model("experiments", "Scenario") if apps is not None else Scenario
+    model = (apps if apps is not None else installed_apps).get_model("experiments", "Scenario")
     for spec in BUILTIN_SCENARIOS:
         values = {
             "hypothesis": _HYPOTHESIS_A,
@@ -233,10 +238,12 @@ def _validate_stop_conditions(conditions, max_duration):
     return errors
 
 
+def max_drill_duration():
+    return getattr(settings, "DRILL_MAX_DURATION", DEFAULT_MAX_DRILL_DURATION)
+
+
 def validate_scenario(scenario):
     """Raise ValidationError({field: [messages]}) for everything wrong with `scenario`."""
-    from experiments.faults import REGISTRY
-
     errors = {}
     fault = REGISTRY.get(scenario.fault_kind)
     if fault is None:
@@ -278,31 +285,3 @@ def validate_scenario(scenario):
 def _human(delta):
     minutes = int(delta.total_seconds() // 60)
     return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
-
-
-class ScenarioForm(forms.ModelForm):
-    """Operators create and edit their own scenarios (built-ins are read-only)."""
-
-    class Meta:
-        model = Scenario
-        fields = [
-            "slug", "name", "description", "fault_kind", "target_selector", "parameters",
-            "hypothesis", "stop_conditions", "max_duration", "architecture",
-        ]
-
-    def __init__(self, *args, user=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.user = user
-        if self.instance.pk:
-            self.fields["slug"].disabled = True  # stable
-
-    def clean(self):
-        cleaned = super().clean()
-        if self.instance.pk and self.instance.built_in:
-            raise ValidationError("Built-in scenarios cannot be edited; copy one instead.")
-        return cleaned
-
-    def save(self, commit=True):
-        if self.user is not None and not self.instance.pk:
-            self.instance.created_by = self.user
-        return super().save(commit)

@@ -1,23 +1,40 @@
-"""Service functions that change drills, approvals, the ledger and the halt switch.
+"""The drills service: every change of a drill's state goes through this module.
 
-Every state change is a conditional UPDATE and writes its audit event explicitly, in
-the same transaction, only when the UPDATE changed a row. Callers pass ids and act only
-on a True result: double clicks and redelivered tasks then do nothing.
+Requesting (the one place a request is validated: role, halt, architecture, region,
+window, the scenario's own rules; one message per field), approving or rejecting,
+queueing and dispatching the run message, aborting, taking over a drill whose worker is
+gone, halting and clearing the halt, expiring what waited too long, replanning.
+
+Every function checks the role, makes its change with a conditional UPDATE
+(`transition`: only when the UPDATE changed a row are the audit event and the timeline
+step written, in the same transaction), and dispatches work only after the transaction
+commits, with ids only. Callers act only on a true result: double clicks and
+redelivered tasks then do nothing. Forms and the API parse input and call this module;
+Celery tasks, the runner and the reaper call it; AWS changes go through
+`experiments.ledger`.
 """
 
-import time
+import logging
+import socket
+from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Q
 from django.utils import timezone
 
-from controlplane import audit, aws
+from controlplane import audit
+from controlplane.celery import PUBLISH_ERRORS
+from controlplane.celery import app as celery_app
 from controlplane.models import AuditSource
-from experiments import faults
+from experiments import faults, ledger, plans
 from experiments.models import (
     APPROVAL_TTL,
+    NOT_STARTED_STATES,
     OPEN_COMPENSATION_STATES,
+    RUNNING_STATES,
+    SCHEDULED_STATES,
     STATE_TIMESTAMP,
     Approval,
     Compensation,
@@ -30,7 +47,11 @@ from experiments.models import (
     StepKind,
 )
 from experiments.scenarios import validate_scenario
-from regions.models import Component
+
+log = logging.getLogger(__name__)
+
+# The run message's task (experiments.tasks.run_drill), sent by name.
+RUN_DRILL_TASK = "experiments.tasks.run_drill"
 
 
 def transition(drill_id, from_states, to_state, *, actor=None, source=AuditSource.SYSTEM,
@@ -57,110 +78,81 @@ def transition(drill_id, from_states, to_state, *, actor=None, source=AuditSourc
             f"drill.{to_state.value}",
             source=source,
             obj=drill,
-            object_repr=drill_repr(drill),
+            object_repr=drill.audit_repr(),
             before={"state": list(map(str, from_states))},
             after=after,
             request_id=request_id,
         )
-        add_step(drill_id, StepKind.STATE, f"{to_state.label}", {"state": to_state.value}, at=now)
+        DrillStep.add(drill_id, StepKind.STATE, f"{to_state.label}", {"state": to_state.value}, at=now)
     return True
 
 
-def drill_repr(drill):
-    """How audit events name a drill (with its scenario, application and region)."""
-    return f"drill #{drill.pk} {drill.scenario.slug} on {drill.application.name}/{drill.region.code}"
+# --- request ---------------------------------------------------------------------------
 
 
-def add_step(drill_id, kind, message, data=None, at=None):
-    return DrillStep.objects.create(
-        drill_id=drill_id, kind=kind, message=message[:500], data=data or {}, at=at or timezone.now()
-    )
-
-
-# --- planning -------------------------------------------------------------------------
-
-
-def targets_for(scenario, application, region):
-    """The Targets the scenario's selector picks in the application's stack in `region`
-    (with the fault that really acts on each: PauseReplication may hand over to FIS)."""
-    fault = faults.get_fault(scenario.fault_kind)
-    components = Component.objects.filter(
-        stack__application=application, stack__region=region
-    ).select_related("stack__region", "stack__application")
-    picked = faults.select_targets(components, fault, scenario.target_selector, scenario.parameters)
-    if not picked:
-        raise faults.FaultError(
-            f"{scenario.slug}: no {fault.target_kind} component in {application.name}/{region.code}"
-        )
-    return [fault.effective(t) for t in picked]
-
-
-def make_plan(scenario, application, region):
-    """(plan, plan_hash): everything the runner will read, frozen and hashed: the literal
-    calls (with inverses built from values read now) and targets, the hypothesis (its
-    steady-state checks and limits), the stop conditions, the maximum duration and the
-    vantages that will observe. The runner runs from this plan, never from the scenario
-    row, so an edit of the scenario after approval changes the hash and is refused."""
-    from django.conf import settings
-
-    pairs = targets_for(scenario, application, region)
-    calls = []
-    for fault, target in pairs:
-        calls.extend(fault.plan(target))
-    plan = faults.build_plan(
-        scenario.slug, scenario.fault_kind, scenario.parameters, [t for _, t in pairs], calls,
-        scenario.max_duration,
-    )
-    plan["fault_kinds"] = [f.slug for f, _ in pairs]
-    plan["target_snapshots"] = [t.as_dict() for _, t in pairs]
-    plan["hypothesis"] = faults.json_safe(scenario.hypothesis or {})
-    plan["stop_conditions"] = faults.json_safe(scenario.stop_conditions or [])
-    plan["vantages"] = list(dict.fromkeys(settings.CONTROLPLANE_PROBE_VANTAGES))
-    return plan, faults.plan_hash(plan)
-
-
-def measurability_for(application, region, *, hypothesis, vantages=None, now=None):
-    """Which of `vantages` (default: the configured ones) a drill of `region` with
-    `hypothesis` could measure failover from, read from the latest probes of the
-    application's global endpoint (experiments.observer.measurability)."""
-    from django.conf import settings
-
-    from experiments.observer import measurability
-    from regions.monitoring import serving_by_vantage
-
-    now = now or timezone.now()
-    expected = (hypothesis or {}).get("max_time_to_failover_seconds")
-    if vantages is None:
-        vantages = list(dict.fromkeys(settings.CONTROLPLANE_PROBE_VANTAGES))
-    return measurability(
-        serving_by_vantage(application.pk, now), vantages, region.code,
-        expects_failover=expected is None or float(expected) > 0,
-    )
-
-
-def request_drill(*, scenario, application, region, requested_by, window_start=None, window_end=None,
-                  source=AuditSource.CONSOLE, request_id=""):
-    """Create a drill in `requested` with its plan and hash (audit: drill.requested)."""
+def request(
+    *,
+    user,
+    scenario,
+    application,
+    region,
+    window_start=None,
+    window_end=None,
+    source=AuditSource.CONSOLE,
+    request_id="",
+):
+    """An operator requests a drill: planned, hashed and created in `requested` (audit
+    `drill.requested`). The one validation of a request: raises PermissionDenied, or
+    ValidationError with a message per field (the console's form and the API put them
+    on their fields)."""
+    if not user.has_perm("experiments.request_drill"):
+        raise PermissionDenied("Requesting drills needs the operator role.")
+    errors = {}
+    if is_halted():
+        errors["__all__"] = "Drills are halted; an admin must clear the halt first."
+    errors |= request_problems(scenario, application, region, window_start, window_end)
+    if window_end and window_end <= timezone.now():
+        errors["window_end"] = "The window has already ended."
+    if errors:
+        raise ValidationError(errors)
     # A scenario saved before a rule existed (or written around the form) is checked
     # again: a check the runner would not evaluate is refused, never ignored.
     validate_scenario(scenario)
-    if not scenario.applies_to(application):
-        raise ValidationError(
-            {"scenario": f"{scenario.name} does not apply to architecture {application.architecture}."}
-        )
-    plan, digest = make_plan(scenario, application, region)
+    try:
+        plan, digest = plans.make_plan(scenario, application, region)
+    except faults.FaultError as exc:
+        raise ValidationError({"scenario": str(exc)}) from exc
     with transaction.atomic():
         drill = Drill.objects.create(
-            scenario=scenario, application=application, region=region, requested_by=requested_by,
+            scenario=scenario, application=application, region=region, requested_by=user,
             window_start=window_start, window_end=window_end, plan=plan, plan_hash=digest,
         )
         audit.record(
-            requested_by, "drill.requested", source=source, obj=drill, request_id=request_id,
+            user, "drill.requested", source=source, obj=drill, request_id=request_id,
             after={"scenario": scenario.slug, "application": application.name, "region": region.code,
                    "plan_hash": digest},
         )
-        add_step(drill.pk, StepKind.PLAN, f"Planned {len(plan['calls'])} call(s)", {"plan_hash": digest})
+        DrillStep.add(drill.pk, StepKind.PLAN, f"Planned {len(plan['calls'])} call(s)", {"plan_hash": digest})
     return drill
+
+
+def request_problems(scenario, application, region, window_start=None, window_end=None):
+    """{field: message} for what is wrong with the choices of a drill request, whatever
+    the time: the architecture, the region's stack, the window's order; a choice that is
+    None (not given, or not understood) is left out. `request` runs it; so does the
+    request form, on the choices that parsed, so that its preview and a bad request say
+    everything at once."""
+    errors = {}
+    if scenario and application and not scenario.applies_to(application):
+        errors["scenario"] = (
+            f"{scenario.name} applies to architecture {scenario.architecture}, not "
+            f"{application.name}'s {application.architecture} ({application.get_architecture_display()})."
+        )
+    if application and region and not application.stacks.filter(region=region).exists():
+        errors["region"] = f"{application.name} has no stack in {region.code}."
+    if window_start and window_end and window_end <= window_start:
+        errors["window_end"] = "The window must end after it starts."
+    return errors
 
 
 def replan(drill_id, plan, *, actor, source=AuditSource.CONSOLE, request_id=""):
@@ -175,6 +167,22 @@ def replan(drill_id, plan, *, actor, source=AuditSource.CONSOLE, request_id=""):
 
 
 # --- approvals ------------------------------------------------------------------------
+
+
+def why_cannot_decide(drill, user):
+    """Why `user` may not approve or reject `drill` ("" when they may): they requested
+    it, or they do not hold the approver role."""
+    if user.pk == drill.requested_by_id:
+        return "The requester of a drill cannot approve or reject it."
+    if not user.has_perm("experiments.approve_drill"):
+        return "Approving drills needs the approver role."
+    return ""
+
+
+def ensure_can_decide(drill, user):
+    """Raise PermissionDenied when `user` may not approve or reject `drill`."""
+    if why := why_cannot_decide(drill, user):
+        raise PermissionDenied(why)
 
 
 def valid_approval(drill, now=None):
@@ -193,10 +201,7 @@ def decide(drill, approver, decision, *, comment="", source=AuditSource.CONSOLE,
     user without `experiments.approve_drill`; returns the Approval, or None when the
     drill was no longer waiting (nothing written)."""
     decision = Decision(decision)
-    if approver.pk == drill.requested_by_id:
-        raise PermissionDenied("The requester of a drill cannot approve or reject it.")
-    if not approver.has_perm("experiments.approve_drill"):
-        raise PermissionDenied("Approving drills needs the approver role.")
+    ensure_can_decide(drill, approver)
     to_state = DrillState.APPROVED if decision == Decision.APPROVE else DrillState.REJECTED
     with transaction.atomic():
         current = Drill.objects.select_for_update().filter(pk=drill.pk).values("plan_hash").first()
@@ -213,251 +218,258 @@ def decide(drill, approver, decision, *, comment="", source=AuditSource.CONSOLE,
         )
 
 
-# --- the compensation ledger ---------------------------------------------------------
-#
-# Every AWS change a drill makes goes through `inject` and `revert`: the ledger row is
-# written before the call, and after the call the row's new state and its audit event
-# (on the drill, by the system, naming the worker and the row) commit together.
-
-def open_compensation(drill, fault, target, call, *, deadline, step=None):
-    """Write the ledger row for `call` (before it is made)."""
-    return Compensation.objects.create(
-        drill=drill,
-        step=step,
-        component_id=target.component_id,
-        fault_kind=fault.slug,
-        target=target.as_dict(),
-        call=call.as_dict() | {"inverse": None},
-        inverse=call.inverse.as_dict(),
-        deadline=deadline,
-    )
-
-
-def _call_only(call):
-    """A Call's dict without its inverse (service, region, operation, params)."""
-    return {key: value for key, value in call.as_dict().items() if key != "inverse"}
-
-
-def _record_ledger_event(compensation, action, *, worker, before, after):
-    """The audit event of one AWS change on the drill's ledger row `compensation`."""
-    drill = compensation.drill
-    target = faults.Target.from_dict(compensation.target)
-    audit.record(
-        None,
-        action,
-        source=AuditSource.SYSTEM,
-        obj=drill,
-        object_repr=drill_repr(drill),
-        before=before,
-        after={
-            **after,
-            "compensation": compensation.pk,
-            "worker": worker,
-            "fault_kind": compensation.fault_kind,
-            "target": target.identity() | {"name": target.name},
-        },
-    )
-
-
-def inject(drill, fault, target, *, deadline, step=None, worker=""):
-    """Make one fault's call, ledger first: the row is written, the value the call will
-    overwrite is read and stored in it, then the call is made. When it succeeded, the
-    row becomes `injected` with the audit event `drill.fault_injected` (the call, its
-    inverse, the value read before) in one transaction. An AWS error from the call is
-    recorded as `drill.inject_failed` and raised; the row stays open (the call may have
-    taken effect), so the revert replays the inverse. Returns the Compensation."""
-    call = fault.plan(target)[0]  # the inverse is rebuilt from the value read below
-    compensation = open_compensation(drill, fault, target, call, deadline=deadline, step=step)
-    previous, call = fault.prepare_inject(target, compensation)
-    compensation.previous_value, compensation.previous_read = previous, True
-    compensation.call, compensation.inverse = _call_only(call) | {"inverse": None}, call.inverse.as_dict()
-    Compensation.objects.filter(pk=compensation.pk).update(
-        previous_value=previous, previous_read=True, call=compensation.call, inverse=compensation.inverse,
-    )
-    event = {"call": _call_only(call), "previous_value": previous}
-    # When the call went out (the drill's clock starts at its first injection call).
-    compensation.called_at, compensation.called_at_monotonic = timezone.now(), time.monotonic()
-    try:
-        response = faults.execute(call, target.region)
-    except (aws.BotoCoreError, aws.ClientError) as exc:
-        _record_ledger_event(
-            compensation, "drill.inject_failed", worker=worker,
-            before={"state": CompensationState.PENDING.value},
-            after={"state": CompensationState.PENDING.value, **event, "inverse": compensation.inverse,
-                   "error": str(exc)},
-        )
-        raise
-    inverse = fault.inverse_after(call, response).as_dict()
+def approve(drill, approver, *, comment="", source=AuditSource.CONSOLE, request_id=""):
+    """Approve the drill's current plan (bound to its hash) and queue it now, or when its
+    window opens. Returns the Approval, or None when the drill was no longer waiting
+    for a decision (a double click, a concurrent approval, a changed plan)."""
+    if is_halted():
+        raise ValidationError("Drills are halted; an admin must clear the halt first.")
     now = timezone.now()
-    with transaction.atomic():
-        if inverse != compensation.inverse:  # FIS: the experiment to stop, whatever the state
-            Compensation.objects.filter(pk=compensation.pk).update(inverse=inverse)
-            compensation.inverse = inverse
-        if Compensation.objects.filter(pk=compensation.pk, state=CompensationState.PENDING).update(
-            state=CompensationState.INJECTED, injected_at=now
-        ):
-            compensation.state, compensation.injected_at = CompensationState.INJECTED, now
-        else:  # the reaper took the row while the call was under way; the call was made
-            compensation.refresh_from_db(fields=["state", "injected_at"])
-        _record_ledger_event(
-            compensation, "drill.fault_injected", worker=worker,
-            before={"state": CompensationState.PENDING.value},
-            after={"state": compensation.state, **event, "inverse": inverse},
+    if reason := too_late_to_approve(drill, now):
+        # Not left for beat's sweep: expired now, audited, and the approver told why.
+        transition(
+            drill.pk, [DrillState.REQUESTED], DrillState.EXPIRED, outcome_reason=reason,
+            audit_data={"reason": reason},
         )
-    return compensation
+        raise ValidationError(f"Drill #{drill.pk} cannot be approved: {reason}. Request it again.")
+    with transaction.atomic():
+        approval = decide(
+            drill, approver, Decision.APPROVE, comment=comment, source=source, request_id=request_id
+        )
+        if approval is None:
+            return None
+        drill.refresh_from_db()
+        if drill.window_start is None or drill.window_start <= timezone.now():
+            _queue(drill.pk, approver, source, request_id)
+    return approval
 
 
-def revert(compensation, *, worker="", verify=True):
-    """Undo one ledger row: replay its stored inverse, which restores the value read
-    before injecting, read it back when `verify`, then close the row with the audit
-    event `drill.fault_reverted` (the call made, the verify result) in one transaction.
-    An AWS error from the inverse call marks the row `failed` with
-    `drill.revert_failed` (the call, the error) and is raised; the row stays open for
-    the reaper. An error saying the target no longer exists (`faults.target_gone`: the
-    health check, function, parameter... was deleted) closes the row as `gone` with
-    `drill.revert_target_gone` and returns what happened: retrying cannot succeed, and
-    there is nothing left to revert. A row whose value was never read (the worker stopped before the call)
-    closes without a call. Returns "" or, with `verify`, what is wrong after the revert
-    (the value read back differs from the one read before injecting, or could not be
-    read). Idempotent: a reverted row makes no call and writes nothing."""
-    if compensation.state not in OPEN_COMPENSATION_STATES:
-        return ""
-    fault = faults.get_fault(compensation.fault_kind)
-    target = faults.Target.from_dict(compensation.target)
-    inverse = faults.Call.from_dict(compensation.inverse)
-    before = {"state": compensation.state}
-    made = None
+def too_late_to_approve(drill, now):
+    """Why the drill can no longer be approved ('' when it can): the request waited
+    longer than APPROVAL_TTL, or its window has ended."""
+    if drill.requested_at and drill.requested_at < now - APPROVAL_TTL:
+        return (
+            f"the request is older than {APPROVAL_TTL.total_seconds() / 3600:g} h "
+            f"(requested {drill.requested_at:%Y-%m-%d %H:%M} UTC) and has expired"
+        )
+    if drill.window_end and drill.window_end <= now:
+        return f"its window ended at {drill.window_end:%Y-%m-%d %H:%M} UTC"
+    return ""
+
+
+def reject(drill, approver, *, comment="", source=AuditSource.CONSOLE, request_id=""):
+    return decide(
+        drill, approver, Decision.REJECT, comment=comment, source=source, request_id=request_id
+    )
+
+
+# --- queue and dispatch ---------------------------------------------------------------
+
+
+def _queue(drill_id, actor, source, request_id=""):
+    if transition(
+        drill_id, [DrillState.APPROVED], DrillState.QUEUED, actor=actor, source=source, request_id=request_id
+    ):
+        dispatch_on_commit(drill_id)
+        return True
+    return False
+
+
+def dispatch(drill_id):
+    """Send the run message for a queued drill. Never raises: when the broker is down
+    the drill stays queued and the reaper's pass sends it again later. The message is sent
+    by the task's name (the tasks module calls this one, not the other way round)."""
+    now = timezone.now()
+    resend_before = now - timedelta(seconds=settings.DRILL_REDISPATCH_AFTER_SECONDS)
+    claimed = (
+        Drill.objects.filter(pk=drill_id, state=DrillState.QUEUED)
+        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=resend_before))
+        .update(dispatched_at=now)
+    )
+    if not claimed:
+        return False
     try:
-        if compensation.previous_read:
-            made = fault.replay_inverse(target, inverse)
-    except (aws.BotoCoreError, aws.ClientError) as exc:
-        if faults.target_gone(exc):
-            return _close_gone(compensation, inverse, exc, worker=worker, before=before)
-        with transaction.atomic():
-            Compensation.objects.filter(pk=compensation.pk).update(
-                state=CompensationState.FAILED, attempts=F("attempts") + 1, last_error=str(exc)[:2000]
-            )
-            compensation.refresh_from_db()
-            _record_ledger_event(
-                compensation, "drill.revert_failed", worker=worker, before=before,
-                after={"state": compensation.state, "call": _call_only(inverse), "error": str(exc),
-                       "attempts": compensation.attempts},
-            )
-        raise
-    verified, problem = None, ""
-    if verify:
-        try:
-            verified = fault.verify_reverted(compensation)
-        except (aws.BotoCoreError, aws.ClientError) as exc:
-            verified, problem = False, f"could not read the value back after the revert: {exc}"
-        else:
-            problem = "" if verified else "the value read back after the revert differs from before"
-    with transaction.atomic():
-        # Recorded even if another process closed the row meanwhile: this call was made.
-        Compensation.objects.filter(pk=compensation.pk, state__in=OPEN_COMPENSATION_STATES).update(
-            state=CompensationState.REVERTED, reverted_at=timezone.now(), attempts=F("attempts") + 1,
-            last_error="",
+        # Publish timeouts and the retry policy are the app's (settings: a silent broker
+        # costs this call ~2 x CONTROLPLANE_BROKER_TIMEOUT, not minutes).
+        celery_app.send_task(RUN_DRILL_TASK, args=[drill_id], queue=settings.DRILL_QUEUE)
+    except PUBLISH_ERRORS as exc:
+        log.warning("drill %s: dispatch failed (%s); will retry", drill_id, exc)
+        Drill.objects.filter(pk=drill_id, state=DrillState.QUEUED).update(dispatched_at=None)
+        DrillStep.add(
+            drill_id,
+            StepKind.NOTE,
+            f"The task broker did not take the run message ({type(exc).__name__}); kept queued, "
+            "it is sent again when the broker is back",
         )
-        compensation.refresh_from_db()
-        after = {
-            "state": compensation.state,
-            "call": _call_only(made) if made else None,
-            "restored_value": compensation.previous_value,
-            "verified": verified,
-        }
-        if made is None:
-            after["note"] = (
-                "nothing to undo: the value was never read, so the call was never made"
-                if not compensation.previous_read
-                else "nothing to undo: the inverse was no longer needed"
-            )
-        if problem:
-            after["verify_problem"] = problem
-        _record_ledger_event(compensation, "drill.fault_reverted", worker=worker, before=before, after=after)
-    return problem
-
-
-def _close_gone(compensation, inverse, exc, *, worker, before):
-    """Close a row whose target no longer exists (terminal, audited); -> the problem text."""
-    problem = f"target gone, nothing to revert ({faults.error_code(exc)}: {str(exc)[:300]})"
-    with transaction.atomic():
-        Compensation.objects.filter(pk=compensation.pk, state__in=OPEN_COMPENSATION_STATES).update(
-            state=CompensationState.GONE, attempts=F("attempts") + 1, last_error=problem[:2000]
-        )
-        compensation.refresh_from_db()
-        _record_ledger_event(
-            compensation, "drill.revert_target_gone", worker=worker, before=before,
-            after={"state": compensation.state, "call": _call_only(inverse), "error": str(exc)},
-        )
-    return problem
-
-
-def close_ledger_row(compensation_id, actor, reason, *, source=AuditSource.CONSOLE, request_id=""):
-    """An admin closes an open ledger row without reverting it (e.g. its account is gone,
-    or it was undone by hand), with a reason: state `closed`, audited as
-    `drill.ledger_row_closed`. Returns False when the row was no longer open."""
-    if not actor.has_perm("experiments.close_ledger_row"):
-        raise PermissionDenied("Closing a ledger row needs the admin role.")
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError({"reason": "Say why the row can be closed without a revert."})
-    with transaction.atomic():
-        row = Compensation.objects.select_for_update().filter(pk=compensation_id).first()
-        if row is None or row.state not in OPEN_COMPENSATION_STATES:
-            return False
-        before = {"state": row.state}
-        Compensation.objects.filter(pk=row.pk).update(
-            state=CompensationState.CLOSED, last_error=f"closed by {audit.actor_name(actor)}: {reason}"[:2000]
-        )
-        row.refresh_from_db()
-        audit.record(
-            actor, "drill.ledger_row_closed", source=source, obj=row.drill, request_id=request_id,
-            before=before,
-            after={"state": row.state, "compensation": row.pk, "call": row.call, "inverse": row.inverse,
-                   "previous_value": row.previous_value, "reason": reason[:500]},
-        )
-        add_step(row.drill_id, StepKind.NOTE,
-                 f"Ledger row {row.call.get('operation')} closed without a revert by "
-                 f"{audit.actor_name(actor)}: {reason}"[:500], {"compensation": row.pk})
+        return False
     return True
 
 
-def open_compensations(drill_id):
-    return (
-        Compensation.objects.filter(drill_id=drill_id, state__in=OPEN_COMPENSATION_STATES)
-        .select_related("drill__scenario", "drill__application", "drill__region")
-        .order_by("-created_at")
+def waiting_for_broker(drill):
+    """Whether a queued drill's run message was not taken by the broker (dispatch resets
+    `dispatched_at` when the publish fails; the reaper sends it again). Read it after the
+    transaction that queued the drill has committed, when its dispatch has run."""
+    return drill.state == DrillState.QUEUED and drill.dispatched_at is None
+
+
+def dispatch_on_commit(drill_id):
+    transaction.on_commit(lambda: dispatch(drill_id))
+
+
+def expire_requests(now=None):
+    """Beat: queue approved drills whose window opened; expire drills whose approval or
+    window ran out, and requests nobody decided on within the approval TTL."""
+    now = now or timezone.now()
+    queued, expired = [], []
+    for drill in Drill.objects.filter(state=DrillState.APPROVED):
+        if valid_approval(drill, now) is None:
+            reason = "the approval expired or no longer matches the plan"
+        elif drill.window_end and drill.window_end <= now:
+            reason = "the window ended before the drill could start"
+        else:
+            if (drill.window_start is None or drill.window_start <= now) and _queue(
+                drill.pk, None, AuditSource.SYSTEM
+            ):
+                queued.append(drill.pk)
+            continue
+        if transition(
+            drill.pk,
+            [DrillState.APPROVED],
+            DrillState.EXPIRED,
+            outcome_reason=reason,
+            audit_data={"reason": reason},
+        ):
+            expired.append(drill.pk)
+    stale = Drill.objects.filter(state=DrillState.REQUESTED, requested_at__lt=now - APPROVAL_TTL)
+    for drill_id in stale.values_list("pk", flat=True):
+        reason = f"no decision within {APPROVAL_TTL}"
+        if transition(
+            drill_id,
+            [DrillState.REQUESTED],
+            DrillState.EXPIRED,
+            outcome_reason=reason,
+            audit_data={"reason": reason},
+        ):
+            expired.append(drill_id)
+    return {"queued": queued, "expired": expired}
+
+
+# --- abort, take over, halt ------------------------------------------------------------
+
+
+def abort(drill, actor, *, reason="", source=AuditSource.CONSOLE, request_id=""):
+    """Abort a drill. Before it starts, it ends as aborted at once; while it runs, the
+    runner sees the request within a tick (0.1 s), reverts and ends as aborted.
+    Returns "aborted", "abort requested" or "" (already final)."""
+    if not actor.has_perm("experiments.abort_drill"):
+        raise PermissionDenied("Aborting drills needs the operator or approver role.")
+    reason = (reason or "").strip()[:500] or f"aborted by {audit.actor_name(actor)}"
+    if transition(
+        drill.pk,
+        NOT_STARTED_STATES,
+        DrillState.ABORTED,
+        actor=actor,
+        source=source,
+        request_id=request_id,
+        outcome_reason=reason,
+        audit_data={"reason": reason},
+    ):
+        return "aborted"
+    with transaction.atomic():
+        changed = Drill.objects.filter(
+            pk=drill.pk, state__in=RUNNING_STATES, abort_requested_at__isnull=True
+        ).update(abort_requested_at=timezone.now(), abort_reason=reason)
+        if changed:
+            audit.record(
+                actor,
+                "drill.abort_requested",
+                source=source,
+                obj=drill,
+                after={"reason": reason},
+                request_id=request_id,
+            )
+            DrillStep.add(drill.pk, StepKind.NOTE, f"Abort requested: {reason}")
+    # A drill whose worker is gone would never see the request: revert and end it now,
+    # as the reaper would (the request stays on record if a revert call fails).
+    if take_over(
+        drill.pk, final_state=DrillState.ABORTED, reason=f"{reason}; its worker was gone",
+        actor=actor, source=source, request_id=request_id,
+    ) is not None:
+        return "aborted"
+    return "abort requested" if changed else ""
+
+
+def reaper_name():
+    """How the reaper names itself in audit events and ledger rows."""
+    return f"reaper@{socket.gethostname()}"
+
+
+def worker_gone(now):
+    """Drills whose worker stopped beating: no heartbeat within
+    DRILL_HEARTBEAT_TIMEOUT_SECONDS (a Q for Drill querysets)."""
+    timeout = timedelta(seconds=settings.DRILL_HEARTBEAT_TIMEOUT_SECONDS)
+    return Q(heartbeat_at__lt=now - timeout) | Q(heartbeat_at__isnull=True)
+
+
+def take_over(drill_id, *, now=None, final_state=DrillState.ERRORED, reason="worker lost", actor=None,
+              source=None, request_id=""):
+    """Claim a live drill whose worker stopped beating (or whose ledger is overdue),
+    revert its open ledger rows and end it as `final_state`. Returns the outcome reason,
+    or None when it was not ours to take (alive, already claimed, or a revert call
+    failed: then it stays live and the reaper's next pass retries). Called by the reaper's
+    pass (experiments.reaper) and by `abort`."""
+    now = now or timezone.now()
+    me = reaper_name()
+    overdue = Compensation.objects.filter(
+        drill_id=drill_id, state__in=OPEN_COMPENSATION_STATES, deadline__lt=now
     )
+    row = Drill.objects.filter(pk=drill_id, state__in=RUNNING_STATES).values(
+        "state", "worker"
+    ).first()
+    if row is None:
+        return None
+    claimed = Drill.objects.filter(
+        worker_gone(now) | Q(pk__in=overdue.values("drill_id")),
+        pk=drill_id, state=row["state"], worker=row["worker"],
+    ).update(worker=me, heartbeat_at=now)
+    if not claimed:
+        return None
+    problems = ledger.revert_open(drill_id, by="Reaper: ", worker=me, verify=False)
+    if Compensation.objects.filter(drill_id=drill_id, state__in=OPEN_COMPENSATION_STATES).exists():
+        # A revert call failed: leave it live for the next pass; errors are in the rows.
+        log.error("drill %s: %s; revert failed, retrying: %s", drill_id, reason, "; ".join(problems))
+        return None
+    outcome = f"{reason}, fault reverted" if not problems else f"{reason}; " + "; ".join(problems)
+    closed = Compensation.objects.filter(drill_id=drill_id, state=CompensationState.CLOSED).count()
+    if closed:
+        outcome += f"; {closed} ledger row(s) closed by an admin without a revert"
+    transition(
+        drill_id,
+        RUNNING_STATES,
+        final_state,
+        actor=actor,
+        source=source or AuditSource.SYSTEM,
+        request_id=request_id,
+        outcome_reason=f"{outcome} (last worker {row['worker'] or 'unknown'})"[:2000],
+        audit_data={"reason": outcome[:500], "worker": row["worker"]},
+    )
+    return outcome
 
 
-def revert_open(drill_id, *, by="", worker="", verify=True):
-    """Revert every open ledger row of the drill, newest first, each to the value read
-    before its injection (`revert`: audited, naming `worker`); a timeline step per row,
-    its message prefixed with `by`. Used by the runner and the reaper. Returns the
-    problems (a failed call, or with `verify` a value that did not come back); the rows
-    of failed calls stay open for the reaper's next pass."""
-    problems = []
-    for compensation in open_compensations(drill_id):
-        operation = compensation.call.get("operation")
-        try:
-            problem = revert(compensation, worker=worker, verify=verify)
-        except (aws.BotoCoreError, aws.ClientError) as exc:
-            problems.append(f"{compensation}: {exc}")
-            add_step(drill_id, StepKind.ERROR, f"{by}Revert of {operation} failed: {exc}"[:500],
-                     {"compensation": compensation.pk})
-            continue
-        if problem:
-            problems.append(f"{compensation}: {problem}")
-        if compensation.state == CompensationState.GONE:
-            add_step(drill_id, StepKind.ERROR, f"{by}Not reverted {operation}: {problem}"[:500],
-                     {"compensation": compensation.pk, "state": compensation.state})
-            continue
-        add_step(drill_id, StepKind.REVERT, f"{by}Reverted {operation}",
-                 {"compensation": compensation.pk, "state": compensation.state})
-    return problems
-
-
-# --- halt ------------------------------------------------------------------------------
+def halt_all(actor, reason, *, source=AuditSource.CONSOLE, request_id=""):
+    """Any operator may halt: running drills abort and revert, new starts are refused."""
+    if not actor.has_perm("experiments.halt_drills"):
+        raise PermissionDenied("Halting drills needs the operator role.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why you halt all drills."})
+    with transaction.atomic():
+        changed = _halt_on(actor, reason, source=source, request_id=request_id)
+        for drill in Drill.objects.filter(state__in=RUNNING_STATES, abort_requested_at__isnull=True):
+            abort(drill, actor, reason=f"halt: {reason}", source=source, request_id=request_id)
+        for drill in Drill.objects.filter(state__in=SCHEDULED_STATES):
+            abort(drill, actor, reason=f"halt: {reason}", source=source, request_id=request_id)
+    return changed
 
 
 def halt_state():
@@ -469,8 +481,8 @@ def is_halted():
     return HaltState.objects.filter(pk=1, halted=True).exists()
 
 
-def halt(actor, reason, *, source=AuditSource.CONSOLE, request_id=""):
-    """Turn the halt on; True if it was off."""
+def _halt_on(actor, reason, *, source, request_id):
+    """Turn the halt switch on; True if it was off."""
     halt_state()
     with transaction.atomic():
         changed = HaltState.objects.filter(pk=1, halted=False).update(
@@ -485,7 +497,9 @@ def halt(actor, reason, *, source=AuditSource.CONSOLE, request_id=""):
 
 
 def clear_halt(actor, *, source=AuditSource.CONSOLE, request_id=""):
-    """Turn the halt off; True if it was on."""
+    """An admin turns the halt off; True if it was on."""
+    if not actor.has_perm("experiments.clear_halt"):
+        raise PermissionDenied("Only an admin can clear the halt.")
     with transaction.atomic():
         changed = HaltState.objects.filter(pk=1, halted=True).update(
             halted=False, cleared_by=audit.actor_name(actor), cleared_at=timezone.now()
@@ -495,11 +509,3 @@ def clear_halt(actor, *, source=AuditSource.CONSOLE, request_id=""):
                          object_id="1", object_repr="halt", before={"halted": True},
                          after={"halted": False}, request_id=request_id)
     return bool(changed)
-
-
-def drill_measurability(drill):
-    """measurability_for a requested drill, from its frozen plan."""
-    plan = drill.plan or {}
-    return measurability_for(
-        drill.application, drill.region, hypothesis=plan.get("hypothesis"), vantages=plan.get("vantages")
-    )

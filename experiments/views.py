@@ -1,7 +1,8 @@
 """The drills console: list, request, approve or reject, follow live, abort, halt all,
-scorecards and scenarios. Every change goes through `experiments.lifecycle` (which
-checks the role again and writes the audit event); the views add the HTTP: login,
-role (403), POST-only for changes, htmx partials and redirects."""
+scorecards and scenarios. Every change goes through `experiments.services` (a ledger
+row's through `experiments.ledger`), which checks the role again, validates and writes
+the audit event; the views add the HTTP: login, role (403), POST-only for changes, htmx
+partials and redirects."""
 
 import json
 from datetime import timedelta
@@ -24,7 +25,7 @@ from controlplane import audit, aws
 from controlplane.durations import format_duration
 from controlplane.models import AuditSource
 from controlplane.rendering import render_page
-from experiments import faults, lifecycle, services
+from experiments import faults, ledger, plans, services
 from experiments.forms import (
     AbortForm,
     CloseLedgerRowForm,
@@ -32,6 +33,7 @@ from experiments.forms import (
     DrillFilterForm,
     DrillRequestForm,
     HaltForm,
+    ScenarioForm,
 )
 from experiments.models import (
     OPEN_COMPENSATION_STATES,
@@ -45,7 +47,6 @@ from experiments.models import (
     Scenario,
     StepKind,
 )
-from experiments.scenarios import ScenarioForm
 from regions.models import Application, Region, Stack
 
 PAGE_SIZE = 25
@@ -155,58 +156,6 @@ def figure_rows(figures):
     return rows
 
 
-def _flatten(value, prefix=""):
-    """{"calls[0].params.Inverted": True, ...}: a plan as dotted keys, for the diff."""
-    out = {}
-    if isinstance(value, dict):
-        for key in sorted(value):
-            out.update(_flatten(value[key], f"{prefix}.{key}" if prefix else str(key)))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            out.update(_flatten(item, f"{prefix}[{i}]"))
-        if not value:
-            out[prefix] = []
-    else:
-        out[prefix] = value
-    return out
-
-
-def plan_diff(old_plan, new_plan):
-    """[(key, old, new)] for every key whose value differs (missing = None)."""
-    old, new = _flatten(old_plan or {}), _flatten(new_plan or {})
-    rows = []
-    for key in sorted(set(old) | set(new)):
-        if old.get(key, None) != new.get(key, None) or (key in old) != (key in new):
-            before = _show(old[key]) if key in old else "—"
-            after = _show(new[key]) if key in new else "—"
-            rows.append((key, before, after))
-    return rows
-
-
-def _show(value):
-    return json.dumps(value, sort_keys=True, default=str) if not isinstance(value, str) else value
-
-
-def plan_calls(plan):
-    """The plan's calls, each beside its inverse, params as pretty JSON."""
-    rows = []
-    for call in (plan or {}).get("calls", []):
-        inverse = call.get("inverse") or {}
-        rows.append({
-            "service": call.get("service", ""),
-            "region": call.get("region", ""),
-            "operation": call.get("operation", ""),
-            "params": json.dumps(call.get("params", {}), indent=2, sort_keys=True, default=str),
-            "inverse": {
-                "service": inverse.get("service", ""),
-                "region": inverse.get("region", ""),
-                "operation": inverse.get("operation", ""),
-                "params": json.dumps(inverse.get("params", {}), indent=2, sort_keys=True, default=str),
-            } if inverse else None,
-        })
-    return rows
-
-
 def _get_drill_for_user(user, pk):
     if not user.has_perm("experiments.view_drill"):
         raise PermissionDenied
@@ -216,11 +165,7 @@ def _get_drill_for_user(user, pk):
 
 
 def _can_decide(user, drill):
-    return (
-        drill.state == DrillState.REQUESTED
-        and user.pk != drill.requested_by_id
-        and user.has_perm("experiments.approve_drill")
-    )
+    return drill.state == DrillState.REQUESTED and not services.why_cannot_decide(drill, user)
 
 
 def _previous_drill(drill):
@@ -285,9 +230,14 @@ def halt(request):
     if not form.is_valid():
         messages.error(request, form.errors["reason"][0])
         return _redirect(request, reverse("experiments:list"))
-    lifecycle.halt_all(
-        request.user, form.cleaned_data["reason"], source=AuditSource.CONSOLE, request_id=request.request_id
-    )
+    try:
+        services.halt_all(
+            request.user, form.cleaned_data["reason"], source=AuditSource.CONSOLE,
+            request_id=request.request_id,
+        )
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+        return _redirect(request, reverse("experiments:list"))
     messages.warning(request, "All drills are halted: running drills revert, none may start.")
     return _redirect(request, reverse("experiments:list"))
 
@@ -296,7 +246,7 @@ def halt(request):
 @permission_required("experiments.clear_halt", raise_exception=True)
 @require_POST
 def clear_halt(request):
-    if lifecycle.clear_halt(request.user, source=AuditSource.CONSOLE, request_id=request.request_id):
+    if services.clear_halt(request.user, source=AuditSource.CONSOLE, request_id=request.request_id):
         messages.success(request, "The halt is cleared: drills may be approved and run again.")
     else:
         messages.info(request, "Drills were not halted.")
@@ -318,10 +268,10 @@ def _preview(form):
     """(calls, plan_hash, error) of the plan the form's choices would make, read now."""
     data = form.cleaned_data
     try:
-        plan, digest = services.make_plan(data["scenario"], data["application"], data["region"])
+        plan, digest = plans.make_plan(data["scenario"], data["application"], data["region"])
     except (faults.FaultError, aws.BotoCoreError, aws.ClientError) as exc:
         return None, None, f"Cannot plan: {exc}"
-    return plan_calls(plan), digest, ""
+    return plans.plan_calls(plan), digest, ""
 
 
 @login_required
@@ -338,7 +288,7 @@ def drill_new(request):
             data = form.cleaned_data
             preview = {
                 "calls": calls, "plan_hash": digest, "error": error, "region": data["region"].code,
-                "measurability": services.measurability_for(
+                "measurability": plans.measurability_for(
                     data["application"], data["region"], hypothesis=data["scenario"].hypothesis
                 ),
             }
@@ -357,7 +307,7 @@ def drill_create(request):
     drill = form.submit(request.user, source=AuditSource.CONSOLE, request_id=request.request_id)
     if drill is not None:
         messages.success(request, f"Drill #{drill.pk} requested; an approver must approve its plan.")
-        warning = services.drill_measurability(drill)["warning"]
+        warning = plans.drill_measurability(drill)["warning"]
         if warning:
             messages.warning(request, warning)
         return _redirect(request, reverse("experiments:detail", args=[drill.pk]))
@@ -408,7 +358,7 @@ def drill_detail(request, pk):
     approvals = list(Approval.objects.filter(drill_id=drill.pk).select_related("approver"))
     context.update({
         "approvals": approvals,
-        "calls": plan_calls(drill.plan),
+        "calls": plans.plan_calls(drill.plan),
         "can_decide": _can_decide(request.user, drill),
         # Outside the polled partial: a form there would be replaced while typed in.
         "stuck_rows": (
@@ -436,26 +386,25 @@ def _approval_page(request, drill, form, status=200):
     context = {
         "drill": drill,
         "state": DrillState(drill.state),
-        "calls": plan_calls(drill.plan),
+        "calls": plans.plan_calls(drill.plan),
         "plan_json": json.dumps(drill.plan, indent=2, sort_keys=True, default=str),
         "hypothesis_json": json.dumps((drill.plan or {}).get("hypothesis", {}), indent=2, sort_keys=True),
         "stop_conditions_json": json.dumps((drill.plan or {}).get("stop_conditions", []), indent=2),
         "previous": previous,
-        "diff": plan_diff(previous.plan, drill.plan) if previous else [],
+        "diff": plans.plan_diff(previous.plan, drill.plan) if previous else [],
         "same_hash": previous is not None and previous.plan_hash == drill.plan_hash,
         "approvals": list(Approval.objects.filter(drill_id=drill.pk).select_related("approver")),
         "can_decide": _can_decide(request.user, drill),
         "is_requester": request.user.pk == drill.requested_by_id,
         "form": form,
-        "measurability": services.drill_measurability(drill),
+        "measurability": plans.drill_measurability(drill),
     }
     return render_page(request, "experiments/drill_approval.html", context, status=status)
 
 
 def _decide(request, pk, decision):
     drill = _get_drill_for_user(request.user, pk)
-    if request.user.pk == drill.requested_by_id:
-        raise PermissionDenied("The requester of a drill cannot approve or reject it.")
+    services.ensure_can_decide(drill, request.user)
     form = DecisionForm(request.POST)
     if not form.is_valid():
         return _approval_page(request, drill, form, status=400)
@@ -470,7 +419,7 @@ def _decide(request, pk, decision):
         return _approval_page(request, drill, form, status=409)
     drill.plan_hash = seen  # decide() compares it with the row under a lock
     comment = form.cleaned_data["comment"]
-    action = lifecycle.approve if decision == "approve" else lifecycle.reject
+    action = services.approve if decision == "approve" else services.reject
     try:
         result = action(drill, request.user, comment=comment, source=AuditSource.CONSOLE,
                         request_id=request.request_id)
@@ -483,7 +432,7 @@ def _decide(request, pk, decision):
         drill.refresh_from_db(fields=["state", "dispatched_at"])
         # The drill was queued on commit; outside a transaction (every real request) its
         # dispatch has run by now, and a refused or unanswered publish left it unsent.
-        if not transaction.get_connection().in_atomic_block and lifecycle.waiting_for_broker(drill):
+        if not transaction.get_connection().in_atomic_block and services.waiting_for_broker(drill):
             messages.warning(
                 request,
                 f"Drill #{drill.pk} approved and queued, but the task broker is not answering: "
@@ -517,8 +466,8 @@ def drill_abort(request, pk):
     drill = _get_drill_for_user(request.user, pk)
     form = AbortForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
-    result = lifecycle.abort(drill, request.user, reason=reason, source=AuditSource.CONSOLE,
-                             request_id=request.request_id)
+    result = services.abort(drill, request.user, reason=reason, source=AuditSource.CONSOLE,
+                            request_id=request.request_id)
     if result == "aborted":
         messages.success(request, f"Drill #{drill.pk} aborted.")
     elif result == "abort requested":
@@ -540,8 +489,15 @@ def close_ledger_row(request, pk, row):
         return _redirect(request, reverse("experiments:detail", args=[drill.pk]))
     if not Compensation.objects.filter(pk=row, drill_id=drill.pk).exists():
         raise Http404("No such ledger row on this drill.")
-    if services.close_ledger_row(row, request.user, form.cleaned_data["reason"], source=AuditSource.CONSOLE,
-                                 request_id=request.request_id):
+    try:
+        closed = ledger.close_ledger_row(
+            row, request.user, form.cleaned_data["reason"], source=AuditSource.CONSOLE,
+            request_id=request.request_id,
+        )
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+        return _redirect(request, reverse("experiments:detail", args=[drill.pk]))
+    if closed:
         messages.success(request, f"Ledger row {row} closed without a revert; the reaper can end the drill.")
     else:
         messages.info(request, f"Ledger row {row} was no longer open; nothing done.")
@@ -706,12 +662,12 @@ def scenario_save(request, slug):
     scenario = _get_scenario_for_user(request.user, slug)
     if scenario.built_in:
         raise PermissionDenied("Built-in scenarios are read-only; copy one instead.")
-    before = {f: _show(getattr(scenario, f)) for f in ScenarioForm.Meta.fields}
+    before = {f: plans.show_value(getattr(scenario, f)) for f in ScenarioForm.Meta.fields}
     form = ScenarioForm(request.POST, instance=scenario, user=request.user)
     if not form.is_valid():
         return _scenario_page(request, scenario, form, status=400)
     scenario = form.save()
-    after = {f: _show(getattr(scenario, f)) for f in ScenarioForm.Meta.fields}
+    after = {f: plans.show_value(getattr(scenario, f)) for f in ScenarioForm.Meta.fields}
     changed = [f for f in after if after[f] != before[f]]
     audit.record_request(
         request, "scenario.updated", obj=scenario,

@@ -3,7 +3,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from experiments import services
+from experiments import plans
 from experiments.models import Drill, Scenario
 from experiments.scenarios import ensure_builtin_scenarios
 from regions.discovery import run_discovery
@@ -48,7 +48,7 @@ def plannable(db, monkeypatch):
     ensure_builtin_scenarios()
     app = Application.objects.create(name="orders", architecture=Architecture.DNS)
     Stack.objects.create(application=app, region=Region.objects.create(code="us-east-1"))
-    monkeypatch.setattr(services, "make_plan", lambda *args: (PLAN, "a" * 64))
+    monkeypatch.setattr(plans, "make_plan", lambda *args: (PLAN, "a" * 64))
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from referencing.jsonschema import DRAFT202012
 
 from controlplane.api import issue_token
 from controlplane.models import AuditEvent
-from experiments import lifecycle, services
+from experiments import services
 from experiments.models import Approval, Drill, DrillState, HaltState
 from experiments.openapi import PATHS, SCHEMAS
 from regions.models import Application, Region, Stack
@@ -232,7 +232,7 @@ def test_halt_and_clear(api, operator, admin, viewer, db):
 
 
 def test_approval_while_halted_is_a_conflict(api, approver, operator, drill):
-    lifecycle.halt_all(operator, "incident")
+    services.halt_all(operator, "incident")
     drill.refresh_from_db()
     if drill.state == DrillState.REQUESTED:
         response = api(approver, "POST", "api-drill-approve", drill.pk)

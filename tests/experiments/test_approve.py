@@ -90,8 +90,8 @@ def test_a_rejection_ends_the_drill_and_a_second_decision_does_nothing(drill, ap
 
 
 def test_halt_and_clear_are_audited_once(operator, admin):
-    assert services.halt(operator, "game day over")
-    assert not services.halt(operator, "again")
+    assert services.halt_all(operator, "game day over")
+    assert not services.halt_all(operator, "again")
     assert services.is_halted()
     assert services.clear_halt(admin)
     assert not services.clear_halt(admin)

@@ -7,10 +7,10 @@ import pytest
 from django.urls import reverse
 from kombu.exceptions import OperationalError
 
+from controlplane.celery import app as celery_app
 from controlplane.models import AuditEvent
-from experiments import lifecycle, reaper
+from experiments import reaper, services
 from experiments.models import DrillState, DrillStep, StepKind
-from experiments.tasks import run_drill
 from tests.processes import console_request, unique_queue
 
 PLAN = {"calls": [{"service": "route53", "operation": "UpdateHealthCheck", "params": {"Inverted": True}}]}
@@ -52,7 +52,7 @@ def test_an_approval_the_broker_refuses_is_queued_with_the_message(drill, approv
     def refuse(*args, **kwargs):
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(run_drill, "apply_async", refuse)
+    monkeypatch.setattr(celery_app, "send_task", refuse)
 
     response = client_for(approver).post(
         reverse("experiments:approve", args=[drill.pk]), {"plan_hash": drill.plan_hash}, follow=True
@@ -61,7 +61,7 @@ def test_an_approval_the_broker_refuses_is_queued_with_the_message(drill, approv
     assert response.status_code == 200
     assert WAITING in response.content.decode()
     drill.refresh_from_db()
-    assert lifecycle.waiting_for_broker(drill)
+    assert services.waiting_for_broker(drill)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -71,24 +71,24 @@ def test_a_queued_drill_the_broker_refused_is_sent_again_once_it_answers(
     def refuse(*args, **kwargs):
         raise OperationalError("Timeout reading from socket")
 
-    monkeypatch.setattr(run_drill, "apply_async", refuse)
-    lifecycle.approve(drill, approver)
+    monkeypatch.setattr(celery_app, "send_task", refuse)
+    services.approve(drill, approver)
     drill.refresh_from_db()
-    assert lifecycle.waiting_for_broker(drill)
+    assert services.waiting_for_broker(drill)
 
     sent = []
-    monkeypatch.setattr(run_drill, "apply_async", lambda *a, **k: sent.append(k["args"]))
+    monkeypatch.setattr(celery_app, "send_task", lambda name, **k: sent.append((name, k["args"])))
     later = drill.queued_at + timedelta(seconds=settings.DRILL_REDISPATCH_AFTER_SECONDS + 1)
 
     assert reaper.reap(now=later)["redispatched"] == [drill.pk]
-    assert sent == [[drill.pk]]
+    assert sent == [(services.RUN_DRILL_TASK, [drill.pk])]
     drill.refresh_from_db()
-    assert not lifecycle.waiting_for_broker(drill)
+    assert not services.waiting_for_broker(drill)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_an_approval_the_broker_takes_says_approved(drill, approver, client_for, monkeypatch):
-    monkeypatch.setattr(run_drill, "apply_async", lambda *a, **k: None)
+    monkeypatch.setattr(celery_app, "send_task", lambda *a, **k: None)
 
     response = client_for(approver).post(
         reverse("experiments:approve", args=[drill.pk]), {"plan_hash": drill.plan_hash}, follow=True

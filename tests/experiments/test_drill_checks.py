@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import close_old_connections
 
 from controlplane.celery import probe_queue
-from experiments import lifecycle, runner
+from experiments import runner, services
 from experiments.models import Compensation, Drill, DrillState, DrillStep, ObserverBatch, Scenario
 from experiments.scenarios import ensure_builtin_scenarios, validate_scenario
 from regions.discovery import run_discovery
@@ -65,13 +65,13 @@ def scenario(base, **changes):
 
 def drill(operator, approver, scenario_row, app="orders", region="us-east-1"):
     """Request, approve and run one drill in this process -> the ended Drill row."""
-    row = lifecycle.request(
+    row = services.request(
         user=operator,
         scenario=scenario_row,
         application=Application.objects.get(name=app),
         region=Region.objects.get(code=region),
     )
-    lifecycle.approve(row, approver)
+    services.approve(row, approver)
     runner.run(row.pk)
     close_old_connections()
     row = Drill.objects.get(pk=row.pk)
@@ -449,7 +449,7 @@ def test_a_scenario_saved_around_validation_cannot_be_requested(world, operator)
         stop_conditions=[{"metric": "global_error_rate", "threshold_precent": 10}]
     )
     with pytest.raises(ValidationError) as caught:
-        lifecycle.request(
+        services.request(
             user=operator, scenario=Scenario.objects.get(pk=row.pk),
             application=Application.objects.get(name="orders"), region=Region.objects.get(code="us-east-1"),
         )

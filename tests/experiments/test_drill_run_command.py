@@ -13,7 +13,7 @@ import pytest
 from django.db import close_old_connections
 
 from controlplane import aws
-from experiments import lifecycle
+from experiments import services
 from experiments.models import Compensation, Drill, DrillState, Scenario
 from experiments.scenarios import ensure_builtin_scenarios
 from regions.models import Application, Component, ComponentKind, Region, Stack
@@ -81,13 +81,13 @@ def test_a_worker_killed_mid_drill_under_the_run_command_comes_back_and_the_faul
                 "Inverted", False
             )
 
-        drill = lifecycle.request(
+        drill = services.request(
             user=operator,
             scenario=Scenario.objects.get(slug="fail-region-health-check"),
             application=Application.objects.get(name="orders"),
             region=Region.objects.get(code="us-east-1"),
         )
-        assert lifecycle.approve(drill, approver, comment="go") is not None
+        assert services.approve(drill, approver, comment="go") is not None
         wait_for(
             lambda: Compensation.objects.filter(drill=drill, state="injected").exists(), 90,
             message=f"injection:\n{run.log('worker')}",

@@ -17,7 +17,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from controlplane.models import AuditEvent
-from experiments import lifecycle, runner
+from experiments import runner, services
 from experiments.models import Approval, Compensation, Drill, DrillState, Scenario
 from experiments.scenarios import ensure_builtin_scenarios
 from regions.discovery import run_discovery
@@ -44,7 +44,7 @@ def _fresh(model, pk):
 
 
 def _request(operator, slug="fail-region-health-check", app="orders", region="us-east-1"):
-    return lifecycle.request(
+    return services.request(
         user=operator,
         scenario=Scenario.objects.get(slug=slug),
         application=Application.objects.get(name=app),
@@ -82,7 +82,7 @@ def test_a_drill_on_orders_fails_over_reverts_and_passes(world, settings, operat
     worker = _worker(settings, tmp_path)
     try:
         drill = _request(operator)
-        assert lifecycle.approve(drill, approver, comment="go") is not None
+        assert services.approve(drill, approver, comment="go") is not None
         drill = _final(drill.pk, 120, worker.log)
     finally:
         worker.stop()
@@ -116,12 +116,12 @@ def test_abort_reverts_the_fault_within_two_seconds(world, settings, operator, a
     worker = _worker(settings, tmp_path, DRILL_HOLD_SECONDS=120, DRILL_RECOVERY_TIMEOUT_SECONDS=5)
     try:
         drill = _request(operator)
-        lifecycle.approve(drill, approver)
+        services.approve(drill, approver)
         wait_for(lambda: Compensation.objects.filter(drill=drill, state="injected").exists(), 60,
                  message=f"injection:\n{worker.log()}")
         assert _inverted(world) is True
         pressed = time.monotonic()
-        assert lifecycle.abort(_fresh(Drill, drill.pk), operator, reason="enough") == "abort requested"
+        assert services.abort(_fresh(Drill, drill.pk), operator, reason="enough") == "abort requested"
         wait_for(lambda: not Compensation.objects.filter(drill=drill).exclude(state="reverted").exists(), 2,
                  message="the revert after abort")
         reverted_in = time.monotonic() - pressed
@@ -140,7 +140,7 @@ def test_a_killed_worker_s_fault_is_reverted_by_the_reaper(world, settings, oper
     fresh = beat = None
     try:
         drill = _request(operator)
-        lifecycle.approve(drill, approver)
+        services.approve(drill, approver)
         wait_for(lambda: Compensation.objects.filter(drill=drill, state="injected").exists(), 60,
                  message=f"injection:\n{first.log()}")
         first.kill()  # SIGKILL to the whole process group, right after injection
@@ -187,9 +187,9 @@ def test_a_drill_approved_while_the_broker_is_down_runs_once_it_is_back(
     drill = _request(operator)
     # Approve from a console process whose broker is down.
     script = (
-        "from experiments import lifecycle; from experiments.models import Drill;"
+        "from experiments import services; from experiments.models import Drill;"
         "from django.contrib.auth.models import User;"
-        f"print(lifecycle.approve(Drill.objects.get(pk={drill.pk}), User.objects.get(pk={approver.pk})))"
+        f"print(services.approve(Drill.objects.get(pk={drill.pk}), User.objects.get(pk={approver.pk})))"
     )
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", script],
@@ -226,18 +226,18 @@ def test_twenty_concurrent_approvals_queue_the_drill_exactly_once(world, operato
     drill = _request(operator)
     approvers = [make_user(f"approver-{i}", "approver") for i in range(20)]
     dispatched = []
-    real_dispatch = lifecycle.dispatch
+    real_dispatch = services.dispatch
     results = []
     barrier = threading.Barrier(20)
 
     def approve(user):
         try:
             barrier.wait()
-            results.append(lifecycle.approve(Drill.objects.get(pk=drill.pk), user))
+            results.append(services.approve(Drill.objects.get(pk=drill.pk), user))
         finally:
             connection.close()
 
-    lifecycle.dispatch = lambda pk: dispatched.append(pk) or False  # count; no worker here
+    services.dispatch = lambda pk: dispatched.append(pk) or False  # count; no worker here
     try:
         threads = [threading.Thread(target=approve, args=(u,)) for u in approvers]
         for t in threads:
@@ -245,7 +245,7 @@ def test_twenty_concurrent_approvals_queue_the_drill_exactly_once(world, operato
         for t in threads:
             t.join()
     finally:
-        lifecycle.dispatch = real_dispatch
+        services.dispatch = real_dispatch
     assert sum(1 for r in results if r is not None) == 1
     assert Approval.objects.filter(drill=drill).count() == 1
     assert dispatched == [drill.pk]
@@ -256,7 +256,7 @@ def test_twenty_concurrent_approvals_queue_the_drill_exactly_once(world, operato
 def _queued_without_worker(operator, approver, settings):
     drill = _request(operator)
     settings.DRILL_QUEUE = unique_queue("nobody-listens")
-    lifecycle.approve(drill, approver)
+    services.approve(drill, approver)
     return _fresh(Drill, drill.pk)
 
 
@@ -289,7 +289,7 @@ def test_the_requester_cannot_approve_and_a_viewer_cannot_request(world, operato
     both = make_user("both-roles", "operator", "approver")
     own = _request(both)
     with pytest.raises(PermissionDenied):
-        lifecycle.approve(own, both)
+        services.approve(own, both)
     with pytest.raises(PermissionDenied):
         _request(viewer)
     assert _fresh(Drill, drill.pk).state == DrillState.REQUESTED
@@ -311,7 +311,7 @@ def test_a_drill_is_aborted_before_any_fault_when_another_region_is_unhealthy(
     worker = _worker(settings, tmp_path)
     try:
         drill = _request(operator)
-        lifecycle.approve(drill, approver, comment="go")
+        services.approve(drill, approver, comment="go")
         drill = _final(drill.pk, 60, worker.log)
     finally:
         worker.stop()

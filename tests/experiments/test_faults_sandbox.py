@@ -7,7 +7,7 @@ import json
 import pytest
 
 from controlplane.models import AuditEvent
-from experiments import services
+from experiments import ledger
 from experiments.faults import REGISTRY, SANDBOX_PAUSE_TAG, Target
 from experiments.models import Compensation, CompensationState, FaultKind
 from regions.models import Component, ComponentKind
@@ -28,20 +28,20 @@ def target(kind, app, region, name=None, **params):
 def inject(make_drill, deadline, fault_kind, tgt, app, region):
     fault = REGISTRY[fault_kind]
     drill = make_drill(app=app, region=region)
-    compensation = services.inject(drill, fault, tgt, deadline=deadline)
+    compensation = ledger.inject(drill, fault, tgt, deadline=deadline)
     compensation.refresh_from_db()
     assert compensation.state == CompensationState.INJECTED
     assert compensation.previous_read
-    return fault, compensation
+    return compensation
 
 
-def revert_and_verify(fault, compensation):
-    assert services.revert(compensation) == ""  # the value read back is the one read before
+def revert_and_verify(compensation):
+    assert ledger.revert(compensation) == ""  # the value read back is the one read before
     compensation.refresh_from_db()
     assert compensation.state == CompensationState.REVERTED
     assert compensation.reverted_at is not None
-    assert fault.verify_reverted(compensation)
-    assert services.revert(compensation) == ""  # idempotent
+    assert ledger.verify_reverted(compensation)
+    assert ledger.revert(compensation) == ""  # idempotent
     assert Compensation.objects.get(pk=compensation.pk).attempts == 1
     events = AuditEvent.objects.filter(after__compensation=compensation.pk).order_by("seq")
     assert [e.action for e in events] == ["drill.fault_injected", "drill.fault_reverted"]
@@ -61,13 +61,13 @@ def test_health_check_inversion_fails_the_region_and_reverts(inventory, sandbox_
     assert call.params == {"HealthCheckId": tgt.identifier, "Inverted": True}
     assert call.inverse.params == {"HealthCheckId": tgt.identifier, "Inverted": False}
 
-    fault, comp = inject(make_drill, deadline, FaultKind.HEALTH_CHECK_INVERT, tgt, "orders", "us-east-1")
+    comp = inject(make_drill, deadline, FaultKind.HEALTH_CHECK_INVERT, tgt, "orders", "us-east-1")
     r53 = sandbox_aws("route53", "us-east-1")
     assert r53.get_health_check(HealthCheckId=tgt.identifier)["HealthCheck"]["HealthCheckConfig"]["Inverted"]
     global_url = inventory.state["applications"]["orders"]["global_endpoint"]
     wait_for(lambda: served_by(global_url) == (200, "us-west-2"), 15, "traffic to move to us-west-2")
 
-    revert_and_verify(fault, comp)
+    revert_and_verify(comp)
     config = r53.get_health_check(HealthCheckId=tgt.identifier)["HealthCheck"]["HealthCheckConfig"]
     assert config["Inverted"] is False
 
@@ -79,14 +79,14 @@ def test_traffic_dial_goes_to_zero_and_back_to_the_previous_dial(
     ga = sandbox_aws("globalaccelerator", "us-west-2")
     ga.update_endpoint_group(EndpointGroupArn=tgt.identifier, TrafficDialPercentage=40)
 
-    fault, comp = inject(make_drill, deadline, FaultKind.GA_TRAFFIC_DIAL, tgt, "payments", "us-west-2")
+    comp = inject(make_drill, deadline, FaultKind.GA_TRAFFIC_DIAL, tgt, "payments", "us-west-2")
     assert comp.previous_value == {"TrafficDialPercentage": 40.0}
     group = ga.describe_endpoint_group(EndpointGroupArn=tgt.identifier)["EndpointGroup"]
     assert group["TrafficDialPercentage"] == 0
     global_url = inventory.state["applications"]["payments"]["global_endpoint"]
     assert {served_by(global_url) for _ in range(10)} == {(200, "eu-central-1")}
 
-    revert_and_verify(fault, comp)
+    revert_and_verify(comp)
     group = ga.describe_endpoint_group(EndpointGroupArn=tgt.identifier)["EndpointGroup"]
     assert group["TrafficDialPercentage"] == 40
 
@@ -101,12 +101,12 @@ def test_reserved_concurrency_zero_throttles_and_restores_a_previous_seven(
     assert call.inverse.operation == "PutFunctionConcurrency"
     assert call.inverse.params["ReservedConcurrentExecutions"] == 7
 
-    fault, comp = inject(make_drill, deadline, FaultKind.LAMBDA_CONCURRENCY_ZERO, tgt, "orders", "us-east-1")
+    comp = inject(make_drill, deadline, FaultKind.LAMBDA_CONCURRENCY_ZERO, tgt, "orders", "us-east-1")
     assert lam.get_function_concurrency(FunctionName="orders-api")["ReservedConcurrentExecutions"] == 0
     url = inventory.stack("orders", "us-east-1").base_url
     assert http("GET", f"{url}/items")[0] == 429
 
-    revert_and_verify(fault, comp)
+    revert_and_verify(comp)
     assert lam.get_function_concurrency(FunctionName="orders-api")["ReservedConcurrentExecutions"] == 7
     assert http("GET", f"{url}/items")[0] == 200
 
@@ -115,11 +115,11 @@ def test_reserved_concurrency_without_a_previous_value_is_deleted_on_revert(
     inventory, sandbox_aws, make_drill, deadline
 ):
     tgt = target(ComponentKind.LAMBDA_FUNCTION, "payments", "eu-central-1", name="payments-api")
-    fault, comp = inject(
+    comp = inject(
         make_drill, deadline, FaultKind.LAMBDA_CONCURRENCY_ZERO, tgt, "payments", "eu-central-1"
     )
     assert comp.inverse["operation"] == "DeleteFunctionConcurrency"
-    revert_and_verify(fault, comp)
+    revert_and_verify(comp)
     lam = sandbox_aws("lambda", "eu-central-1")
     assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(FunctionName="payments-api")
 
@@ -136,7 +136,7 @@ def test_failure_flag_answers_503_and_the_previous_value_is_restored_exactly(
         fault_type="status_code", error_code=503, rate=1,
     )
 
-    fault, comp = inject(make_drill, deadline, FaultKind.SSM_FAILURE_FLAG, tgt, "orders", "us-west-2")
+    comp = inject(make_drill, deadline, FaultKind.SSM_FAILURE_FLAG, tgt, "orders", "us-west-2")
     flag = json.loads(ssm.get_parameter(Name=name)["Parameter"]["Value"])
     assert flag == {
         "is_enabled": True, "fault_type": "status_code", "delay": 400, "error_code": 503, "rate": 1
@@ -144,7 +144,7 @@ def test_failure_flag_answers_503_and_the_previous_value_is_restored_exactly(
     url = inventory.stack("orders", "us-west-2").base_url
     assert http("GET", f"{url}/items")[0] == 503
 
-    revert_and_verify(fault, comp)
+    revert_and_verify(comp)
     assert ssm.get_parameter(Name=name)["Parameter"]["Value"] == previous
     assert http("GET", f"{url}/items")[0] == 200
 
@@ -160,11 +160,11 @@ def test_stage_throttle_answers_429_and_restores_the_previous_limits(
     ])
     tgt = target(ComponentKind.API_GATEWAY_STAGE, "orders", "us-east-1")
 
-    fault, comp = inject(make_drill, deadline, FaultKind.API_STAGE_THROTTLE, tgt, "orders", "us-east-1")
+    comp = inject(make_drill, deadline, FaultKind.API_STAGE_THROTTLE, tgt, "orders", "us-east-1")
     assert comp.previous_value == {"throttlingRateLimit": 50.0, "throttlingBurstLimit": 20}
     assert http("GET", f"{stack.base_url}/health")[0] == 429
 
-    revert_and_verify(fault, comp)
+    revert_and_verify(comp)
     settings = apigw.get_stage(restApiId=stack.rest_api_id, stageName="prod")["methodSettings"]["*/*"]
     assert (settings["throttlingRateLimit"], settings["throttlingBurstLimit"]) == (50.0, 20)
     assert http("GET", f"{stack.base_url}/health")[0] == 200
@@ -178,12 +178,12 @@ def test_alb_fixed_response_answers_503_and_restores_the_forward_action(
     before = elb.describe_listeners(ListenerArns=[stack.listener_arn])["Listeners"][0]["DefaultActions"]
     tgt = target(ComponentKind.ALB_LISTENER, "payments", "eu-central-1")
 
-    fault, comp = inject(make_drill, deadline, FaultKind.ALB_FIXED_RESPONSE, tgt, "payments", "eu-central-1")
+    comp = inject(make_drill, deadline, FaultKind.ALB_FIXED_RESPONSE, tgt, "payments", "eu-central-1")
     actions = elb.describe_listeners(ListenerArns=[stack.listener_arn])["Listeners"][0]["DefaultActions"]
     assert actions[0]["Type"] == "fixed-response"
     assert http("GET", f"{stack.base_url}/items")[0] == 503
 
-    revert_and_verify(fault, comp)
+    revert_and_verify(comp)
     after = elb.describe_listeners(ListenerArns=[stack.listener_arn])["Listeners"][0]["DefaultActions"]
     assert [a["Type"] for a in after] == [a["Type"] for a in before] == ["forward"]
     assert after[0]["TargetGroupArn"] == before[0]["TargetGroupArn"]
@@ -194,7 +194,7 @@ def test_routing_control_off_takes_the_region_out_and_back(inventory, sandbox_aw
     stack = inventory.stack("orders", "us-east-1")
     tgt = target(ComponentKind.ARC_ROUTING_CONTROL, "orders", "us-east-1")
 
-    fault, comp = inject(make_drill, deadline, FaultKind.ARC_ROUTING_CONTROL_OFF, tgt, "orders", "us-east-1")
+    comp = inject(make_drill, deadline, FaultKind.ARC_ROUTING_CONTROL_OFF, tgt, "orders", "us-east-1")
     assert comp.previous_value == {"RoutingControlState": "On"}
     arc = sandbox_aws("route53-recovery-cluster", "us-west-2")
     state = arc.get_routing_control_state(RoutingControlArn=stack.routing_control_arn)
@@ -202,7 +202,7 @@ def test_routing_control_off_takes_the_region_out_and_back(inventory, sandbox_aw
     global_url = inventory.state["applications"]["orders"]["global_endpoint"]
     assert served_by(global_url) == (200, "us-west-2")
 
-    revert_and_verify(fault, comp)
+    revert_and_verify(comp)
     state = arc.get_routing_control_state(RoutingControlArn=stack.routing_control_arn)
     assert state["RoutingControlState"] == "On"
     assert served_by(global_url) == (200, "us-east-1")
@@ -216,31 +216,34 @@ def test_pause_replication_tags_the_receiving_replica_and_untags_it(
     [call] = REGISTRY[FaultKind.PAUSE_REPLICATION].plan(tgt)
     assert (call.operation, call.inverse.operation) == ("TagResource", "UntagResource")
 
-    fault, comp = inject(make_drill, deadline, FaultKind.PAUSE_REPLICATION, tgt, "orders", "us-west-2")
+    comp = inject(make_drill, deadline, FaultKind.PAUSE_REPLICATION, tgt, "orders", "us-west-2")
     replicas = sandbox_aws("dynamodb", "us-east-1").describe_table(TableName="orders")["Table"]["Replicas"]
     west = next(r for r in replicas if r["RegionName"] == "us-west-2")
     assert west["ReplicaStatus"] == "REPLICATION_NOT_AUTHORIZED"
 
-    revert_and_verify(fault, comp)
+    revert_and_verify(comp)
     tags = sandbox_aws("dynamodb", "us-west-2").list_tags_of_resource(ResourceArn=stack.table_arn)["Tags"]
     assert SANDBOX_PAUSE_TAG not in {t["Key"] for t in tags}
 
 
 def test_pause_replication_by_fis_hands_over_to_the_matching_template(inventory):
     tgt = target(ComponentKind.DYNAMODB_REPLICA, "orders", "us-east-1", method="fis")
-    fault, fis_target = REGISTRY[FaultKind.PAUSE_REPLICATION].effective(tgt)
+    templates = Component.objects.select_related("stack__region", "stack__application").filter(
+        kind=ComponentKind.FIS_EXPERIMENT_TEMPLATE, stack__application__name="orders"
+    )
+    fault, fis_target = REGISTRY[FaultKind.PAUSE_REPLICATION].effective(tgt, templates)
     assert fault.slug == FaultKind.FIS_EXPERIMENT
     assert fis_target.kind == ComponentKind.FIS_EXPERIMENT_TEMPLATE
 
 
 def test_fis_experiment_is_started_and_stopped(inventory, sandbox_aws, make_drill, deadline):
     tgt = target(ComponentKind.FIS_EXPERIMENT_TEMPLATE, "orders", "us-east-1")
-    fault, comp = inject(make_drill, deadline, FaultKind.FIS_EXPERIMENT, tgt, "orders", "us-east-1")
+    comp = inject(make_drill, deadline, FaultKind.FIS_EXPERIMENT, tgt, "orders", "us-east-1")
     experiment_id = comp.inverse["params"]["id"]
     assert comp.call["params"]["clientToken"].startswith(f"drill-{comp.drill_id}-")
     fis = sandbox_aws("fis", "us-east-1")
     assert fis.get_experiment(id=experiment_id)["experiment"]["experimentTemplateId"] == tgt.identifier
 
-    revert_and_verify(fault, comp)
+    revert_and_verify(comp)
     status = fis.get_experiment(id=experiment_id)["experiment"]["state"]["status"]
     assert status in ("stopping", "stopped")

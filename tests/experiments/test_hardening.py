@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from controlplane.models import AuditEvent
-from experiments import faults, lifecycle, reaper, runner, services
+from experiments import faults, ledger, reaper, runner, services
 from experiments.faults import plan_hash
 from experiments.models import (
     Approval,
@@ -68,7 +68,7 @@ def _own_scenario():
 
 
 def _request(operator, scenario=None, app="orders", region="us-east-1", **window):
-    return lifecycle.request(
+    return services.request(
         user=operator,
         scenario=scenario or Scenario.objects.get(slug="fail-region-health-check"),
         application=Application.objects.get(name=app),
@@ -109,7 +109,7 @@ def test_editing_the_scenario_after_approval_stops_the_drill_before_any_fault(wo
     and preflight refuses a plan that no longer hashes the same."""
     scenario = _own_scenario()
     drill = _request(operator, scenario, window_start=timezone.now() + timedelta(seconds=2))
-    lifecycle.approve(drill, approver)
+    services.approve(drill, approver)
     hypothesis = {**scenario.hypothesis, "max_time_to_failover_seconds": 0}
     Scenario.objects.filter(pk=scenario.pk).update(hypothesis=hypothesis, stop_conditions=[])
 
@@ -130,7 +130,7 @@ def test_editing_the_scenario_after_approval_stops_the_drill_before_any_fault(wo
 @pytest.mark.django_db(transaction=True)
 def test_a_stored_plan_edited_in_the_database_does_not_run(world, operator, approver):
     drill = _request(operator)
-    lifecycle.approve(drill, approver)
+    services.approve(drill, approver)
     plan = {**drill.plan, "stop_conditions": []}  # the hash column left as approved
     Drill.objects.filter(pk=drill.pk).update(plan=plan)
     assert runner.run(drill.pk) == DrillState.ABORTED
@@ -156,7 +156,7 @@ def test_a_request_past_its_time_cannot_be_approved_even_before_beat_sweeps_it(
 ):
     drill = make_drill(plan=PLAN, plan_hash=plan_hash(PLAN), **fields)
     with pytest.raises(ValidationError) as caught:
-        lifecycle.approve(drill, approver)
+        services.approve(drill, approver)
     assert message in " ".join(caught.value.messages)
     drill.refresh_from_db()
     assert drill.state == DrillState.EXPIRED and message in drill.outcome_reason
@@ -198,7 +198,7 @@ def test_preflight_refuses_an_approval_given_after_the_request_expired(make_dril
 
 def _running_with_a_dead_worker(operator, approver):
     drill = _request(operator)
-    lifecycle.approve(drill, approver)
+    services.approve(drill, approver)
     services.transition(drill.pk, [DrillState.QUEUED], DrillState.RUNNING, worker="gone@nowhere",
                         heartbeat_at=timezone.now() - timedelta(minutes=5))
     return _fresh(drill.pk)
@@ -207,7 +207,7 @@ def _running_with_a_dead_worker(operator, approver):
 def _inject(drill):
     fault = faults.get_fault(drill.plan["fault_kinds"][0])
     target = faults.Target.from_dict(drill.plan["target_snapshots"][0])
-    return services.inject(drill, fault, target, deadline=timezone.now() + timedelta(minutes=10),
+    return ledger.inject(drill, fault, target, deadline=timezone.now() + timedelta(minutes=10),
                            worker="gone@nowhere")
 
 
@@ -257,7 +257,7 @@ def test_abort_of_a_drill_whose_worker_is_gone_reverts_and_ends_it_at_once(world
     _inject(drill)
     assert _inverted(world) is True
     try:
-        assert lifecycle.abort(drill, operator, reason="the worker died") == "aborted"
+        assert services.abort(drill, operator, reason="the worker died") == "aborted"
     finally:
         if _inverted(world):  # never leave the session's sandbox broken
             world.client("route53", "us-east-1").update_health_check(

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from controlplane import audit, aws
 from controlplane.models import AuditEvent, AuditSource
-from experiments import reaper, services
+from experiments import ledger, plans, reaper
 from experiments.faults import REGISTRY, Target
 from experiments.models import Compensation, CompensationState, Drill, DrillState, FaultKind, Scenario
 
@@ -38,8 +38,8 @@ def inject_scenario(drill, deadline, slug="throttle-region-functions"):
     """Inject every call of the scenario's plan on the drill's region, as the runner does."""
     scenario = Scenario.objects.get(slug=slug)
     return [
-        services.inject(drill, fault, target, deadline=deadline, worker=WORKER)
-        for fault, target in services.targets_for(scenario, drill.application, drill.region)
+        ledger.inject(drill, fault, target, deadline=deadline, worker=WORKER)
+        for fault, target in plans.targets_for(scenario, drill.application, drill.region)
     ]
 
 
@@ -78,7 +78,7 @@ def test_inject_and_revert_write_one_fault_injected_then_one_fault_reverted_per_
     drill = make_drill(app="orders", region="us-east-1", state=DrillState.RUNNING)
     rows = inject_scenario(drill, deadline)
     assert len(rows) == 2
-    assert services.revert_open(drill.pk, worker=WORKER) == []
+    assert ledger.revert_open(drill.pk, worker=WORKER) == []
 
     for row in rows:
         row.refresh_from_db()
@@ -122,14 +122,14 @@ def test_a_revert_whose_aws_call_fails_writes_revert_failed_and_leaves_the_row_o
     name = "/audit-test/revert-fails/failure-injection"
     fault = REGISTRY[FaultKind.SSM_FAILURE_FLAG]
     drill = make_drill(app="orders", region="us-east-1", state=DrillState.RUNNING)
-    row = services.inject(drill, fault, own_ssm_flag(name), deadline=deadline, worker=WORKER)
+    row = ledger.inject(drill, fault, own_ssm_flag(name), deadline=deadline, worker=WORKER)
     assert row.inverse["operation"] == "DeleteParameter"  # there was no flag before
     # An inverse AWS refuses (not "not found": that would close the row, see below).
     broken = {**row.inverse, "params": {"Name": ""}}
     Compensation.objects.filter(pk=row.pk).update(inverse=broken)
     row.refresh_from_db()
 
-    problems = services.revert_open(drill.pk, worker=WORKER)
+    problems = ledger.revert_open(drill.pk, worker=WORKER)
 
     assert len(problems) == 1 and "Name" in problems[0]
     row.refresh_from_db()
@@ -141,7 +141,7 @@ def test_a_revert_whose_aws_call_fails_writes_revert_failed_and_leaves_the_row_o
     assert failed.after["call"] == without_inverse(row.inverse)
     assert failed.after["worker"] == WORKER
     assert not AuditEvent.objects.filter(action="drill.fault_reverted").exists()
-    assert services.open_compensations(drill.pk).get() == row
+    assert ledger.open_compensations(drill.pk).get() == row
     sandbox_aws("ssm", "us-east-1").delete_parameter(Name=name)
 
 
@@ -151,10 +151,10 @@ def test_a_revert_whose_target_was_deleted_closes_the_row_as_gone(
     name = "/audit-test/revert-gone/failure-injection"
     fault = REGISTRY[FaultKind.SSM_FAILURE_FLAG]
     drill = make_drill(app="orders", region="us-east-1", state=DrillState.RUNNING)
-    row = services.inject(drill, fault, own_ssm_flag(name), deadline=deadline, worker=WORKER)
+    row = ledger.inject(drill, fault, own_ssm_flag(name), deadline=deadline, worker=WORKER)
     sandbox_aws("ssm", "us-east-1").delete_parameter(Name=name)  # someone else removed it
 
-    problems = services.revert_open(drill.pk, worker=WORKER)
+    problems = ledger.revert_open(drill.pk, worker=WORKER)
 
     assert len(problems) == 1 and "target gone, nothing to revert (ParameterNotFound" in problems[0]
     row.refresh_from_db()
@@ -162,8 +162,8 @@ def test_a_revert_whose_target_was_deleted_closes_the_row_as_gone(
     gone = AuditEvent.objects.get(action="drill.revert_target_gone", after__compensation=row.pk)
     assert (gone.before["state"], gone.after["state"]) == ("injected", "gone")
     assert "ParameterNotFound" in gone.after["error"]
-    assert not services.open_compensations(drill.pk).exists()  # nothing left for the reaper
-    assert services.revert_open(drill.pk, worker=WORKER) == []  # and nothing retried
+    assert not ledger.open_compensations(drill.pk).exists()  # nothing left for the reaper
+    assert ledger.revert_open(drill.pk, worker=WORKER) == []  # and nothing retried
 
 
 def test_an_injection_call_that_fails_writes_inject_failed_and_leaves_the_row_open(
@@ -175,7 +175,7 @@ def test_an_injection_call_that_fails_writes_inject_failed_and_leaves_the_row_op
     target = own_ssm_flag("ssm-audit-test-flag")
 
     with pytest.raises(aws.ClientError) as raised:
-        services.inject(drill, fault, target, deadline=deadline, worker=WORKER)
+        ledger.inject(drill, fault, target, deadline=deadline, worker=WORKER)
     assert raised.value.response["Error"]["Code"] == "ValidationException"
 
     row = Compensation.objects.get(drill=drill)
@@ -226,7 +226,7 @@ def test_the_reaper_s_revert_of_a_drill_that_already_ended_is_audited_too(invent
 
     events = AuditEvent.objects.filter(action="drill.fault_reverted", after__compensation=row.pk)
     assert [e.after["worker"][:7] for e in events] == ["reaper@"]
-    assert not services.open_compensations(drill.pk).exists()
+    assert not ledger.open_compensations(drill.pk).exists()
 
 
 def test_the_audit_log_alone_reconstructs_what_the_drill_did_to_aws(
@@ -235,9 +235,9 @@ def test_the_audit_log_alone_reconstructs_what_the_drill_did_to_aws(
     drill = make_drill(app="orders", region="us-east-1", state=DrillState.RUNNING)
     inject_scenario(drill, deadline)  # two Lambda functions
     name = "/audit-test/reconstruct/failure-injection"
-    services.inject(drill, REGISTRY[FaultKind.SSM_FAILURE_FLAG], own_ssm_flag(name), deadline=deadline)
+    ledger.inject(drill, REGISTRY[FaultKind.SSM_FAILURE_FLAG], own_ssm_flag(name), deadline=deadline)
     sandbox_aws("ssm", "us-east-1").delete_parameter(Name=name)  # its revert will fail
-    assert len(services.revert_open(drill.pk, worker=WORKER)) == 1
+    assert len(ledger.revert_open(drill.pk, worker=WORKER)) == 1
 
     from_audit = what_the_audit_says(drill)
 

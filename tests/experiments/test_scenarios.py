@@ -2,8 +2,9 @@
 
 import pytest
 
+from experiments.forms import ScenarioForm
 from experiments.models import FaultKind, Scenario
-from experiments.scenarios import BUILTIN_SCENARIOS, ScenarioForm, ensure_builtin_scenarios
+from experiments.scenarios import BUILTIN_SCENARIOS, ensure_builtin_scenarios
 
 pytestmark = pytest.mark.django_db
 

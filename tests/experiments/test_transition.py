@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 
 from controlplane.models import AuditEvent
-from experiments import lifecycle
+from experiments import services
 from experiments.models import DrillState, DrillStep
 from experiments.services import transition
 
@@ -65,7 +65,7 @@ def test_a_drill_that_could_not_test_its_hypothesis_ends_inconclusive_with_its_a
     assert DrillStep.objects.get(drill=drill, kind="state").message == "Inconclusive"
     # final: nothing moves it on, not even to passed
     assert not transition(drill.pk, [DrillState.RUNNING, DrillState.REVERTING], DrillState.PASSED)
-    assert not lifecycle.abort(drill, drill.requested_by)
+    assert not services.abort(drill, drill.requested_by)
     assert AuditEvent.objects.count() == 1
 
 

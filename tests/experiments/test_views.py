@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from controlplane.models import AuditEvent
-from experiments import lifecycle, services
+from experiments import services
 from experiments.models import (
     FINAL_STATES,
     LIVE_STATES,
@@ -23,7 +23,8 @@ from experiments.models import (
     Scenario,
     StepKind,
 )
-from experiments.views import outcome_counts, plan_diff
+from experiments.plans import plan_diff
+from experiments.views import outcome_counts
 from regions.models import Application, Region, Stack
 from tests.processes import unique_queue
 
@@ -303,7 +304,7 @@ def test_a_request_while_halted_is_refused_with_a_message(operator, admin, clien
     ensure_builtin_scenarios()
     app = Application.objects.create(name="orders", architecture="A")
     Stack.objects.create(application=app, region=Region.objects.create(code="us-east-1"))
-    lifecycle.halt_all(operator, "incident")
+    services.halt_all(operator, "incident")
     response = client_for(operator).post(
         reverse("experiments:create"),
         {
@@ -413,7 +414,7 @@ def test_approving_a_plan_that_changed_since_the_page_was_rendered_is_refused(ap
 
 
 def test_a_second_approval_says_the_drill_no_longer_waits(approver, admin, drill, client_for):
-    lifecycle.approve(drill, admin)
+    services.approve(drill, admin)
     response = client_for(approver).post(
         reverse("experiments:approve", args=[drill.pk]), {"plan_hash": drill.plan_hash}, follow=True
     )
@@ -492,7 +493,7 @@ def test_the_drill_page_costs_the_same_whatever_its_timeline(
 ):
     drill = make_drill(state=DrillState.RUNNING)
     for i in range(steps):
-        services.add_step(drill.pk, StepKind.NOTE, f"step {i}")
+        DrillStep.add(drill.pk, StepKind.NOTE, f"step {i}")
         Compensation.objects.create(
             drill=drill,
             fault_kind="route53_health_check_invert",
@@ -555,7 +556,7 @@ def test_an_operator_halts_with_a_reason_and_every_page_shows_the_banner(operato
 
 
 def test_only_an_admin_clears_the_halt(operator, admin, client_for):
-    lifecycle.halt_all(operator, "incident")
+    services.halt_all(operator, "incident")
     assert client_for(operator).post(reverse("experiments:clear-halt")).status_code == 403
     page = client_for(admin).get(LIST).content.decode()
     assert "Clear halt" in page

@@ -3,7 +3,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from controlplane.models import AuditSource
-from experiments import services
+from experiments import ledger
 from experiments.models import Compensation
 
 
@@ -25,7 +25,7 @@ class Command(BaseCommand):
         if not Compensation.objects.filter(pk=row).exists():
             raise CommandError(f"No ledger row {row}.")
         try:
-            closed = services.close_ledger_row(row, actor, reason, source=AuditSource.COMMAND)
+            closed = ledger.close_ledger_row(row, actor, reason, source=AuditSource.COMMAND)
         except (PermissionDenied, ValidationError) as exc:
             raise CommandError(" ".join(getattr(exc, "messages", [str(exc)]))) from exc
         if not closed:
