@@ -44,14 +44,7 @@ class AuditedAdminMixin:
         super().save_related(request, form, formsets, change)
         obj, before, change = getattr(request, "_audit_pending", (form.instance, None, change))
         obj.refresh_from_db()
-        audit.record_request(
-            request,
-            "admin.change" if change else "admin.add",
-            source=AuditSource.ADMIN,
-            obj=obj,
-            before=before,
-            after=snapshot(obj),
-        )
+        _record_save(request, obj, before, change)
 
     def save_formset(self, request, form, formset, change):
         """Inline rows (stacks of an application, components of a stack) are audited
@@ -62,54 +55,44 @@ class AuditedAdminMixin:
         for obj in instances:
             previous = type(obj).objects.filter(pk=obj.pk).first() if obj.pk else None
             obj.save()
-            audit.record_request(
-                request,
-                "admin.change" if previous else "admin.add",
-                source=AuditSource.ADMIN,
-                obj=obj,
-                before=snapshot(previous) if previous else None,
-                after=snapshot(obj),
-            )
+            _record_save(request, obj, snapshot(previous) if previous else None, previous is not None)
         formset.save_m2m()
 
     def delete_model(self, request, obj):
-        before = snapshot(obj)
-        label, pk, text = obj._meta.label_lower, obj.pk, str(obj)
+        doomed = _deleted(obj)
         super().delete_model(request, obj)
-        audit.record_request(
-            request,
-            "admin.delete",
-            source=AuditSource.ADMIN,
-            object_type=label,
-            object_id=pk,
-            object_repr=text,
-            before=before,
-        )
+        _record_delete(request, doomed)
 
     def delete_queryset(self, request, queryset):
-        doomed = [(o._meta.label_lower, o.pk, str(o), snapshot(o)) for o in queryset]
+        doomed = [_deleted(o) for o in queryset]
         super().delete_queryset(request, queryset)
-        for label, pk, text, before in doomed:
-            audit.record_request(
-                request,
-                "admin.delete",
-                source=AuditSource.ADMIN,
-                object_type=label,
-                object_id=pk,
-                object_repr=text,
-                before=before,
-            )
+        for row in doomed:
+            _record_delete(request, row)
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    """Read-only: the audit log can be browsed here but never added to, changed or
-    deleted (the model refuses too)."""
+def _record_save(request, obj, before, change):
+    action = "admin.change" if change else "admin.add"
+    after = snapshot(obj)
+    audit.record_request(request, action, source=AuditSource.ADMIN, obj=obj, before=before, after=after)
 
-    list_display = ["seq", "created_at", "actor", "source", "action", "object_type", "object_repr"]
-    list_filter = ["source", "object_type"]
-    search_fields = ["actor", "action", "object_repr", "request_id"]
-    date_hierarchy = "created_at"
+
+def _deleted(obj):
+    """What the audit event of a deletion names, read before the row goes."""
+    return {
+        "object_type": obj._meta.label_lower,
+        "object_id": obj.pk,
+        "object_repr": str(obj),
+        "before": snapshot(obj),
+    }
+
+
+def _record_delete(request, deleted):
+    audit.record_request(request, "admin.delete", source=AuditSource.ADMIN, **deleted)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Browse only: rows whose changes go through a service (with its audit events) or
+    that may never change at all."""
 
     def has_add_permission(self, request):
         return False
@@ -119,6 +102,17 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    """Read-only: the audit log can be browsed here but never added to, changed or
+    deleted (the model refuses too)."""
+
+    list_display = ["seq", "created_at", "actor", "source", "action", "object_type", "object_repr"]
+    list_filter = ["source", "object_type"]
+    search_fields = ["actor", "action", "object_repr", "request_id"]
+    date_hierarchy = "created_at"
 
 
 @admin.register(ApiToken)

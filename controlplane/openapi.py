@@ -9,6 +9,7 @@ from django.http import JsonResponse
 
 from controlplane.api import api_view
 from controlplane.openapi_schema import DATE_TIME
+from controlplane.openapi_schema import json_response as _json
 from controlplane.openapi_schema import nullable as _nullable
 from controlplane.openapi_schema import obj as _object
 from controlplane.openapi_schema import ref as _ref
@@ -162,10 +163,6 @@ SCHEMAS = {
         additional=True,
     ),
 }
-
-
-def _json(schema_name, description):
-    return {"description": description, "content": {"application/json": {"schema": _ref(schema_name)}}}
 
 
 ERRORS = {

@@ -19,4 +19,14 @@ def obj(properties, required=None, additional=False):
     }
 
 
+def json_response(schema_name, description):
+    """A response whose JSON body is the named schema."""
+    return {"description": description, "content": {"application/json": {"schema": ref(schema_name)}}}
+
+
+def json_body(schema_name, required=True):
+    """A request body of the named schema."""
+    return {"required": required, "content": {"application/json": {"schema": ref(schema_name)}}}
+
+
 DATE_TIME = {"type": "string", "format": "date-time"}

@@ -4,7 +4,7 @@ and experiments.ledger (conditional UPDATEs with audit events)."""
 
 from django.contrib import admin
 
-from controlplane.admin import AuditedAdminMixin
+from controlplane.admin import AuditedAdminMixin, ReadOnlyAdmin
 from experiments.models import Approval, Compensation, Drill, Scenario
 
 
@@ -24,31 +24,20 @@ class ScenarioAdmin(AuditedAdminMixin, admin.ModelAdmin):
         return (obj is None or not obj.built_in) and super().has_delete_permission(request, obj)
 
 
-class _ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Drill)
-class DrillAdmin(_ReadOnly):
+class DrillAdmin(ReadOnlyAdmin):
     list_display = ["pk", "scenario", "application", "region", "state", "requested_by", "requested_at"]
     list_filter = ["state"]
     list_select_related = ["scenario", "application", "region", "requested_by"]
 
 
 @admin.register(Approval)
-class ApprovalAdmin(_ReadOnly):
+class ApprovalAdmin(ReadOnlyAdmin):
     list_display = ["drill", "approver", "decision", "plan_hash", "created_at", "expires_at"]
     list_select_related = ["approver"]
 
 
 @admin.register(Compensation)
-class CompensationAdmin(_ReadOnly):
+class CompensationAdmin(ReadOnlyAdmin):
     list_display = ["drill", "fault_kind", "state", "deadline", "attempts", "reverted_at"]
     list_filter = ["state", "fault_kind"]

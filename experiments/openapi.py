@@ -5,6 +5,8 @@ References point at `#/components/schemas/<name>`; "Error" is the shared error s
 of controlplane.openapi (repeated here so this module validates on its own)."""
 
 from controlplane.openapi_schema import DATE_TIME
+from controlplane.openapi_schema import json_body as _body
+from controlplane.openapi_schema import json_response as _json
 from controlplane.openapi_schema import nullable as _nullable
 from controlplane.openapi_schema import obj as _object
 from controlplane.openapi_schema import ref as _ref
@@ -154,13 +156,6 @@ SCHEMAS = {
         required=["halted", "changed"],
     ),
 }
-
-def _json(schema_name, description):
-    return {"description": description, "content": {"application/json": {"schema": _ref(schema_name)}}}
-
-
-def _body(schema_name, required=True):
-    return {"required": required, "content": {"application/json": {"schema": _ref(schema_name)}}}
 
 
 ERRORS = {

@@ -71,7 +71,8 @@ REGION_KEYS = ("code", "account_id", "role_arn", "external_id")
 # and GET /api/v1/inventory alike.
 ACCESS_KEYS = ("role_arn", "external_id")
 ACCESS_PERMISSION = "regions.import_inventory"
-APPLICATION_KEYS = (
+# An application's own fields; an entry also lists its stacks.
+APPLICATION_FIELDS = (
     "name",
     "display_name",
     "architecture",
@@ -79,8 +80,8 @@ APPLICATION_KEYS = (
     "global_endpoint_url",
     "owner_team",
     "description",
-    "stacks",
 )
+APPLICATION_KEYS = (*APPLICATION_FIELDS, "stacks")
 STACK_KEYS = ("region", "health_url", "in_rotation", "components")
 COMPONENT_KEYS = ("kind", "identifier", "name", "config")
 REQUIRED = {
@@ -93,16 +94,8 @@ TOP_LEVEL_KEYS = ("regions", "applications")
 
 # The fields an audit event shows for each model (foreign keys by their natural key).
 AUDIT_FIELDS = {
-    Region: ("code", "account_id", "role_arn", "external_id"),
-    Application: (
-        "name",
-        "display_name",
-        "architecture",
-        "global_endpoint",
-        "global_endpoint_url",
-        "owner_team",
-        "description",
-    ),
+    Region: REGION_KEYS,
+    Application: APPLICATION_FIELDS,
     Stack: ("application", "region", "health_url", "in_rotation"),
     Component: ("stack", "kind", "identifier", "name", "config"),
 }
@@ -327,6 +320,15 @@ class _Checker:
             return []
         return value
 
+    def entries(self, value, where, label_key, allowed, required):
+        """(entry, its label_key value, where) for each entry of the list `value` that is a
+        mapping of allowed keys; what is not is reported and skipped."""
+        for i, entry in enumerate(self.items(value, where)):
+            label = entry.get(label_key) if isinstance(entry, dict) else None
+            entry_where = f"{where}[{i}]{_label(label)}"
+            if self.mapping(entry, entry_where, allowed, required) is not None:
+                yield entry, label, entry_where
+
     def fields(self, model, entry, where, names):
         """The provided scalar fields of `entry`, checked by the model's validators."""
         values = {}
@@ -408,11 +410,9 @@ def validate(data, source="<inventory>"):
     if top is None:
         raise InventoryError(source, check.errors)
 
-    for i, entry in enumerate(check.items(top.get("regions"), "regions")):
-        code = entry.get("code") if isinstance(entry, dict) else None
-        where = f"regions[{i}]{_label(code)}"
-        if check.mapping(entry, where, REGION_KEYS, REQUIRED["region"]) is None:
-            continue
+    for entry, code, where in check.entries(
+        top.get("regions"), "regions", "code", REGION_KEYS, REQUIRED["region"]
+    ):
         values = check.fields(Region, entry, where, REGION_KEYS)
         if isinstance(code, str) and code:
             if code in plan.regions:
@@ -422,18 +422,14 @@ def validate(data, source="<inventory>"):
 
     known_regions = _KnownRegions(plan.regions)
     kinds = set(ComponentKind.values)
-    for i, entry in enumerate(check.items(top.get("applications"), "applications")):
-        name = entry.get("name") if isinstance(entry, dict) else None
-        where = f"applications[{i}]{_label(name)}"
-        if check.mapping(entry, where, APPLICATION_KEYS, REQUIRED["application"]) is None:
-            continue
-        values = check.fields(Application, entry, where, APPLICATION_KEYS[:-1])
+    for entry, name, where in check.entries(
+        top.get("applications"), "applications", "name", APPLICATION_KEYS, REQUIRED["application"]
+    ):
+        values = check.fields(Application, entry, where, APPLICATION_FIELDS)
         stacks = {}
-        for j, stack in enumerate(check.items(entry.get("stacks"), f"{where} > stacks")):
-            code = stack.get("region") if isinstance(stack, dict) else None
-            swhere = f"{where} > stacks[{j}]{_label(code)}"
-            if check.mapping(stack, swhere, STACK_KEYS, REQUIRED["stack"]) is None:
-                continue
+        for stack, code, swhere in check.entries(
+            entry.get("stacks"), f"{where} > stacks", "region", STACK_KEYS, REQUIRED["stack"]
+        ):
             svalues = check.fields(Stack, stack, swhere, STACK_KEYS[1:3])
             if code not in (None, "") and not isinstance(code, str):
                 check.error(f"{swhere} > region", "must be a string")
@@ -445,12 +441,10 @@ def validate(data, source="<inventory>"):
                     "such as us-east-1)",
                 )
             components = {}
-            clist = check.items(stack.get("components"), f"{swhere} > components")
-            for k, component in enumerate(clist):
-                ident = component.get("identifier") if isinstance(component, dict) else None
-                cwhere = f"{swhere} > components[{k}]{_label(ident)}"
-                if check.mapping(component, cwhere, COMPONENT_KEYS, REQUIRED["component"]) is None:
-                    continue
+            for component, _identifier, cwhere in check.entries(
+                stack.get("components"), f"{swhere} > components", "identifier",
+                COMPONENT_KEYS, REQUIRED["component"],
+            ):
                 cvalues = check.fields(Component, component, cwhere, COMPONENT_KEYS)
                 kind = component.get("kind")
                 if isinstance(kind, str) and kind and kind not in kinds:

@@ -2,7 +2,7 @@
 routing controls tagged for a stack (docs/DISCOVERY.md)."""
 
 from controlplane import aws
-from regions.discovery.reader import REGION_TAG, tag_dict
+from regions.discovery.reader import REGION_TAG
 from regions.models import ComponentKind
 
 
@@ -22,9 +22,7 @@ def scan(reader, region):
             )
             for control in controls or []:
                 arn = control["RoutingControlArn"]
-                result = reader.call(f"arc tags of {arn}", arc.list_tags_for_resource, ResourceArn=arn)
-                tags = tag_dict((result or {}).get("Tags"))
-                app = reader.wanted(tags)
+                app, tags = reader.tagged("arc", arc, arn)
                 if not app:
                     continue
                 code = tags.get(REGION_TAG)

@@ -1,13 +1,11 @@
 """CloudWatch: a stack's metric alarms (docs/DISCOVERY.md)."""
 
-from controlplane import aws
 from regions.discovery.reader import pick
 from regions.models import ComponentKind
 
 
 def read_alarm(reader, region, app, arn, name):
-    cw = aws.client_for_region("cloudwatch", region)
-    result = reader.call(f"cloudwatch {arn}", cw.describe_alarms, AlarmNames=[name])
+    result = reader.read("cloudwatch", region, "describe_alarms", arn, AlarmNames=[name])
     alarms = (result or {}).get("MetricAlarms") or []
     if not alarms:
         return

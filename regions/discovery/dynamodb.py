@@ -1,13 +1,11 @@
 """DynamoDB: a regional replica of a global table (docs/DISCOVERY.md)."""
 
-from controlplane import aws
 from regions.discovery.reader import pick
 from regions.models import ComponentKind
 
 
 def read_table(reader, region, app, arn, name):
-    ddb = aws.client_for_region("dynamodb", region)
-    result = reader.call(f"dynamodb {arn}", ddb.describe_table, TableName=name)
+    result = reader.read("dynamodb", region, "describe_table", arn, TableName=name)
     if result is None:
         return
     table = result["Table"]

@@ -10,8 +10,7 @@ from regions.models import ComponentKind
 
 
 def read_template(reader, region, app, template_id):
-    fis = aws.client_for_region("fis", region)
-    result = reader.call(f"fis {template_id} in {region.code}", fis.get_experiment_template, id=template_id)
+    result = reader.read("fis", region, "get_experiment_template", template_id, id=template_id)
     if result is None:
         return
     template = result["experimentTemplate"]

@@ -2,7 +2,7 @@
 accelerator, one per region (docs/DISCOVERY.md)."""
 
 from controlplane import aws
-from regions.discovery.reader import pick, tag_dict
+from regions.discovery.reader import pick
 from regions.models import Architecture, ComponentKind
 
 
@@ -11,9 +11,7 @@ def scan(reader, region):
     accelerators = reader.paginate("globalaccelerator", ga, "list_accelerators", "Accelerators")
     for acc in accelerators or []:
         arn = acc["AcceleratorArn"]
-        result = reader.call(f"globalaccelerator tags of {arn}", ga.list_tags_for_resource, ResourceArn=arn)
-        tags = tag_dict((result or {}).get("Tags"))
-        app = reader.wanted(tags)
+        app, tags = reader.tagged("globalaccelerator", ga, arn)
         if not app:
             continue
         reader.facts(app, tags, architecture=Architecture.ANYCAST, global_endpoint=acc.get("DnsName", ""))

@@ -7,14 +7,13 @@ record each component with `add`. Discovery (`run.py`) and the live configuratio
 refresh (regions/drift.py) both read through it.
 """
 
-import json
 import logging
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
 
 from controlplane import aws
+from controlplane.jsonvalues import json_safe
 
 log = logging.getLogger("regions.discovery")
 
@@ -37,11 +36,6 @@ class Found:
 
     def __str__(self):
         return f"{self.application}/{self.region} {self.kind} {self.identifier}"
-
-
-def as_json(value):
-    """boto3 output as plain JSON values (datetimes as ISO strings), for stable compares."""
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
 def pick(data, *keys):
@@ -108,6 +102,20 @@ class Reader:
             self.warn(f"{where}: {error_text(exc)}")
             return None
 
+    def read(self, service, region, operation, identifier, **params):
+        """One read call of `service` in `region` (a Region) about `identifier`; on
+        failure a warning naming all three, and None."""
+        client = aws.client_for_region(service, region)
+        where = f"{service} {identifier} in {region.code}"
+        return self.call(where, getattr(client, operation), **params)
+
+    def tagged(self, where, client, arn):
+        """(application, tags) of a global resource from its ListTagsForResource; the
+        application is None when discovery does not want it (or the tags cannot be read)."""
+        result = self.call(f"{where} tags of {arn}", client.list_tags_for_resource, ResourceArn=arn)
+        tags = tag_dict((result or {}).get("Tags"))
+        return self.wanted(tags), tags
+
     def paginate(self, where, client, operation, key, **kwargs):
         """All items of a paginated list call, or None (and a warning) on failure."""
         items = []
@@ -138,7 +146,7 @@ class Reader:
                 )
             return
         key = (app, region, kind, identifier)
-        self.found[key] = Found(app, region, kind, identifier, name or "", as_json(config))
+        self.found[key] = Found(app, region, kind, identifier, name or "", json_safe(config))
 
     def facts(self, app, tags, *, architecture=None, global_endpoint=""):
         """Record what an application's global resource says of the application."""

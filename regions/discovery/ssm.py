@@ -3,13 +3,11 @@
 import contextlib
 import json
 
-from controlplane import aws
 from regions.models import ComponentKind
 
 
 def read_parameter(reader, region, app, name):
-    ssm = aws.client_for_region("ssm", region)
-    result = reader.call(f"ssm {name} in {region.code}", ssm.get_parameter, Name=name)
+    result = reader.read("ssm", region, "get_parameter", name, Name=name)
     if result is None:
         return
     param = result["Parameter"]
