@@ -31,9 +31,7 @@ def _secret_key():
     if key:
         return key
     if PRODUCTION:
-        raise ImproperlyConfigured(
-            "SECRET_KEY must be set when CONTROLPLANE_PRODUCTION is true."
-        )
+        raise ImproperlyConfigured("SECRET_KEY must be set when CONTROLPLANE_PRODUCTION is true.")
     path = VAR_DIR / "secret_key"
     if not path.exists():
         path.write_text(secrets.token_urlsafe(50))
@@ -71,9 +69,7 @@ def _audit_keys():
 
 AUDIT_KEY, AUDIT_KEY_FILE = _audit_keys()
 
-ALLOWED_HOSTS = env_list(
-    "ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]"]
-)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]"])
 if PRODUCTION and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must be set when CONTROLPLANE_PRODUCTION is true.")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -223,9 +219,7 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 # right password or not, for CONTROLPLANE_LOGIN_COOLOFF_MINUTES; `manage.py unlock_login`
 # lifts it sooner.
 AXES_FAILURE_LIMIT = env_int("CONTROLPLANE_LOGIN_FAILURE_LIMIT", 10, minimum=1)
-AXES_COOLOFF_TIME = timedelta(
-    minutes=env_float("CONTROLPLANE_LOGIN_COOLOFF_MINUTES", 15.0, minimum=0.1)
-)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("CONTROLPLANE_LOGIN_COOLOFF_MINUTES", 15.0, minimum=0.1))
 AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
 # The cool-off runs from the lockout: attempts while locked out are refused, not counted.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
@@ -309,65 +303,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # The persistent scheduler, which also writes beat's own heartbeat row.
 CELERY_BEAT_SCHEDULER = "controlplane.heartbeats:HeartbeatScheduler"
-CELERY_BEAT_SCHEDULE = {
-    # Every second; each cycle probes the applications whose interval is due.
-    "monitoring-probe-cycle": {
-        "task": "regions.tasks.probe_cycle",
-        "schedule": timedelta(seconds=1),
-        "options": {"expires": 2.0},
-    },
-    "monitoring-rollup": {
-        "task": "regions.tasks.rollup_samples",
-        "schedule": timedelta(seconds=60),
-        "options": {"expires": 60.0},
-    },
-    "monitoring-prune": {
-        "task": "regions.tasks.prune_samples",
-        "schedule": timedelta(minutes=15),
-        "options": {"expires": 900.0},
-    },
-    # AWS's own view: Route 53 check status (cached 30 s per check), GA endpoint
-    # health, alarm states, replica status, routing control states.
-    "monitoring-aws-health": {
-        "task": "regions.tasks.poll_aws_health",
-        "schedule": timedelta(seconds=env_float("CONTROLPLANE_AWS_HEALTH_INTERVAL", 10.0, minimum=1.0)),
-        "options": {"expires": 10.0},
-    },
-    "monitoring-live-config": {
-        "task": "regions.tasks.refresh_live_config",
-        "schedule": timedelta(seconds=env_float("CONTROLPLANE_LIVE_CONFIG_INTERVAL", 10.0, minimum=1.0)),
-        "options": {"expires": 10.0},
-    },
-    "monitoring-lag-metrics": {
-        "task": "regions.tasks.sample_replication_metrics",
-        "schedule": timedelta(seconds=env_float("CONTROLPLANE_LAG_METRIC_INTERVAL", 60.0, minimum=1.0)),
-        "options": {"expires": 60.0},
-    },
-    "monitoring-lag-canary": {
-        "task": "regions.tasks.lag_canary_cycle",
-        "schedule": timedelta(seconds=env_float("CONTROLPLANE_CANARY_INTERVAL", 30.0, minimum=1.0)),
-        "options": {"expires": 30.0},
-    },
-    # Reverts the ledger of drills whose worker stopped beating; resends queued drills.
-    "drills-reaper": {
-        "task": "experiments.tasks.reap_drills",
-        "schedule": timedelta(seconds=env_float("DRILL_REAPER_INTERVAL", 2.0, minimum=0.5)),
-        "options": {"expires": 10.0, "queue": env_str("CONTROLPLANE_DRILL_QUEUE", "celery")},
-    },
-    # Queues approved drills when their window opens; expires what waited too long.
-    "drills-scheduler": {
-        "task": "experiments.tasks.expire_drills",
-        "schedule": timedelta(seconds=5),
-        "options": {"expires": 10.0, "queue": env_str("CONTROLPLANE_DRILL_QUEUE", "celery")},
-    },
-    # Writes the audit chain's head to an anchor file (and S3 with Object Lock when set),
-    # so that verify_audit --anchor notices rows removed from the end.
-    "audit-anchor": {
-        "task": "controlplane.tasks.anchor_audit_chain",
-        "schedule": timedelta(seconds=env_float("CONTROLPLANE_AUDIT_ANCHOR_INTERVAL", 3600.0, minimum=1.0)),
-        "options": {"expires": env_float("CONTROLPLANE_AUDIT_ANCHOR_INTERVAL", 3600.0, minimum=1.0)},
-    },
-}
+# CELERY_BEAT_SCHEDULE is at the end of this file, after the intervals it uses.
 
 # --- Background processes (controlplane/heartbeats.py, controlplane/background.py) -----
 # Every worker and beat writes its own heartbeat row this often; the console counts a
@@ -399,6 +335,8 @@ AUDIT_ANCHOR_S3_RETENTION_DAYS = env_int("CONTROLPLANE_AUDIT_ANCHOR_S3_RETENTION
 # --- Drills (docs/DRILLS.md) -------------------------------------------------------
 # The queue drill runs and the reaper go to (tests give each run its own).
 DRILL_QUEUE = env_str("CONTROLPLANE_DRILL_QUEUE", "celery")
+# How often beat sends the reaper.
+DRILL_REAPER_INTERVAL = env_float("DRILL_REAPER_INTERVAL", 2.0, minimum=0.5)
 # The runner beats every DRILL_HEARTBEAT_SECONDS; the reaper takes over a drill whose
 # heartbeat is older than DRILL_HEARTBEAT_TIMEOUT_SECONDS and reverts its ledger.
 DRILL_HEARTBEAT_SECONDS = env_float("DRILL_HEARTBEAT_SECONDS", 1.0, minimum=0.1)
@@ -473,9 +411,7 @@ for _code in CONTROLPLANE_EXTRA_REGIONS:
             f"CONTROLPLANE_EXTRA_REGIONS: {_code!r} is not a region code such as us-east-1."
         )
 # Inventory files larger than this are refused before they are parsed (docs/INVENTORY.md).
-CONTROLPLANE_INVENTORY_MAX_BYTES = env_int(
-    "CONTROLPLANE_INVENTORY_MAX_BYTES", 5 * 1024 * 1024, minimum=1024
-)
+CONTROLPLANE_INVENTORY_MAX_BYTES = env_int("CONTROLPLANE_INVENTORY_MAX_BYTES", 5 * 1024 * 1024, minimum=1024)
 # Tag keys that mark a resource as part of an application's regional stack.
 DISCOVERY_TAG_KEY = env_str("CONTROLPLANE_DISCOVERY_TAG", "controlplane:application")
 SANDBOX_STATE_FILE = VAR_DIR / "sandbox.json"
@@ -492,4 +428,40 @@ LOGGING = {
         # django-axes says "BEGIN version ..." at INFO in every process; failures stay WARNING.
         "axes.apps": {"level": "WARNING"},
     },
+}
+
+# --- Beat schedule ------------------------------------------------------------------
+
+
+def _every(task, seconds, *, expires=None, queue=None):
+    """A beat entry: `task` every `seconds`. A run still unstarted after `expires` seconds
+    (default: one interval) is dropped: the next one supersedes it."""
+    options = {"expires": float(seconds if expires is None else expires)}
+    if queue:
+        options["queue"] = queue
+    return {"task": task, "schedule": timedelta(seconds=seconds), "options": options}
+
+
+CELERY_BEAT_SCHEDULE = {
+    # Every second; each cycle probes the applications whose interval is due.
+    "monitoring-probe-cycle": _every("regions.tasks.probe_cycle", 1, expires=2),
+    "monitoring-rollup": _every("regions.tasks.rollup_samples", 60),
+    "monitoring-prune": _every("regions.tasks.prune_samples", 15 * 60),
+    # AWS's own view: Route 53 check status (cached 30 s per check), GA endpoint
+    # health, alarm states, replica status, routing control states.
+    "monitoring-aws-health": _every("regions.tasks.poll_aws_health", CONTROLPLANE_AWS_HEALTH_INTERVAL),
+    "monitoring-live-config": _every("regions.tasks.refresh_live_config", CONTROLPLANE_LIVE_CONFIG_INTERVAL),
+    "monitoring-lag-metrics": _every(
+        "regions.tasks.sample_replication_metrics", CONTROLPLANE_LAG_METRIC_INTERVAL
+    ),
+    "monitoring-lag-canary": _every("regions.tasks.lag_canary_cycle", CONTROLPLANE_CANARY_INTERVAL),
+    # Reverts the ledger of drills whose worker stopped beating; resends queued drills.
+    "drills-reaper": _every(
+        "experiments.tasks.reap_drills", DRILL_REAPER_INTERVAL, expires=10, queue=DRILL_QUEUE
+    ),
+    # Queues approved drills when their window opens; expires what waited too long.
+    "drills-scheduler": _every("experiments.tasks.expire_drills", 5, expires=10, queue=DRILL_QUEUE),
+    # Writes the audit chain's head to an anchor file (and S3 with Object Lock when set),
+    # so that verify_audit --anchor notices rows removed from the end.
+    "audit-anchor": _every("controlplane.tasks.anchor_audit_chain", AUDIT_ANCHOR_INTERVAL),
 }

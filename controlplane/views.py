@@ -122,12 +122,17 @@ def _changes(before, after):
     return lines
 
 
+def _events_asked_for(request):
+    """The filter form of the query string and the events it selects (all without one)."""
+    form = AuditFilterForm(request.GET or None)
+    return form, (_filtered_events(form) if request.GET else AuditEvent.objects.all())
+
+
 @login_required
 @permission_required("controlplane.view_auditevent", raise_exception=True)
 @require_GET
 def audit_list(request):
-    form = AuditFilterForm(request.GET or None)
-    events = _filtered_events(form) if request.GET else AuditEvent.objects.all()
+    form, events = _events_asked_for(request)
     page, page_error = _get_page(Paginator(events, AUDIT_PAGE_SIZE), request.GET.get("page"))
     page.object_list = list(page.object_list)
     for event in page.object_list:
@@ -172,8 +177,7 @@ def csv_cell(value):
 @permission_required("controlplane.export_auditevent", raise_exception=True)
 @require_GET
 def audit_csv(request):
-    form = AuditFilterForm(request.GET or None)
-    events = _filtered_events(form) if request.GET else AuditEvent.objects.all()
+    _form, events = _events_asked_for(request)
     writer = csv.writer(_Echo())
     header = [
         "seq", "created_at", "actor", "source", "action", "object_type", "object_id",

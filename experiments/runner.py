@@ -803,6 +803,44 @@ class DrillRun:
             self.figures["lag_during_ms"] = max(during)
             self.figures["lag_after_ms"] = during[-1]
 
+    def _limits(self):
+        """(state, text) for each limit the hypothesis sets, in order: PASSED with the
+        figure when it was measured and holds. The judge stops at the first other one."""
+        f = self.figures
+        max_failover = self._max_failover_seconds()
+        if max_failover > 0:
+            if not f.get("served_by_target_before"):
+                yield DrillState.INCONCLUSIVE, self._unmeasurable()
+            yield _against(
+                max_failover, f.get("time_to_failover"),
+                unmeasured="time to fail over was not measured",
+                missed="Failed over in {value:.1f} s, more than {limit:g} s (hypothesis)",
+                held="Failed over in {value:.1f} s",
+            )
+        limit = self.hypothesis.get("max_replication_lag_ms")
+        if limit is not None:
+            yield _against(
+                limit, f.get("lag_during_ms"),
+                unmeasured="replication lag during the fault was not measured",
+                missed="Replication lag reached {value:.0f} ms, more than {limit:g} ms (hypothesis)",
+                held="replication lag peaked at {value:.0f} ms",
+            )
+        limit = self.hypothesis.get("max_time_to_converge_seconds")
+        if limit is not None:
+            value = f.get("time_to_converge")
+            if value is None and f.get("lag_writes_before_revert"):
+                # canaries were written under the fault and never arrived: that is a miss
+                yield DrillState.FAILED, (
+                    f"Replication did not converge, more than {limit:g} s after resume (hypothesis)"
+                )
+            yield _against(
+                limit, value,
+                unmeasured="no canary write was made before the revert: convergence not measured",
+                missed="Replication converged in {value:.1f} s, more than {limit:g} s after resume "
+                "(hypothesis)",
+                held="replication converged {value:.1f} s after resume",
+            )
+
     def judge(self):
         """(state, reason) once the fault is reverted and the region is back: PASSED only
         when every figure the hypothesis names was measured and holds; INCONCLUSIVE when
@@ -815,41 +853,10 @@ class DrillRun:
                 f"the observer saw only {seen} request(s) while the fault was on "
                 f"(at least {MIN_REQUESTS_DURING} are needed to judge it)"
             )
-        max_failover = self._max_failover_seconds()
-        if max_failover > 0:
-            ttf = f.get("time_to_failover")
-            if not f.get("served_by_target_before"):
-                return DrillState.INCONCLUSIVE, self._unmeasurable()
-            if ttf is None:
-                return DrillState.INCONCLUSIVE, "time to fail over was not measured"
-            if ttf > max_failover:
-                return DrillState.FAILED, (
-                    f"Failed over in {ttf:.1f} s, more than {max_failover:g} s (hypothesis)"
-                )
-            parts.append(f"Failed over in {ttf:.1f} s")
-        limit = self.hypothesis.get("max_replication_lag_ms")
-        if limit is not None:
-            value = f.get("lag_during_ms")
-            if value is None:
-                return DrillState.INCONCLUSIVE, "replication lag during the fault was not measured"
-            if value > limit:
-                return DrillState.FAILED, (
-                    f"Replication lag reached {value:.0f} ms, more than {limit:g} ms (hypothesis)"
-                )
-            parts.append(f"replication lag peaked at {value:.0f} ms")
-        limit = self.hypothesis.get("max_time_to_converge_seconds")
-        if limit is not None:
-            value = f.get("time_to_converge")
-            if value is None and not f.get("lag_writes_before_revert"):
-                return DrillState.INCONCLUSIVE, (
-                    "no canary write was made before the revert: convergence not measured"
-                )
-            if value is None or value > limit:
-                shown = "did not converge" if value is None else f"converged in {value:.1f} s"
-                return DrillState.FAILED, (
-                    f"Replication {shown}, more than {limit:g} s after resume (hypothesis)"
-                )
-            parts.append(f"replication converged {value:.1f} s after resume")
+        for state, text in self._limits():
+            if state != DrillState.PASSED:
+                return state, text
+            parts.append(text)
         text = ", ".join(parts) + " and recovered" if parts else "Recovered"
         return DrillState.PASSED, text[:1].upper() + text[1:]
 
@@ -860,6 +867,16 @@ class DrillRun:
             self.watcher.stop()
         if self.replication:
             self.replication.stop()
+
+
+def _against(limit, value, *, unmeasured, missed, held):
+    """(state, text) of one measured figure against its hypothesis limit: INCONCLUSIVE
+    when not measured, FAILED over the limit, PASSED at or under it."""
+    if value is None:
+        return DrillState.INCONCLUSIVE, unmeasured
+    if value > limit:
+        return DrillState.FAILED, missed.format(value=value, limit=limit)
+    return DrillState.PASSED, held.format(value=value, limit=limit)
 
 
 def _success_series(samples, injected_at):

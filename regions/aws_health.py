@@ -77,15 +77,18 @@ def _safe(fn, what):
         return None
 
 
+def _read(component, service, operation, **params):
+    """One read call about `component` in its stack's region, as `_safe` runs it."""
+    client = aws.client_for_region(service, component.stack.region)
+    api_name = client.meta.method_to_api_mapping.get(operation, operation)
+    return _safe(lambda: getattr(client, operation)(**params), f"{service} {api_name} {component.identifier}")
+
+
 # --- readers (one per source; each returns (state, detail) or None) ----------------
 
 
 def route53_status(component):
-    r53 = aws.client_for_region("route53", component.stack.region)
-    result = _safe(
-        lambda: r53.get_health_check_status(HealthCheckId=component.identifier),
-        f"route53 GetHealthCheckStatus {component.identifier}",
-    )
+    result = _read(component, "route53", "get_health_check_status", HealthCheckId=component.identifier)
     if result is None:
         return None
     return route53_verdict(result.get("HealthCheckObservations", []))
@@ -116,10 +119,8 @@ def route53_verdict(observations):
 
 
 def ga_endpoint_health(component):
-    ga = aws.client_for_region("globalaccelerator", component.stack.region)
-    result = _safe(
-        lambda: ga.describe_endpoint_group(EndpointGroupArn=component.identifier),
-        f"globalaccelerator DescribeEndpointGroup {component.identifier}",
+    result = _read(
+        component, "globalaccelerator", "describe_endpoint_group", EndpointGroupArn=component.identifier
     )
     if result is None:
         return None
@@ -170,15 +171,11 @@ def alarm_states(region, components):
 
 def replica_reads(component):
     """(own table status, {region: ReplicaStatus of the other replicas}, paused tag)."""
-    ddb = aws.client_for_region("dynamodb", component.stack.region)
     name = component.name or component.identifier.rsplit("/", 1)[-1]
-    table = _safe(lambda: ddb.describe_table(TableName=name), f"dynamodb DescribeTable {name}")
+    table = _read(component, "dynamodb", "describe_table", TableName=name)
     if table is None:
         return None
-    tags = _safe(
-        lambda: ddb.list_tags_of_resource(ResourceArn=component.identifier),
-        f"dynamodb ListTagsOfResource {component.identifier}",
-    )
+    tags = _read(component, "dynamodb", "list_tags_of_resource", ResourceArn=component.identifier)
     paused = any(
         t.get("Key") == aws.SANDBOX_PAUSE_TAG and t.get("Value", "").lower() == "true"
         for t in (tags or {}).get("Tags", [])

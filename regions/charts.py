@@ -46,9 +46,12 @@ def _buckets(window, now):
     return start, step, count
 
 
-def _index(when, start, step, count):
-    i = int((when.timestamp() - start) // step)
-    return i if 0 <= i < count else None
+def _in_buckets(rows, start, step, count):
+    """(key, bucket index, *values) for each row (key, time, *values) inside the window."""
+    for key, when, *values in rows:
+        i = int((when.timestamp() - start) // step)
+        if 0 <= i < count:
+            yield key, i, *values
 
 
 def _health_series(stack, window, now):
@@ -57,35 +60,25 @@ def _health_series(stack, window, now):
     start, step, count = _buckets(window, now)
     since = now - timedelta(seconds=count * step)
     acc = defaultdict(lambda: [[0] * count, [0] * count, [0.0] * count, [0] * count])
+    where = {"stack": stack, "target": ProbeTargetKind.STACK_HEALTH}
     if WINDOWS[window][1]:
-        rows = HealthRollup.objects.filter(
-            stack=stack, target=ProbeTargetKind.STACK_HEALTH, minute__gte=since, minute__lte=now
-        ).values_list("vantage", "minute", "count", "ok_count", "latency_avg_ms")
-        for vantage, minute, total, ok, latency in rows.iterator(chunk_size=5000):
-            i = _index(minute, start, step, count)
-            if i is None:
-                continue
-            a = acc[vantage]
-            a[0][i] += total
-            a[1][i] += ok
-            if latency is not None and ok:
-                a[2][i] += latency * ok
-                a[3][i] += ok
-    else:
-        rows = HealthSample.objects.filter(
-            stack=stack, target=ProbeTargetKind.STACK_HEALTH, at__gte=since, at__lte=now
-        ).values_list("vantage", "at", "ok", "latency_ms")
-        for vantage, at, ok, latency in rows.iterator(chunk_size=5000):
-            i = _index(at, start, step, count)
-            if i is None:
-                continue
-            a = acc[vantage]
-            a[0][i] += 1
-            if ok:
-                a[1][i] += 1
-                if latency is not None:
-                    a[2][i] += latency
-                    a[3][i] += 1
+        rows = HealthRollup.objects.filter(**where, minute__gte=since, minute__lte=now).values_list(
+            "vantage", "minute", "count", "ok_count", "latency_avg_ms"
+        )
+    else:  # raw samples, each as a rollup of one
+        rows = (
+            (vantage, at, 1, int(ok), latency if ok else None)
+            for vantage, at, ok, latency in HealthSample.objects.filter(
+                **where, at__gte=since, at__lte=now
+            ).values_list("vantage", "at", "ok", "latency_ms").iterator(chunk_size=5000)
+        )
+    for vantage, i, total, ok, latency in _in_buckets(rows, start, step, count):
+        a = acc[vantage]
+        a[0][i] += total
+        a[1][i] += ok
+        if latency is not None and ok:  # mean latency of the successful probes
+            a[2][i] += latency * ok
+            a[3][i] += ok
     series = []
     for vantage in sorted(acc):
         total, ok, latency_sum, latency_n = acc[vantage]
@@ -118,10 +111,7 @@ def _lag_series(stack, window, now):
                 **where, at__gte=since, at__lte=now
             ).values_list("source_region", "at", "lag_ms", "replicated").iterator(chunk_size=5000)
         )
-    for source, at, total, avg_ms, max_ms, lost in rows:
-        i = _index(at, start, step, count)
-        if i is None:
-            continue
+    for source, i, total, avg_ms, max_ms, lost in _in_buckets(rows, start, step, count):
         a = acc[source]
         a[4][i] += total
         a[3][i] += lost

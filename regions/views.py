@@ -134,16 +134,22 @@ def _last_failures(stack):
     return failures
 
 
+def _stack_and_window(request, app, region):
+    """(stack, chart window, "") or, for a window the page does not offer, (stack, None,
+    why); a stack the user may not see is a 404."""
+    stack = _get_stack_for_user(request.user, app, region)
+    try:
+        return stack, charts.parse_window(request.GET.get("window")), ""
+    except charts.BadWindow as error:
+        return stack, None, str(error)
+
+
 @login_required
 @permission_required("regions.view_stack", raise_exception=True)
 @require_GET
 def stack_detail(request, app, region):
-    stack = _get_stack_for_user(request.user, app, region)
-    window_error = ""
-    try:
-        window = charts.parse_window(request.GET.get("window"))
-    except charts.BadWindow as error:
-        window, window_error = charts.DEFAULT_WINDOW, str(error)
+    stack, window, window_error = _stack_and_window(request, app, region)
+    window = window or charts.DEFAULT_WINDOW
     picture = monitoring.load_picture(application_ids=[stack.application_id]).get(stack.application_id)
     app_status = picture.status if picture else None
     status = next((r for r in app_status.regions if r.stack_id == stack.pk), None) if app_status else None
@@ -185,11 +191,9 @@ def stack_detail(request, app, region):
 @require_GET
 def stack_series_json(request, app, region):
     """GET apps/<app>/<region>/series.json?window=1h: the stack page's chart data."""
-    stack = _get_stack_for_user(request.user, app, region)
-    try:
-        window = charts.parse_window(request.GET.get("window"))
-    except charts.BadWindow as error:
-        return JsonResponse({"error": str(error), "windows": list(charts.WINDOWS)}, status=400)
+    stack, window, window_error = _stack_and_window(request, app, region)
+    if window_error:
+        return JsonResponse({"error": window_error, "windows": list(charts.WINDOWS)}, status=400)
     response = JsonResponse(charts.stack_series(stack, window, timezone.now()))
     response["Cache-Control"] = "no-store"
     return response
