@@ -2,7 +2,6 @@ from django.utils.functional import SimpleLazyObject
 
 from controlplane import background
 from controlplane.roles import ROLES
-from experiments.models import HaltState
 
 
 def _background_for(user):
@@ -23,13 +22,3 @@ def console(request):
         background_status = SimpleLazyObject(lambda: _background_for(user))
     return {"user_roles": roles, "background": background_status}
 
-
-def halt(request):
-    """The drills' halt switch (one query), read only when a template shows it: the
-    banner of the drills pages (templates/experiments/base.html) and of
-    experiments:halt-banner, which the other pages fetch; the drills list's halt panel.
-    Other pages and htmx partials do not read it."""
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return {}
-    return {"halt": SimpleLazyObject(lambda: HaltState.objects.filter(pk=1).first())}

@@ -120,7 +120,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "controlplane.context_processors.console",
-                "controlplane.context_processors.halt",
+                "experiments.context_processors.halt",
             ],
         },
     },
@@ -339,6 +339,8 @@ DRILL_QUEUE = env_str("CONTROLPLANE_DRILL_QUEUE", "celery")
 DRILL_REAPER_INTERVAL = env_float("DRILL_REAPER_INTERVAL", 2.0, minimum=0.5)
 # The runner beats every DRILL_HEARTBEAT_SECONDS; the reaper takes over a drill whose
 # heartbeat is older than DRILL_HEARTBEAT_TIMEOUT_SECONDS and reverts its ledger.
+# No scenario may set a max duration longer than this.
+DRILL_MAX_DURATION = timedelta(seconds=env_float("DRILL_MAX_DURATION_SECONDS", 3600.0, minimum=60.0))
 DRILL_HEARTBEAT_SECONDS = env_float("DRILL_HEARTBEAT_SECONDS", 1.0, minimum=0.1)
 DRILL_HEARTBEAT_TIMEOUT_SECONDS = env_float("DRILL_HEARTBEAT_TIMEOUT_SECONDS", 10.0, minimum=1.0)
 DRILL_REDISPATCH_AFTER_SECONDS = env_float("DRILL_REDISPATCH_AFTER_SECONDS", 15.0, minimum=1.0)

@@ -152,11 +152,9 @@ def _decide(request, pk, action):
     if why := services.why_cannot_decide(drill, request.user):
         return api_error(403, why)
     if drill.state != DrillState.REQUESTED:
-        return api_error(409, f"Drill {drill.pk} is {drill.state}, not waiting for a decision.",
-                         state=drill.state)
+        return api_error(409, services.not_waiting_message(drill), state=drill.state)
     if seen and seen != drill.plan_hash:
-        return api_error(409, "The plan changed: the plan_hash sent is not the drill's current one.",
-                         plan_hash=drill.plan_hash)
+        return api_error(409, services.plan_changed_message(seen, drill), plan_hash=drill.plan_hash)
     try:
         result = action(drill, request.user, comment=comment, source=AuditSource.API,
                         request_id=request.request_id)
@@ -166,7 +164,7 @@ def _decide(request, pk, action):
         return api_error(409, " ".join(exc.messages))
     if result is None:
         drill.refresh_from_db(fields=["state", "plan_hash"])
-        return api_error(409, f"Drill {drill.pk} was no longer waiting for a decision.", state=drill.state)
+        return api_error(409, services.not_waiting_message(drill), state=drill.state)
     drill.refresh_from_db()
     return _drill_response(drill)
 

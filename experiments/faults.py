@@ -37,7 +37,7 @@ from django.db.models import TextChoices
 from controlplane import aws
 from controlplane.aws import SANDBOX_PAUSE_TAG  # the sandbox's pause convention (docs/SANDBOX.md)
 from controlplane.jsonvalues import canonical_json, json_safe
-from regions.models import ComponentKind
+from regions.kinds import ComponentKind
 
 # The home regions of the global services' APIs (Route 53, Global Accelerator).
 ROUTE53_REGION = aws.GLOBAL_SERVICE_REGIONS["route53"]

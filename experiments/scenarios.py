@@ -16,7 +16,6 @@ from experiments.faults import REGISTRY, FaultKind
 from regions.models import Architecture, ComponentKind
 
 # Operators cannot create scenarios that run longer than this (settings may lower it).
-DEFAULT_MAX_DRILL_DURATION = timedelta(hours=1)
 
 STOP_METRICS = {
     "global_error_rate": "Error rate through the global endpoint above threshold_percent for for_seconds",
@@ -238,10 +237,6 @@ def _validate_stop_conditions(conditions, max_duration):
     return errors
 
 
-def max_drill_duration():
-    return getattr(settings, "DRILL_MAX_DURATION", DEFAULT_MAX_DRILL_DURATION)
-
-
 def validate_scenario(scenario):
     """Raise ValidationError({field: [messages]}) for everything wrong with `scenario`."""
     errors = {}
@@ -264,7 +259,7 @@ def validate_scenario(scenario):
         if messages:
             errors["parameters"] = messages
 
-    cap = max_drill_duration()
+    cap = settings.DRILL_MAX_DURATION
     duration = scenario.max_duration
     if duration is None or duration <= timedelta(0):
         errors["max_duration"] = ["Must be longer than zero."]

@@ -195,6 +195,20 @@ def valid_approval(drill, now=None):
     return None
 
 
+def plan_changed_message(seen, drill):
+    """Why a decision on the plan an approver reviewed (hash `seen`) was refused: the
+    console and the API say it alike."""
+    return (
+        f"The plan changed since you reviewed it (you saw {seen[:12]}…, it is now "
+        f"{drill.plan_hash[:12]}…): review the new plan."
+    )
+
+
+def not_waiting_message(drill):
+    """Why a decision on a drill that no longer waits for one was refused."""
+    return f"Drill #{drill.pk} is {drill.state}: it is no longer waiting for a decision; nothing was done."
+
+
 def decide(drill, approver, decision, *, comment="", source=AuditSource.CONSOLE, request_id=""):
     """Record an approver's decision on the drill's current plan and move the drill
     (requested -> approved | rejected). Raises PermissionDenied for the requester or a

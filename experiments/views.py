@@ -410,11 +410,7 @@ def _decide(request, pk, decision):
         return _approval_page(request, drill, form, status=400)
     seen = form.cleaned_data["plan_hash"]
     if seen != drill.plan_hash:
-        form.add_error(
-            None,
-            "The plan changed since you opened this page (you reviewed "
-            f"{seen[:12]}…, it is now {drill.plan_hash[:12]}…). Review the new plan below.",
-        )
+        form.add_error(None, services.plan_changed_message(seen, drill))
         # The form keeps the hash the approver saw: approving again needs a reload.
         return _approval_page(request, drill, form, status=409)
     drill.plan_hash = seen  # decide() compares it with the row under a lock
@@ -427,7 +423,8 @@ def _decide(request, pk, decision):
         form.add_error(None, exc.messages)
         return _approval_page(request, drill, form, status=409)
     if result is None:
-        messages.warning(request, f"Drill #{drill.pk} was no longer waiting for a decision; nothing done.")
+        drill.refresh_from_db(fields=["state", "plan_hash"])
+        messages.warning(request, services.not_waiting_message(drill))
     elif decision == "approve":
         drill.refresh_from_db(fields=["state", "dispatched_at"])
         # The drill was queued on commit; outside a transaction (every real request) its

@@ -5,6 +5,7 @@ from django.db import models
 from django.utils import timezone
 
 from controlplane import aws
+from regions.kinds import Architecture, ComponentKind
 
 # The shape of a region code (us-east-1, us-gov-west-1, us-isob-east-1, eusc-de-east-1).
 region_format_validator = RegexValidator(
@@ -39,12 +40,6 @@ name_validator = RegexValidator(
     r"^[a-z0-9][a-z0-9-]{0,62}$",
     "Use lowercase letters, digits and hyphens (at most 63), starting with a letter or digit.",
 )
-
-
-class Architecture(models.TextChoices):
-    # value, label
-    DNS = "A", "A · Route 53 → API Gateway → Lambda"
-    ANYCAST = "B", "B · Global Accelerator → ALB → Lambda"
 
 
 class Application(models.Model):
@@ -133,20 +128,6 @@ class Stack(models.Model):
 
     def __str__(self):
         return f"{self.application.name}/{self.region.code}"
-
-
-class ComponentKind(models.TextChoices):
-    ROUTE53_HEALTH_CHECK = "route53_health_check", "Route 53 health check"
-    ROUTE53_RECORD = "route53_record", "Route 53 record"
-    GA_ENDPOINT_GROUP = "ga_endpoint_group", "Global Accelerator endpoint group"
-    API_GATEWAY_STAGE = "api_gateway_stage", "API Gateway stage"
-    ALB_LISTENER = "alb_listener", "ALB listener"
-    LAMBDA_FUNCTION = "lambda_function", "Lambda function"
-    DYNAMODB_REPLICA = "dynamodb_replica", "DynamoDB replica"
-    SSM_FAULT_PARAMETER = "ssm_fault_parameter", "SSM failure-injection parameter"
-    ARC_ROUTING_CONTROL = "arc_routing_control", "ARC routing control"
-    CLOUDWATCH_ALARM = "cloudwatch_alarm", "CloudWatch alarm"
-    FIS_EXPERIMENT_TEMPLATE = "fis_experiment_template", "FIS experiment template"
 
 
 class Component(models.Model):

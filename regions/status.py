@@ -38,16 +38,15 @@ from regions.models import ErrorClass, LagMethod
 class HealthStatus(ColouredChoices):
     # value, label, colour
     HEALTHY = "healthy", "Healthy", "green"
-    DEGRADED = "degraded", "Degraded", "amber"
+    DEGRADED = "degraded", "Degraded", "orange"
     UNHEALTHY = "unhealthy", "Unhealthy", "red"
-    UNKNOWN = "unknown", "Unknown", "grey"
+    UNKNOWN = "unknown", "Unknown", "gray"
 
     @property
     def badge_class(self):
-        """The CSS class of the console's badge: console.css styles the four statuses by
-        name (.badge--healthy, ...), which the overview, the stack page and the browser
-        tests select on."""
-        return f"badge--{self.value}"
+        """The CSS class of the console's badge, by colour as every badge is
+        (console.css: .badge--green, ...)."""
+        return f"badge--{self.colour}"
 
     @property
     def severity(self):

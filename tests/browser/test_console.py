@@ -113,7 +113,7 @@ def test_sign_in_see_the_overview_and_open_a_stack(live_server, page, console_us
     grid = page.locator("#overview-grid")
     for text in ("Orders API", "Carts", "profiles", "us-east-1", "eu-central-1"):
         assert grid.get_by_text(text, exact=True).first.is_visible()
-    assert grid.locator(".badge--unknown").count() == 7
+    assert grid.locator(".badge--gray").count() == 7
     assert grid.locator(".rotation--out").count() == 1
     assert page.locator(".account-name").inner_text() == console_user.username
     assert "viewer" in page.locator(".account").inner_text()

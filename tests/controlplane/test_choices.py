@@ -4,6 +4,7 @@ import pytest
 
 from controlplane.choices import ColouredChoices
 from experiments.models import CompensationState, Decision, DrillState, StepKind
+from regions.status import HealthStatus
 
 
 class Light(ColouredChoices):
@@ -26,8 +27,11 @@ def test_a_member_without_a_colour_is_refused():
             NO = "no", "No"
 
 
-def test_every_colour_of_the_drill_choices_has_a_badge_style(settings):
-    css = (settings.BASE_DIR / "static" / "css" / "drills.css").read_text()
-    for choices in (DrillState, StepKind, CompensationState, Decision):
+def test_every_colour_of_every_status_has_its_one_badge_style(settings):
+    """Health, drill states, steps, ledger rows and decisions: one class per colour, in
+    console.css (which every page loads), and no badge class named after a status."""
+    css = (settings.BASE_DIR / "static" / "css" / "console.css").read_text()
+    for choices in (HealthStatus, DrillState, StepKind, CompensationState, Decision):
         for member in choices:
             assert f".badge--{member.colour} " in css, member
+            assert f".badge--{member.value} " not in css or member.value == member.colour, member

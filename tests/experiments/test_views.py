@@ -408,7 +408,7 @@ def test_approving_a_plan_that_changed_since_the_page_was_rendered_is_refused(ap
 
     response = client.post(reverse("experiments:approve", args=[drill.pk]), {"plan_hash": seen})
     assert response.status_code == 409
-    assert "The plan changed since you opened this page" in response.content.decode()
+    assert "The plan changed since you reviewed it" in response.content.decode()
     assert Drill.objects.get(pk=drill.pk).state == DrillState.REQUESTED
     assert not Approval.objects.filter(drill=drill).exists()
 

@@ -105,7 +105,7 @@ def test_overview_shows_applications_regions_and_stack_state(client_for, viewer,
     html = response.content.decode()
     for text in ("Orders API", "carts", "us-east-1", "us-west-2", "eu-central-1"):
         assert text in html
-    assert "badge--unknown" in html
+    assert "badge--gray" in html
     assert "in rotation" in html
     assert "out of rotation" in html
     assert reverse("regions:stack", args=["orders", "us-west-2"]) in html
@@ -194,8 +194,8 @@ def test_cells_show_the_computed_status_and_its_reason(client_for, viewer, inven
 
     html = client_for(viewer).get(OVERVIEW).content.decode()
 
-    assert 'class="badge badge--healthy"' in html
-    assert 'class="badge badge--unhealthy"' in html
+    assert 'class="badge badge--green"' in html
+    assert 'class="badge badge--red"' in html
     assert "3 consecutive 503 from /health" in html
     assert "200 from /health in 12 ms" in html
     # carts has no sample at all
@@ -240,7 +240,7 @@ def test_replication_lag_degrades_a_healthy_region(client_for, viewer, inventory
 
     html = client_for(viewer).get(OVERVIEW).content.decode()
 
-    assert 'class="badge badge--degraded"' in html
+    assert 'class="badge badge--orange"' in html
     assert "lag 7.5 s &gt; 2 s threshold from us-west-2" in html
 
 
@@ -282,7 +282,7 @@ def test_query_count_does_not_grow_with_the_number_of_stacks(client_for, viewer)
         response = client.get(OVERVIEW)
     html = response.content.decode()
     assert html.count('class="stack-cell"') == 40
-    assert "badge--unknown" not in html
+    assert "badge--gray" not in html
 
     assert len(large) == len(small) <= MAX_QUERIES
 
@@ -366,4 +366,4 @@ def test_grid_escapes_what_the_inventory_says(client_for, viewer, inventory):
     assert "&lt;script&gt;x&lt;/script&gt;" in html
     assert "&lt;b&gt;&quot;Orders&quot;&lt;/b&gt;" in html
     assert html.count('class="stack-cell"') == 3
-    assert html.count('class="badge badge--unknown"') == 3
+    assert html.count('class="badge badge--gray"') == 3

@@ -75,7 +75,7 @@ def test_stack_page_shows_details_and_rotation(client_for, viewer, stack):
     assert "us-east-1" in html
     assert "https://api.us-east-1.orders.example.com/health" in html
     assert "out of rotation" in html
-    assert "badge--unknown" in html
+    assert "badge--gray" in html
     assert "HX-Request" in response["Vary"]
 
 
@@ -189,7 +189,7 @@ def test_stack_page_shows_status_reason_and_last_failures(client_for, viewer, st
 
     html = response.content.decode()
     assert response.status_code == 200
-    assert 'class="badge badge--unhealthy"' in html
+    assert 'class="badge badge--red"' in html
     assert "2 consecutive timeouts on /health" in html
     assert "Last failures" in html
     assert html.count("timeout after 2.0 s on /health") == 2

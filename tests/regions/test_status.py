@@ -326,8 +326,8 @@ def test_a_failing_global_endpoint_makes_the_application_unhealthy():
 def test_choices_carry_label_and_badge_colour():
     assert HealthStatus.UNHEALTHY.label == "Unhealthy"
     assert HealthStatus.UNHEALTHY.colour == "red"
-    assert HealthStatus.DEGRADED.badge_class == "badge--degraded"
-    assert {s.colour for s in HealthStatus} == {"green", "amber", "red", "grey"}
+    assert HealthStatus.DEGRADED.badge_class == "badge--orange"
+    assert {s.colour for s in HealthStatus} == {"green", "orange", "red", "gray"}
 
 
 @pytest.mark.parametrize(
