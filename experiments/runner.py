@@ -208,6 +208,9 @@ class DrillRun:
         self.clock_offset = time.time() - time.monotonic()
         self.watcher = None
         self.replication = None  # ReplicationWatcher, when the scenario names replication
+        # other_region_unhealthy: when the other regions were last probed, and their tracks
+        self._others_checked = 0.0
+        self._other_tracks = {}
         # Everything below comes from the approved, hashed plan (plans.make_plan), never
         # from the scenario row: preflight refuses a plan that no longer hashes the same.
         plan = drill.plan or {}
@@ -656,10 +659,10 @@ class DrillRun:
     def _other_region_unhealthy(self, now):
         """Probe the other regions once a second, each folded through the status
         engine's hysteresis; trip when one turns unhealthy."""
-        if now - getattr(self, "_others_checked", 0.0) < 1.0:
+        if now - self._others_checked < 1.0:
             return ""
         self._others_checked = now
-        tracks = self.__dict__.setdefault("_other_tracks", {})
+        tracks = self._other_tracks
         thresholds = Thresholds.from_settings(self.application.probe_interval)
         for stack in (
             Stack.objects.filter(application=self.application)
