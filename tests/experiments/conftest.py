@@ -9,6 +9,7 @@ from experiments.scenarios import ensure_builtin_scenarios
 from regions.discovery import run_discovery
 from regions.models import Application, Architecture, Region, Stack
 from tests.experiments.test_views import PLAN
+from tests.processes import unique_queue
 
 REGIONS = ["eu-central-1", "us-east-1", "us-west-2"]
 
@@ -19,6 +20,24 @@ def inventory(sandbox_settings, db):
     report = run_discovery(actor="test", regions=REGIONS)
     assert report.warnings == []
     return sandbox_settings
+
+
+@pytest.fixture
+def drill_queue_prefix():
+    """What the world's drill queue is named after: by default a queue nobody listens
+    on, the test process runs the drills (`runner.run`) itself. A module whose tests
+    start a worker on settings.DRILL_QUEUE overrides this fixture."""
+    return "nobody-listens"
+
+
+@pytest.fixture
+def world(sandbox_settings, settings, operator, approver, inventory, drill_queue_prefix):
+    """The sandbox's inventory discovered, the built-in scenarios, an operator and an
+    approver, and a drill queue of this test's own (settings.DRILL_QUEUE) -> the
+    sandbox (sandbox_settings)."""
+    ensure_builtin_scenarios()
+    settings.DRILL_QUEUE = unique_queue(drill_queue_prefix)
+    return inventory
 
 
 @pytest.fixture

@@ -20,26 +20,21 @@ from controlplane.celery import probe_queue
 from experiments import runner, services
 from experiments.models import Compensation, Drill, DrillState, DrillStep, ObserverBatch, Scenario
 from experiments.scenarios import ensure_builtin_scenarios, validate_scenario
-from regions.discovery import run_discovery
 from regions.models import Application, Region
 from sandbox.replication import PAUSE_TAG
 from sandbox.seed import FAULT_OFF
-from tests.processes import start_worker, unique_queue, wait_for
+from tests.processes import start_worker, wait_for
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.django_db(transaction=True)]
 
-REGIONS = ["eu-central-1", "us-east-1", "us-west-2"]
-
 
 @pytest.fixture
-def world(sandbox_settings, settings, operator, approver):
-    report = run_discovery(actor="test", regions=REGIONS)
-    assert report.warnings == []
-    ensure_builtin_scenarios()
-    settings.DRILL_QUEUE = unique_queue("nobody-listens")  # the test process runs the drill
+def world(world, settings):
+    """The shared world (tests/experiments/conftest.py; the test process runs the drill),
+    with short steady-state and hold phases."""
     settings.DRILL_STEADY_STATE_SECONDS = 1.0
     settings.DRILL_HOLD_SECONDS = 2.0
-    return sandbox_settings
+    return world
 
 
 def scenario(base, **changes):

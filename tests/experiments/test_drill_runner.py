@@ -19,23 +19,16 @@ from django.utils import timezone
 from controlplane.models import AuditEvent
 from experiments import runner, services
 from experiments.models import Approval, Compensation, Drill, DrillState, Scenario
-from experiments.scenarios import ensure_builtin_scenarios
-from regions.discovery import run_discovery
 from regions.models import Application, Region
 from tests.processes import CeleryProcess, child_env, start_worker, unique_queue, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.sandbox, pytest.mark.django_db(transaction=True)]
 
-REGIONS = ["eu-central-1", "us-east-1", "us-west-2"]
-
 
 @pytest.fixture
-def world(sandbox_settings, settings, operator, approver):
-    report = run_discovery(actor="test", regions=REGIONS)
-    assert report.warnings == []
-    ensure_builtin_scenarios()
-    settings.DRILL_QUEUE = unique_queue("drills")
-    return sandbox_settings
+def drill_queue_prefix():
+    """The world's queue (tests/experiments/conftest.py) is the one these tests' workers consume."""
+    return "drills"
 
 
 def _fresh(model, pk):

@@ -27,21 +27,7 @@ from experiments.models import (
     FaultKind,
     Scenario,
 )
-from experiments.scenarios import ensure_builtin_scenarios
-from regions.discovery import run_discovery
 from regions.models import Application, Region
-from tests.processes import unique_queue
-
-REGIONS = ["eu-central-1", "us-east-1", "us-west-2"]
-
-
-@pytest.fixture
-def world(sandbox_settings, settings, operator, approver):
-    report = run_discovery(actor="test", regions=REGIONS)
-    assert report.warnings == []
-    ensure_builtin_scenarios()
-    settings.DRILL_QUEUE = unique_queue("nobody-listens")  # the test process runs what it needs
-    return sandbox_settings
 
 
 def _fresh(pk):
