@@ -1,8 +1,12 @@
 """Storing health samples in tests the way the probe workers do."""
 
 from collections import defaultdict
+from datetime import timedelta
+
+from django.utils import timezone
 
 from regions import monitoring
+from regions.models import ErrorClass, HealthSample, ProbeTargetKind
 from regions.probes import ProbeResult, ProbeTarget
 
 
@@ -20,6 +24,29 @@ def store_samples(samples):
             )
         )
     return sum(monitoring.store_results(results, vantage) for vantage, results in by_vantage.items())
+
+
+def add_stack_samples(stack, count, *, ok=True, every=2, now=None, vantage="us-east-1", latency_ms=None,
+                      **fields):
+    """Store `count` samples of a stack's /health from `vantage`, `every` seconds apart,
+    the newest at `now` (default: now). A sample answers 200, or 503 with an HTTP 5xx
+    error when not `ok`, unless `fields` say otherwise (status_code, error_class, or any
+    other HealthSample field). Returns the number of rows stored."""
+    now = now or timezone.now()
+    outcome = {"status_code": 200 if ok else 503, "error_class": "" if ok else ErrorClass.HTTP_5XX}
+    return store_samples(
+        HealthSample(
+            stack=stack,
+            application_id=stack.application_id,
+            target=ProbeTargetKind.STACK_HEALTH,
+            vantage=vantage,
+            at=now - timedelta(seconds=every * i),
+            ok=ok,
+            latency_ms=latency_ms,
+            **{**outcome, **fields},
+        )
+        for i in range(count)
+    )
 
 
 def replay(samples, thresholds):

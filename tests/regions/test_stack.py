@@ -14,7 +14,6 @@ from regions.models import (
     ComponentKind,
     ErrorClass,
     HealthRollup,
-    HealthSample,
     LagMethod,
     LagRollup,
     LagSample,
@@ -22,7 +21,7 @@ from regions.models import (
     Region,
     Stack,
 )
-from tests.regions.samples import store_samples
+from tests.regions.samples import add_stack_samples
 
 # session, user, user perms, group perms, roles, stack, the status loader's four,
 # live components and the drills running on them (drift), last failures, components,
@@ -161,22 +160,8 @@ def series_url(stack, window=None):
     return f"{base}?window={window}" if window else base
 
 
-def add_samples(stack, n, *, every=2, ok=True, vantage="us-east-1", now=None, **kw):
-    now = now or timezone.now()
-    store_samples(
-        HealthSample(
-            stack=stack,
-            application_id=stack.application_id,
-            target=ProbeTargetKind.STACK_HEALTH,
-            vantage=vantage,
-            at=now - timedelta(seconds=every * i),
-            ok=ok,
-            status_code=kw.get("status_code", 200 if ok else 503),
-            latency_ms=kw.get("latency_ms", 15.0),
-            error_class=kw.get("error_class", "" if ok else ErrorClass.HTTP_5XX),
-        )
-        for i in range(n)
-    )
+def add_samples(stack, n, *, latency_ms=15.0, **kw):
+    add_stack_samples(stack, n, latency_ms=latency_ms, **kw)
 
 
 def test_stack_page_shows_status_reason_and_last_failures(client_for, viewer, stack):

@@ -12,7 +12,6 @@ from controlplane.api import issue_token
 from regions.models import (
     Application,
     Architecture,
-    ErrorClass,
     HealthSample,
     LagMethod,
     LagSample,
@@ -20,7 +19,7 @@ from regions.models import (
     Region,
     Stack,
 )
-from tests.regions.samples import store_samples
+from tests.regions.samples import add_stack_samples, store_samples
 
 STATUS = reverse("api-status")
 # token, token's last_used_at update, user perms, group perms, the status loader's
@@ -29,21 +28,7 @@ MAX_QUERIES = 10
 
 
 def add_samples(stack, *, ok=True, count=3, now=None, vantage="us-east-1"):
-    now = now or timezone.now()
-    store_samples(
-        HealthSample(
-            stack=stack,
-            application_id=stack.application_id,
-            target=ProbeTargetKind.STACK_HEALTH,
-            vantage=vantage,
-            at=now - timedelta(seconds=2 * i),
-            ok=ok,
-            status_code=200 if ok else 503,
-            latency_ms=11.0 if ok else 30.0,
-            error_class="" if ok else ErrorClass.HTTP_5XX,
-        )
-        for i in range(count)
-    )
+    add_stack_samples(stack, count, ok=ok, now=now, vantage=vantage, latency_ms=11.0 if ok else 30.0)
 
 
 def populate(n_apps=1, region_codes=("us-east-1", "us-west-2"), prefix="orders"):
