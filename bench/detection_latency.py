@@ -140,7 +140,6 @@ def pct(values, q):
 def main():
     from django.contrib.auth import get_user_model
 
-    from controlplane import aws
     from controlplane.api import issue_token
     from regions.discovery import run_discovery
     from regions.models import Application, Stack
@@ -164,7 +163,6 @@ def main():
     try:
         sb = SandboxProcess(time_scale=TIME_SCALE)
         settings.AWS_ENDPOINT_URL = sb.aws_endpoint
-        aws.reset()
         regions = sorted({r for app in sb.state["applications"].values() for r in app["stacks"]})
         report = run_discovery(actor="bench", regions=regions)
         Application.objects.get(name=APP)

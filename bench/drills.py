@@ -41,7 +41,6 @@ from django.contrib.auth.models import Group, User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import close_old_connections  # noqa: E402
 
-from controlplane import aws  # noqa: E402
 from experiments import services  # noqa: E402
 from experiments.models import Compensation, Drill, Scenario  # noqa: E402
 from experiments.scenarios import ensure_builtin_scenarios  # noqa: E402
@@ -129,7 +128,6 @@ def main():
     processes = []
     try:
         settings.AWS_ENDPOINT_URL = sb.aws_endpoint
-        aws.reset()
         run_discovery(actor="bench", regions=REGIONS, prune=True)
         ensure_builtin_scenarios()
         operator, approver = user("bench-operator", "operator"), user("bench-approver", "approver")

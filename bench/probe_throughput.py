@@ -10,7 +10,7 @@ Measures side by side in one run, cycles interleaved (the machine is noisy):
     them into each target's TargetState (one SELECT, one upsert).
 (a1) the same engine on asyncio's own event loop, for the ratio to uvloop.
 (a0) the previous engine, for the ratio: a new event loop and session per cycle
-    (`asyncio.run(probe_many(...))`, a TCP connect per target per cycle) and
+    (`asyncio.run(_one_shot(...))`, a TCP connect per target per cycle) and
     `HealthSample.objects.bulk_create` of model instances.
 (c) aiohttp alone: a bare `session.get` + `read()` loop on one kept session (uvloop),
     nothing classified or stored: the floor of what this machine spends per check.
@@ -59,6 +59,13 @@ CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", 500))
 NAIVE = int(os.environ.get("BENCH_NAIVE", 40))
 TIMEOUT = int(os.environ.get("BENCH_TIMEOUT", 300))
 DELAY = 0.05
+
+
+async def _one_shot(probes, targets):
+    """The previous engine's cycle: every target on one new session, closed at the end
+    (a TCP connect per target per cycle), against which the persistent engine is measured."""
+    async with probes._session(CONCURRENCY, None) as session:
+        return await probes._probe_all(session, targets, CONCURRENCY, 2.0, 2.0)
 
 
 def serve(ports_count, conn):
@@ -179,9 +186,7 @@ def previous_cycle(keys):
     from regions.models import HealthSample
 
     targets = monitoring.targets_for_keys(keys)
-    results = asyncio.run(
-        probes.probe_many(targets, concurrency=CONCURRENCY, connect_timeout=2.0, read_timeout=2.0)
-    )
+    results = asyncio.run(_one_shot(probes, targets))
     rows = [
         HealthSample(
             stack_id=r.target.stack_id, application_id=r.target.application_id, target=r.target.kind,

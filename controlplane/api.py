@@ -95,8 +95,10 @@ _csrf_check = _SessionCsrfCheck(lambda request: None)
 
 def api_view(methods, permission=None, public=False):
     """Authenticate by bearer token (or the console session), check the method and
-    the role permission. Answers 401/403/405 as JSON; never redirects. `public`: no
-    authentication (the OpenAPI document).
+    the role permission (one for every method, or a {method: permission} mapping).
+    Answers 401/403/405 as JSON; never redirects. `public`: no authentication (the
+    OpenAPI document). controlplane/checks.py refuses to start a process with an API
+    route that is not an api_view, or that changes something without a permission.
 
     A bearer request is exempt from CSRF checks: a page on another origin cannot add
     the Authorization header (that needs CORS, which the API does not grant). A request
@@ -122,7 +124,8 @@ def api_view(methods, permission=None, public=False):
                 response = api_error(405, f"Method {request.method} not allowed.")
                 response["Allow"] = ", ".join(methods)
                 return response
-            if permission and not request.user.has_perm(permission):
+            needed = permission.get(request.method) if isinstance(permission, dict) else permission
+            if needed and not request.user.has_perm(needed):
                 return api_error(403, "Your role does not allow this action.")
             return view(request, *args, **kwargs)
 

@@ -121,7 +121,9 @@ def _assumed_session(region_name, role_arn, external_id):
 
 
 def session_for(region_name, role_arn="", external_id=""):
-    key = (region_name, role_arn or "", external_id or "")
+    """A cached session per region, role and endpoint: an assumed role's STS client is
+    bound to the endpoint it was made for, so another endpoint gets its own session."""
+    key = (region_name, role_arn or "", external_id or "", settings.AWS_ENDPOINT_URL or "")
     with _lock:
         session = _sessions.get(key)
         if session is None:
@@ -152,12 +154,6 @@ def client_for_region(service, region):
     )
 
 
-def reset():
-    """Forget cached sessions (tests change the endpoint or credentials)."""
-    with _lock:
-        _sessions.clear()
-
-
 __all__ = [
     "TRANSIENT_ERROR_CODES",
     "BotoCoreError",
@@ -166,6 +162,5 @@ __all__ = [
     "client",
     "client_for_region",
     "is_transient",
-    "reset",
     "session_for",
 ]

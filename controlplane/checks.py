@@ -1,10 +1,14 @@
-"""System checks: every admin page that can change a model writes an audit event.
-Imported by ControlplaneConfig.ready(), after the admin has loaded every admin module."""
+"""System checks: every admin page that can change a model writes an audit event; every
+route of the API goes through `controlplane.api.api_view` (token or session
+authentication, allowed methods) and every route that changes something names the
+permission it needs. Imported by ControlplaneConfig.ready(), after the admin has loaded
+every admin module."""
 
 from types import SimpleNamespace
 
 from django.contrib import admin
 from django.core import checks
+from django.urls import URLPattern, URLResolver, get_resolver
 
 from controlplane.admin import AuditedAdminMixin
 
@@ -57,4 +61,46 @@ def check_admin_is_audited(app_configs, **kwargs):
             id="controlplane.E001",
         )
         for label, admin_class, allowed in unaudited_admins(admin.site)
+    ]
+
+
+API_PREFIX = "api/"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def _routes(patterns, prefix=""):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _routes(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif isinstance(pattern, URLPattern):
+            yield prefix + str(pattern.pattern), pattern.callback
+
+
+def unguarded_api_routes(resolver=None):
+    """(route, what is missing) for each API route whose view is not an `api_view`, or
+    allows a method that changes something without naming a permission."""
+    found = []
+    for route, view in _routes((resolver or get_resolver()).url_patterns):
+        if not route.startswith(API_PREFIX):
+            continue
+        methods = getattr(view, "api_methods", None)
+        if methods is None:
+            found.append((route, "is not wrapped by controlplane.api.api_view"))
+            continue
+        permission = getattr(view, "api_permission", None)
+        for method in sorted(set(methods) - SAFE_METHODS):
+            if not (permission.get(method) if isinstance(permission, dict) else permission):
+                found.append((route, f"allows {method} without a permission"))
+    return found
+
+
+@checks.register(checks.Tags.security, checks.Tags.urls)
+def check_api_is_guarded(app_configs, **kwargs):
+    return [
+        checks.Error(
+            f"The API route {route!r} {problem}.",
+            hint="Decorate the view with controlplane.api.api_view(methods, permission=...).",
+            id="controlplane.E002",
+        )
+        for route, problem in unguarded_api_routes()
     ]

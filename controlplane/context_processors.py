@@ -1,7 +1,7 @@
 from django.utils.functional import SimpleLazyObject
 
 from controlplane import background
-from controlplane.roles import ROLES
+from controlplane.roles import user_roles
 
 
 def _background_for(user):
@@ -17,7 +17,7 @@ def console(request):
     roles = []
     background_status = None
     if user is not None and user.is_authenticated:
-        roles = [g.name for g in user.groups.all() if g.name in ROLES]
+        roles = user_roles(user)
         # Lazy: read only when the template shows it (htmx partials do not).
         background_status = SimpleLazyObject(lambda: _background_for(user))
     return {"user_roles": roles, "background": background_status}

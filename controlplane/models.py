@@ -94,12 +94,6 @@ class AuditEvent(models.Model):
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("Audit events are append-only; they cannot be deleted.")
 
-    def content(self):
-        return audit_content(self)
-
-    def compute_hash(self):
-        return audit_hash(self)
-
 
 def audit_content(event):
     """The fields an audit row's hash covers, in a canonical form. A function of the

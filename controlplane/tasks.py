@@ -2,21 +2,10 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
-from django.utils import timezone
 
 from controlplane import anchors
-from controlplane.models import ServiceHeartbeat
 
 logger = logging.getLogger(__name__)
-
-
-@shared_task
-def worker_ping(hostname_label):
-    """Recorded by whichever worker takes it; used by tests and `celery` smoke checks.
-    (Each worker writes its own heartbeat row: controlplane/heartbeats.py.)"""
-    ServiceHeartbeat.objects.update_or_create(
-        kind=ServiceHeartbeat.Kind.WORKER, hostname=hostname_label, defaults={"last_seen": timezone.now()}
-    )
 
 
 @shared_task

@@ -196,7 +196,9 @@ def abort(request, pk):
     return response
 
 
-@api_view(["POST", "DELETE"])
+@api_view(
+    ["POST", "DELETE"], permission={"POST": "experiments.halt_drills", "DELETE": "experiments.clear_halt"}
+)
 def halt(request):
     """POST {"reason"}: halt all drills (operator). DELETE: clear the halt (admin)."""
     if request.method == "DELETE":
@@ -207,8 +209,6 @@ def halt(request):
         except PermissionDenied as exc:
             return api_error(403, str(exc))
         return JsonResponse({"halted": False, "changed": changed})
-    if not request.user.has_perm("experiments.halt_drills"):
-        return api_error(403, "Halting drills needs the operator role.")
     try:
         reason = parse_body(request, HALT_REQUEST).get("reason", "")
     except BadBody as exc:

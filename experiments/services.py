@@ -3,7 +3,7 @@
 Requesting (the one place a request is validated: role, halt, architecture, region,
 window, the scenario's own rules; one message per field), approving or rejecting,
 queueing and dispatching the run message, aborting, taking over a drill whose worker is
-gone, halting and clearing the halt, expiring what waited too long, replanning.
+gone, halting and clearing the halt, expiring what waited too long.
 
 Every function checks the role, makes its change with a conditional UPDATE
 (`transition`: only when the UPDATE changed a row are the audit event and the timeline
@@ -153,17 +153,6 @@ def request_problems(scenario, application, region, window_start=None, window_en
     if window_start and window_end and window_end <= window_start:
         errors["window_end"] = "The window must end after it starts."
     return errors
-
-
-def replan(drill_id, plan, *, actor, source=AuditSource.CONSOLE, request_id=""):
-    """Replace the plan of a drill not yet queued; it goes back to `requested` and any
-    approval is void (it was for another hash)."""
-    return transition(
-        drill_id, [DrillState.REQUESTED, DrillState.APPROVED], DrillState.REQUESTED,
-        actor=actor, source=source, request_id=request_id,
-        plan=plan, plan_hash=faults.plan_hash(plan), approved_at=None,
-        audit_data={"plan_hash": faults.plan_hash(plan)},
-    )
 
 
 # --- approvals ------------------------------------------------------------------------

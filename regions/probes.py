@@ -267,24 +267,6 @@ async def _probe_all(session, targets, concurrency, connect_timeout, read_timeou
     return results
 
 
-async def probe_many(
-    targets, *, concurrency=500, connect_timeout=1.0, read_timeout=2.0, limit_per_host=None, vantage=None
-):
-    """Probe every target concurrently on one new session; one ProbeResult per target, in order.
-
-    At most `concurrency` connections are open at once (`limit_per_host` per host:port,
-    default the same). A connect slower than `connect_timeout` or a socket read
-    waiting longer than `read_timeout` is a timeout; the whole probe is also capped at
-    connect + read + 1 s so no single target can hold a cycle open.
-
-    The session is closed at the end (for async callers and one-off use); `run_probes`
-    keeps its sessions, and their connections, from call to call instead."""
-    if not targets:
-        return []
-    async with _session(concurrency, limit_per_host, vantage) as session:
-        return await _probe_all(session, targets, concurrency, connect_timeout, read_timeout)
-
-
 def new_event_loop():
     """uvloop's event loop where it is installed (Linux, macOS: requirements.txt), else
     asyncio's. On loopback the engine did 1.00-1.21x the checks per CPU-second of

@@ -48,14 +48,6 @@ class HealthStatus(ColouredChoices):
         (console.css: .badge--green, ...)."""
         return f"badge--{self.colour}"
 
-    @property
-    def severity(self):
-        """Higher is worse; unknown sorts between degraded and unhealthy."""
-        return SEVERITY[self.value]
-
-
-SEVERITY = {"healthy": 0, "degraded": 1, "unknown": 2, "unhealthy": 3}
-
 
 class Sample(NamedTuple):
     """What the status engine needs of a HealthSample row."""

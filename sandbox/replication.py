@@ -95,9 +95,6 @@ class Replicator:
     def forget_cache(self):
         self._paused_cache.clear()
 
-    def backlog(self, app_name, region):
-        return len(self._queues[(app_name, region)])
-
     # --- the loop ----------------------------------------------------------------------
     def _run(self):
         next_publish = time.monotonic() + self._period()

@@ -159,9 +159,7 @@ def sandbox_aws(sandbox):
 @pytest.fixture
 def sandbox_settings(sandbox, settings):
     settings.AWS_ENDPOINT_URL = sandbox.aws_endpoint
-    aws.reset()
     yield sandbox
-    aws.reset()
 
 
 def wait_for(predicate, timeout, what="condition", interval=0.05):

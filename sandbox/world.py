@@ -222,12 +222,6 @@ class Sandbox:
             if _running is self:
                 _running = None
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
     # --- on the event loop --------------------------------------------------------------
     def _call(self, coro, timeout=30):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)

@@ -5,7 +5,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from controlplane import audit
-from controlplane.models import AppendOnlyError, AuditEvent, AuditSource
+from controlplane.models import AppendOnlyError, AuditEvent, AuditSource, audit_hash
 
 pytestmark = pytest.mark.django_db
 
@@ -97,7 +97,7 @@ def test_verify_audit_catches_a_rehashed_forgery():
     events = _events(3)
     forged = AuditEvent.objects.get(pk=events[1].pk)
     forged.actor = "mallory"
-    new_hash = forged.compute_hash()
+    new_hash = audit_hash(forged)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {AuditEvent._meta.db_table} SET actor = %s, hash = %s WHERE id = %s",

@@ -92,11 +92,13 @@ def test_sessions_are_cached_per_region_and_role(moto):
     assert aws.session_for("us-east-1", ROLE, "other") is not first
 
 
-def test_reset_forgets_cached_sessions(moto):
-    first = aws.session_for("us-east-1")
-    aws.reset()
+def test_another_endpoint_gets_its_own_session(moto, settings):
+    first = aws.session_for("us-east-1", ROLE, "ext")
+    settings.AWS_ENDPOINT_URL = "http://127.0.0.1:9"
 
-    assert aws.session_for("us-east-1") is not first
+    assert aws.session_for("us-east-1", ROLE, "ext") is not first
+    settings.AWS_ENDPOINT_URL = moto
+    assert aws.session_for("us-east-1", ROLE, "ext") is first
 
 
 @pytest.mark.parametrize(

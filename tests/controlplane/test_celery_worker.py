@@ -1,28 +1,38 @@
 """A real worker process on the configured broker (localfs:// by default, Redis in
-CI) takes a task dispatched from this process and writes to the test database."""
+CI) takes a task dispatched from this process by name and writes to the test database."""
+
+from datetime import timedelta
 
 import pytest
 from django.db import close_old_connections
+from django.utils import timezone
 
-from controlplane.models import ServiceHeartbeat
-from controlplane.tasks import worker_ping
+from controlplane.celery import app as celery_app
+from regions.models import Application, Architecture, HealthSample, ProbeTargetKind
 from tests.processes import start_worker, unique_queue, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_real_worker_process_runs_a_dispatched_task(tmp_path):
+    app = Application.objects.create(name="orders", architecture=Architecture.DNS)
+    now = timezone.now()
+    for age in (timedelta(days=30), timedelta(minutes=1)):  # past the raw retention, and fresh
+        HealthSample.objects.create(
+            application=app, target=ProbeTargetKind.GLOBAL_ENDPOINT, vantage="us-east-1",
+            at=now - age, ok=True,
+        )
     queue = unique_queue()
     worker = start_worker(queue, tmp_path, pool="solo")
     try:
-        worker_ping.apply_async(args=["ping-from-test"], queue=queue)
+        celery_app.send_task("regions.tasks.prune_samples", queue=queue)
 
-        def seen():
+        def pruned():
             close_old_connections()
-            return ServiceHeartbeat.objects.filter(hostname="ping-from-test").first()
+            return HealthSample.objects.count() == 1
 
-        beat = wait_for(seen, timeout=60, message=f"the worker to run the task:\n{worker.log()}")
-        assert beat.kind == ServiceHeartbeat.Kind.WORKER
+        wait_for(pruned, timeout=60, message=f"the worker to run the task:\n{worker.log()}")
+        assert HealthSample.objects.get().at > now - timedelta(hours=1)
     finally:
         worker.stop()
     assert worker.proc.returncode is not None

@@ -247,3 +247,50 @@ def test_outsider_is_sent_to_the_admin_login(client_for, outsider):
 
     assert response.status_code == 302
     assert response["Location"].startswith(ADMIN_LOGIN)
+
+
+def test_every_api_route_is_an_api_view_and_names_a_permission_for_what_it_changes():
+    from controlplane.checks import check_api_is_guarded, unguarded_api_routes
+
+    assert unguarded_api_routes() == []
+    assert check_api_is_guarded(None) == []
+
+
+def test_the_check_names_an_unguarded_api_route():
+    from django.http import HttpResponse
+    from django.urls import URLResolver, path
+    from django.urls.resolvers import RegexPattern
+
+    from controlplane.api import api_view
+    from controlplane.checks import unguarded_api_routes
+
+    def plain(request):
+        return HttpResponse()
+
+    @api_view(["GET", "POST"])
+    def no_permission(request):
+        return HttpResponse()
+
+    @api_view(["POST", "DELETE"], permission={"POST": "experiments.halt_drills"})
+    def half(request):
+        return HttpResponse()
+
+    @api_view(["GET"])
+    def read_only(request):
+        return HttpResponse()
+
+    resolver = URLResolver(
+        RegexPattern(r"^/"),
+        [
+            path("api/v1/plain", plain),
+            path("api/v1/open", no_permission),
+            path("api/v1/half", half),
+            path("api/v1/read", read_only),
+            path("not-api", plain),
+        ],
+    )
+    assert unguarded_api_routes(resolver) == [
+        ("api/v1/plain", "is not wrapped by controlplane.api.api_view"),
+        ("api/v1/open", "allows POST without a permission"),
+        ("api/v1/half", "allows DELETE without a permission"),
+    ]

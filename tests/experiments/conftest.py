@@ -73,3 +73,4 @@ def plannable(db, monkeypatch):
 @pytest.fixture
 def deadline():
     return timezone.now() + timedelta(minutes=10)
+

@@ -13,6 +13,7 @@ from experiments import services
 from experiments.models import Approval, Drill, DrillState, HaltState
 from experiments.openapi import PATHS, SCHEMAS
 from regions.models import Application, Region, Stack
+from tests.experiments.helpers import change_plan
 from tests.experiments.test_views import PLAN
 from tests.processes import unique_queue
 
@@ -162,7 +163,7 @@ def test_the_requester_and_an_operator_cannot_approve(api, operator, make_user, 
 
 
 def test_approving_a_stale_plan_hash_is_a_conflict(api, approver, drill):
-    services.replan(drill.pk, {**PLAN, "max_duration_seconds": 60}, actor=drill.requested_by)
+    change_plan(drill.pk, {**PLAN, "max_duration_seconds": 60})
     response = api(approver, "POST", "api-drill-approve", drill.pk, data={"plan_hash": "a" * 64})
     assert response.status_code == 409
     assert "plan changed" in response.json()["error"]

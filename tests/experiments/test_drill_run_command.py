@@ -68,7 +68,6 @@ def test_a_worker_killed_mid_drill_under_the_run_command_comes_back_and_the_faul
         )
         assert Stack.objects.filter(application__name="orders").count() == 2
         settings.AWS_ENDPOINT_URL = endpoint
-        aws.reset()
         ensure_builtin_scenarios()
         route53 = aws.client("route53", "us-east-1")
         check_id = Component.objects.get(

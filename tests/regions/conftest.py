@@ -7,8 +7,6 @@ from pathlib import Path
 import pytest
 from moto.server import ThreadedMotoServer
 
-from controlplane import aws
-
 SAMPLE = Path(__file__).resolve().parents[2] / "inventory" / "sample.yaml"
 
 
@@ -35,9 +33,7 @@ def moto(moto_server, settings, monkeypatch):
     # moto answers services it does not have (Global Accelerator, ARC) with a 500;
     # one attempt keeps those warnings fast.
     settings.AWS_MAX_ATTEMPTS = 1
-    aws.reset()
     yield moto_server
-    aws.reset()
 
 
 @pytest.fixture

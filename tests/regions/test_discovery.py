@@ -354,14 +354,12 @@ def test_an_unreachable_endpoint_is_a_warning_not_a_crash(regions, settings, mon
     settings.AWS_ENDPOINT_URL = "http://127.0.0.1:9"
     settings.AWS_MAX_ATTEMPTS = 1
     settings.AWS_CONNECT_TIMEOUT = 0.5
-    aws.reset()
 
     report = discovery.run_discovery()
 
     assert report.found == []
     assert any("tagging in us-east-1" in w for w in report.warnings)
     assert not Application.objects.exists()
-    aws.reset()
 
 
 def test_the_application_filter_limits_discovery(orders, world, regions):

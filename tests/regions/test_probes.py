@@ -329,14 +329,6 @@ def test_run_probes_works_from_inside_a_running_event_loop(server):
     assert asyncio.run(caller())[0].ok
 
 
-def test_probe_many_on_its_own_session_gives_the_same_results(server):
-    targets = [target(server.url(p)) for p in ("/health", "/status/503", "/body-region")]
-    results = asyncio.run(probes.probe_many(targets, connect_timeout=NO_TIMEOUT, read_timeout=NO_TIMEOUT))
-    assert [(r.ok, r.status_code, r.served_region) for r in results] == [
-        (True, 200, "eu-central-1"), (False, 503, ""), (True, 200, "us-west-2")
-    ]
-
-
 def test_stored_samples_keep_every_field(stacks):
     from datetime import UTC, datetime
 
