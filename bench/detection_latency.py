@@ -6,7 +6,7 @@
 
 Everything as it runs in production, each in its own process:
 
-- the sandbox (`sandbox.testing.SandboxProcess`, `manage.py sandbox` on free loopback
+- the sandbox (`tests.sandbox_support.SandboxProcess`, `manage.py sandbox` on free loopback
   ports), time scale BENCH_TIME_SCALE (1: the app servers honour a fault on the very
   next request whatever the scale);
 - the inventory discovered from it through the AWS APIs (`regions.discovery.run_discovery`);
@@ -144,7 +144,7 @@ def main():
     from regions.discovery import run_discovery
     from regions.models import Application, Stack
     from sandbox.seed import FAULT_OFF
-    from sandbox.testing import SandboxProcess
+    from tests.sandbox_support import SandboxProcess
 
     signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("benchmark timed out")))
     signal.alarm(TIMEOUT)

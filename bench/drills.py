@@ -46,8 +46,8 @@ from experiments.models import Compensation, Drill, Scenario  # noqa: E402
 from experiments.scenarios import ensure_builtin_scenarios  # noqa: E402
 from regions.discovery import run_discovery  # noqa: E402
 from regions.models import Application, Region  # noqa: E402
-from sandbox.testing import SandboxProcess  # noqa: E402
 from tests.processes import CeleryProcess, child_env, start_worker, unique_queue, wait_for  # noqa: E402
+from tests.sandbox_support import SandboxProcess  # noqa: E402
 
 REGIONS = ["eu-central-1", "us-east-1", "us-west-2"]
 

@@ -39,9 +39,6 @@ class StackConfig:
         self.account_id, self.app, self.stack = account_id, app, stack
         self._value, self._read_at = None, 0.0
 
-    def invalidate(self):
-        self._value = None
-
     def get(self):
         now = time.monotonic()
         if self._value is None or now - self._read_at > CONFIG_TTL:

@@ -92,9 +92,6 @@ class Replicator:
         self._paused_cache[key] = (value, now)
         return value
 
-    def forget_cache(self):
-        self._paused_cache.clear()
-
     # --- the loop ----------------------------------------------------------------------
     def _run(self):
         next_publish = time.monotonic() + self._period()

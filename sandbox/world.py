@@ -25,7 +25,6 @@ from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import make_server
 
 from controlplane import aws
-from sandbox import faults
 from sandbox import topology as topology_mod
 from sandbox.appserver import RegionalApp
 from sandbox.awsapi import AwsFront
@@ -123,28 +122,6 @@ class Sandbox:
             if key not in self._clients:
                 self._clients[key] = aws.client(service, region, endpoint_url=self.aws_endpoint)
             return self._clients[key]
-
-    def reset_faults(self):
-        """Revert every fault through the AWS APIs (see sandbox.faults)."""
-        touched = faults.reset_faults(self)
-        # Forget cached configuration so the next request already sees the clean world.
-        for regional in self.regional_apps:
-            regional.config.invalidate()
-        self.replicator.forget_cache()
-        return touched
-
-    def wait_until_healthy(self, timeout=30, only=None):
-        """Block until every health check and GA endpoint's verdict is healthy (all of
-        them: in-process the verdicts are known exactly, so `only` is not needed)."""
-        deadline = time.monotonic() + timeout
-        keys = [s.health_check_id or s.load_balancer_arn for s in self.registry.stacks.values()]
-        while True:
-            with self.registry.lock:
-                if all(self.registry.observation(k).healthy for k in keys):
-                    return
-            if time.monotonic() >= deadline:
-                raise TimeoutError("the sandbox's stacks did not all become healthy again")
-            time.sleep(0.05)
 
     def replicas_of(self, table_name, region):
         """DescribeTable's Replicas for a sandbox global table seen from `region`."""

@@ -70,7 +70,7 @@ def silent_redis():
 
 
 # The sandbox (a local multi-region world), one per test session, in a child process.
-from sandbox.testing import sandbox, sandbox_aws, sandbox_session, sandbox_settings  # noqa: E402, F401
+from tests.sandbox_support import sandbox, sandbox_aws, sandbox_session, sandbox_settings  # noqa: E402, F401
 
 
 def pytest_collection_modifyitems(config, items):

@@ -11,7 +11,7 @@ from experiments import ledger
 from experiments.faults import REGISTRY, SANDBOX_PAUSE_TAG, Target
 from experiments.models import Compensation, CompensationState, FaultKind
 from regions.models import Component, ComponentKind
-from sandbox.testing import http, wait_for
+from tests.sandbox_support import http, wait_for
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.django_db]
 

@@ -10,8 +10,8 @@ from experiments.observer import (
     measurability,
     vantage_figures,
 )
-from sandbox.testing import wait_for
 from tests.regions.test_probes import LocalServer
+from tests.sandbox_support import wait_for
 
 
 def _s(at, ok, region, latency=10.0):

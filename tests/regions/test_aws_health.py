@@ -13,7 +13,7 @@ from regions.discovery import run_discovery
 from regions.models import Application, AwsObservation, ComponentKind, ObservationKind
 from regions.routing import ComponentView
 from regions.status import HealthStatus, RegionStatus, Verdict, rollup_regions
-from sandbox.testing import wait_for
+from tests.sandbox_support import wait_for
 
 REGIONS = ["eu-central-1", "us-east-1", "us-west-2"]
 

@@ -7,8 +7,8 @@ from regions import lag, monitoring
 from regions.discovery import run_discovery
 from regions.models import Application, LagMethod, LagSample
 from regions.status import HealthStatus
-from sandbox.testing import wait_for
 from tests.regions.test_aws_health import count_calls
+from tests.sandbox_support import wait_for
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.django_db]
 

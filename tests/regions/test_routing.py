@@ -9,7 +9,7 @@ from regions.aws_health import Obs
 from regions.discovery import run_discovery
 from regions.models import Application, Architecture, ComponentKind
 from regions.routing import ComponentView, Routing, routing_state
-from sandbox.testing import wait_for
+from tests.sandbox_support import wait_for
 
 REGIONS = ["eu-central-1", "us-east-1", "us-west-2"]
 NOW = timezone.now()

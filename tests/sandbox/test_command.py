@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.testing import http, wait_for
+from tests.sandbox_support import http, wait_for
 
 pytestmark = pytest.mark.sandbox
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,3 +52,33 @@ def test_command_writes_the_state_file_and_stops_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_sandbox_reset_reverts_a_fault_made_by_hand_and_names_the_stack(sandbox, sandbox_aws, tmp_path):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    lam = sandbox_aws("lambda", "us-west-2")
+    lam.put_function_concurrency(FunctionName="orders-api", ReservedConcurrentExecutions=0)
+    url = sandbox.state["applications"]["orders"]["regions"]["us-west-2"]
+    wait_for(lambda: http("GET", f"{url}/items")[0] == 429, 5, "the fault to be honoured")
+    state_file = tmp_path / "sandbox.json"
+    state_file.write_text(json.dumps(sandbox.state))
+
+    out = StringIO()
+    call_command("sandbox_reset", state_file=str(state_file), stdout=out)
+
+    assert "orders/us-west-2" in out.getvalue()
+    assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(FunctionName="orders-api")
+    wait_for(lambda: http("GET", f"{url}/items")[0] == 200, 5, "orders-api to answer again")
+    out = StringIO()
+    call_command("sandbox_reset", state_file=str(state_file), stdout=out)
+    assert out.getvalue().startswith("No fault was on")
+
+
+def test_sandbox_reset_without_a_sandbox_says_so(tmp_path):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=r"No running sandbox: cannot read .*missing\.json"):
+        call_command("sandbox_reset", state_file=str(tmp_path / "missing.json"))

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from sandbox.testing import http, wait_for
+from tests.sandbox_support import http, wait_for
 
 pytestmark = pytest.mark.sandbox
 

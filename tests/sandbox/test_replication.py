@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sandbox.testing import http, wait_for
+from tests.sandbox_support import http, wait_for
 
 pytestmark = pytest.mark.sandbox
 PAUSE = "sandbox:replication-paused"

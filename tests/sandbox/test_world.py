@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from sandbox.testing import http
+from tests.sandbox_support import http
 
 pytestmark = pytest.mark.sandbox
 

@@ -1,6 +1,6 @@
-"""pytest fixtures and helpers for the sandbox. Import the fixtures into a conftest.py:
+"""pytest fixtures and helpers for the sandbox (tests/conftest.py imports the fixtures):
 
-    from sandbox.testing import sandbox, sandbox_aws, sandbox_session, sandbox_settings
+    from tests.sandbox_support import sandbox, sandbox_aws, sandbox_session, sandbox_settings
 
 - sandbox_session (session scope): a running sandbox at time scale 0.1, on free ports.
   By default it runs in a child process (`manage.py sandbox`), because moto keeps its
@@ -17,7 +17,8 @@
 
 Both kinds of sandbox offer: .state (sandbox.json), .aws_endpoint, .time_scale,
 .startup_seconds, .stack(app, region) (ids and ports), .client(service, region),
-.reset_faults(), .wait_until_healthy(), .stop().
+.stop(). After each test the `sandbox` fixture reverts every fault through the AWS APIs
+(sandbox.faults, as `manage.py sandbox_reset` does) and waits for health.
 """
 
 import json
@@ -27,25 +28,23 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from django.conf import settings as django_settings
 
-from controlplane import aws
 from sandbox import faults, world
+from sandbox.remote import RemoteSandbox
 
 # Health-check intervals shrink by this factor: RequestInterval 10 s -> 1 s.
 TEST_TIME_SCALE = float(os.environ.get("SANDBOX_TEST_TIME_SCALE", "0.1"))
 FIXTURE_MODE = os.environ.get("SANDBOX_FIXTURE", "process")
 
 
-class SandboxProcess:
+class SandboxProcess(RemoteSandbox):
     """`manage.py sandbox` in a child process, driven through its state file and APIs."""
 
     def __init__(self, time_scale=TEST_TIME_SCALE, topology_path=None, timeout=60):
@@ -90,33 +89,7 @@ class SandboxProcess:
             self.stop()
             raise
         self.startup_seconds = time.monotonic() - started  # includes Python and Django
-        self.state = json.loads(self.state_file.read_text())
-        self.aws_endpoint = self.state["aws_endpoint"]
-        self.time_scale = self.state["time_scale"]
-        self._clients, self._lock = {}, threading.Lock()
-
-    def stack(self, app_name, region):
-        data = self.state["applications"][app_name]["stacks"][region]
-        return SimpleNamespace(
-            app=app_name,
-            region=region,
-            base_url=data["url"],
-            stage_name=data["stage"],
-            **{k: v or "" for k, v in data.items()},
-        )
-
-    def client(self, service, region):
-        with self._lock:
-            if (service, region) not in self._clients:
-                self._clients[(service, region)] = aws.client(service, region, endpoint_url=self.aws_endpoint)
-            return self._clients[(service, region)]
-
-    def reset_faults(self):
-        return faults.reset_faults(self)
-
-    def wait_until_healthy(self, timeout=30, only=None):
-        """Through the APIs; `only`: the stacks to wait for (default all)."""
-        faults.wait_until_healthy(self, timeout, only)
+        super().__init__(self.state_file)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -147,8 +120,8 @@ def sandbox_session():
 @pytest.fixture
 def sandbox(sandbox_session):
     yield sandbox_session
-    touched = sandbox_session.reset_faults()
-    sandbox_session.wait_until_healthy(timeout=30, only=touched)
+    touched = faults.reset_faults(sandbox_session)
+    faults.wait_until_healthy(sandbox_session, 30, touched)
 
 
 @pytest.fixture
@@ -177,11 +150,11 @@ def wait_for(predicate, timeout, what="condition", interval=0.05):
 def http(method, url, payload=None, timeout=10, headers=None):
     """A real HTTP request -> (status, headers, parsed JSON body or text)."""
     data = None if payload is None else json.dumps(payload).encode()
-    request = urllib.request.Request(  # noqa: S310 - local sandbox URLs only
+    request = urllib.request.Request(
         url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
             status, headers, body = resp.status, resp.headers, resp.read()
     except urllib.error.HTTPError as exc:
         status, headers, body = exc.code, exc.headers, exc.read()
