@@ -12,19 +12,20 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, Max, Prefetch
-from django.http import Http404, HttpResponse
+from django.db.models import Count, Max, OuterRef, Prefetch, Q, Subquery, Sum, TextField
+from django.db.models.functions import Cast
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
+from django_htmx.http import HttpResponseClientRedirect
 
 from controlplane import audit, aws
 from controlplane.durations import format_duration
 from controlplane.models import AuditSource
-from controlplane.rendering import render_page
+from controlplane.rendering import is_partial, polled, render_page
 from experiments import faults, ledger, plans, services
 from experiments.forms import (
     AbortForm,
@@ -36,14 +37,17 @@ from experiments.forms import (
     ScenarioForm,
 )
 from experiments.models import (
+    FINAL_STATES,
     OPEN_COMPENSATION_STATES,
     OUTCOME_STATES,
+    STATE_TIMESTAMP,
     Approval,
     Compensation,
     CompensationState,
     Drill,
     DrillState,
     DrillStep,
+    HaltState,
     Scenario,
     StepKind,
 )
@@ -184,19 +188,12 @@ def _previous_drill(drill):
 # --- list, halt ---------------------------------------------------------------------
 
 
-@login_required
-@permission_required("experiments.view_drill", raise_exception=True)
-@require_GET
-def drill_list(request):
-    """Newest first, filtered by state, application, region and scenario. Queries: the
-    page's count and rows (with scenario, application, region, requester), the three
-    filter choice lists and the halt switch, whatever the number of drills."""
+def _filtered_drills(request):
+    """(the drills the list's filters choose, the filters) from the query string."""
     filters = DrillFilterForm(request.GET)
     filters.is_valid()
     chosen = filters.cleaned_data
-    drills = Drill.objects.select_related("scenario", "application", "region", "requested_by").order_by(
-        "-requested_at", "-pk"
-    )
+    drills = Drill.objects.all()
     if chosen.get("state"):
         drills = drills.filter(state=chosen["state"])
     if chosen.get("application"):
@@ -205,21 +202,61 @@ def drill_list(request):
         drills = drills.filter(region__code=chosen["region"])
     if chosen.get("scenario"):
         drills = drills.filter(scenario__slug=chosen["scenario"])
+    return drills, chosen
+
+
+def _halt_version():
+    """The halt switch as the banner and the drills list's halt panel show it (one query)."""
+    return HaltState.objects.filter(pk=1).values_list("halted", "reason", "halted_by", "halted_at").first()
+
+
+def _drills_version(drills):
+    """What a table of `drills` shows changes only with these (one query): how many
+    drills are in each state (a state change moves one), the newest id (a request) and
+    the latest time each state was entered (the reason and figures are written with it)."""
+    return drills.order_by().aggregate(
+        newest=Max("pk"),
+        **{f"n_{state}": Count("pk", filter=Q(state=state)) for state in DrillState.values},
+        **{column: Max(column) for column in sorted(set(STATE_TIMESTAMP.values()))},
+        abort_requested_at=Max("abort_requested_at"),
+    )
+
+
+def _list_version(request):
+    drills, _ = _filtered_drills(request)
+    return [_drills_version(drills), _halt_version()], False
+
+
+@login_required
+@permission_required("experiments.view_drill", raise_exception=True)
+@require_GET
+@polled(_list_version)
+def drill_list(request):
+    """Newest first, filtered by state, application, region and scenario. Queries: the
+    page's count and rows (with scenario, application, region, requester), the three
+    filter choice lists and the halt switch, whatever the number of drills. htmx polls
+    the table (and the halt panel, out of band) every 2 s; a poll when no drill changed
+    is answered without them (controlplane.rendering.polled)."""
+    drills, chosen = _filtered_drills(request)
+    drills = drills.select_related("scenario", "application", "region", "requested_by").order_by(
+        "-requested_at", "-pk"
+    )
     page = Paginator(drills, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    context = {
-        "page": page,
-        "drills": page.object_list,
+    context = {"page": page, "drills": page.object_list, "query": query.urlencode(), "oob": True}
+    if is_partial(request):
+        return render_page(request, "experiments/drill_list.html", context, partial="poll")
+    context.update({
         "filters": chosen,
-        "query": query.urlencode(),
         "states": DrillState.choices,
         "applications": list(Application.objects.order_by("name").values_list("name", flat=True)),
         "regions": list(Region.objects.order_by("code").values_list("code", flat=True)),
         "scenarios": list(Scenario.objects.order_by("-built_in", "name").values_list("slug", "name")),
         "halt_form": HaltForm(),
-    }
-    return render_page(request, "experiments/drill_list.html", context, partial="table")
+        "oob": False,
+    })
+    return render_page(request, "experiments/drill_list.html", context)
 
 
 @login_required
@@ -256,8 +293,11 @@ def clear_halt(request):
 @login_required
 @permission_required("experiments.view_drill", raise_exception=True)
 @require_GET
+@polled(lambda request: (_halt_version(), False))
 def halt_banner(request):
-    """The red banner of base.html, for the pages that do not show it themselves."""
+    """The red banner of base.html: every page polls it every 2 s (the drills pages
+    show it from the start, the others fetch it when they load); a poll while the
+    switch has not moved is answered with 204 (controlplane.rendering.polled)."""
     return render_page(request, "base.html#halt_banner", {})
 
 
@@ -306,7 +346,8 @@ def drill_create(request):
     form = DrillRequestForm(request.POST)
     drill = form.submit(request.user, source=AuditSource.CONSOLE, request_id=request.request_id)
     if drill is not None:
-        messages.success(request, f"Drill #{drill.pk} requested; an approver must approve its plan.")
+        # The page says, while it is true, that the drill waits for an approver.
+        messages.success(request, f"Drill #{drill.pk} requested.")
         warning = plans.drill_measurability(drill)["warning"]
         if warning:
             messages.warning(request, warning)
@@ -318,7 +359,9 @@ def drill_create(request):
 # --- the drill page -----------------------------------------------------------------
 
 
-def _live_context(drill):
+def _live_context(request, drill):
+    """What the drill page's polled parts show: status, actions, figures, timeline,
+    ledger, decisions and (for an admin) the open ledger rows to close by hand."""
     steps = list(DrillStep.objects.filter(drill_id=drill.pk).order_by("at", "pk"))
     ledger = list(Compensation.objects.filter(drill_id=drill.pk).order_by("created_at", "pk"))
     for step in steps:
@@ -338,37 +381,73 @@ def _live_context(drill):
         "vantages": vantage_rows(drill.figures),
         "series_json": json.dumps((drill.figures or {}).get("success_series") or []),
         "abort_form": AbortForm(),
+        "approvals": list(Approval.objects.filter(drill_id=drill.pk).select_related("approver")),
+        "can_decide": _can_decide(request.user, drill),
+        "stuck_rows": (
+            [row for row in ledger if row.state in OPEN_COMPENSATION_STATES]
+            if request.user.has_perm("experiments.close_ledger_row")
+            else []
+        ),
+        "close_form": CloseLedgerRowForm(),
     }
+
+
+def _of_drill(model, aggregate):
+    """`aggregate` over the drill's rows of `model`, as a subquery of the drill's row."""
+    return Subquery(
+        model.objects.filter(drill_id=OuterRef("pk")).order_by().values("drill_id")
+        .annotate(value=aggregate).values("value")
+    )
+
+
+def _drill_version(request, pk):
+    """What the drill page's polled parts show changes only with these (one query): the
+    drill's state, plan, reason, abort request and figures; its newest timeline step
+    and decision (both only appended); its ledger's rows, revert attempts, open rows and
+    latest injection and revert (every change of a ledger row moves one of them)."""
+    version = (
+        Drill.objects.filter(pk=pk)
+        .annotate(
+            figures_text=Cast("figures", TextField()),
+            newest_step=_of_drill(DrillStep, Max("pk")),
+            newest_decision=_of_drill(Approval, Max("pk")),
+            ledger_rows=_of_drill(Compensation, Count("pk")),
+            ledger_open=_of_drill(Compensation, Count("pk", filter=Q(state__in=OPEN_COMPENSATION_STATES))),
+            ledger_attempts=_of_drill(Compensation, Sum("attempts")),
+            ledger_injected=_of_drill(Compensation, Max("injected_at")),
+            ledger_reverted=_of_drill(Compensation, Max("reverted_at")),
+        )
+        .values_list(
+            "state", "plan_hash", "outcome_reason", "abort_requested_at", "finished_at", "figures_text",
+            "newest_step", "newest_decision", "ledger_rows", "ledger_open", "ledger_attempts",
+            "ledger_injected", "ledger_reverted",
+        )
+        .first()
+    )
+    if version is None:
+        raise Http404("No such drill.")
+    return version, version[0] in FINAL_STATES
 
 
 @login_required
 @permission_required("experiments.view_drill", raise_exception=True)
 @require_GET
+@polled(_drill_version)
 def drill_detail(request, pk):
-    """The live drill page (and its outcome report once final). htmx polls its `live`
-    partial every 2 s; a final drill answers 286 so the polling stops."""
+    """The live drill page (and its outcome report once final). htmx polls its parts
+    every 2 s (`live`, and out of band its actions, decisions and open ledger rows); a
+    poll when nothing changed is answered with 204, and a final drill with 286 so the
+    polling stops (controlplane.rendering.polled). The page itself is never stored: Back
+    asks the server again instead of showing buttons that no longer apply."""
     drill = _get_drill_for_user(request.user, pk)
-    context = _live_context(drill)
-    if request.htmx and not request.htmx.boosted:
-        content = render_to_string("experiments/drill_detail.html#live", context, request=request)
-        response = HttpResponseStopPolling(content) if drill.is_final else HttpResponse(content)
-        response["Vary"] = "HX-Request"
-        response["Cache-Control"] = "no-store"
-        return response
-    approvals = list(Approval.objects.filter(drill_id=drill.pk).select_related("approver"))
-    context.update({
-        "approvals": approvals,
-        "calls": plans.plan_calls(drill.plan),
-        "can_decide": _can_decide(request.user, drill),
-        # Outside the polled partial: a form there would be replaced while typed in.
-        "stuck_rows": (
-            [row for row in context["ledger"] if row.state in OPEN_COMPENSATION_STATES]
-            if request.user.has_perm("experiments.close_ledger_row")
-            else []
-        ),
-        "close_form": CloseLedgerRowForm(),
-    })
-    return render_page(request, "experiments/drill_detail.html", context)
+    context = _live_context(request, drill)
+    if is_partial(request):
+        context["oob"] = True
+        return render_page(request, "experiments/drill_detail.html", context, partial="poll")
+    context["calls"] = plans.plan_calls(drill.plan)
+    response = render_page(request, "experiments/drill_detail.html", context)
+    add_never_cache_headers(response)
+    return response
 
 
 @login_required
@@ -399,7 +478,9 @@ def _approval_page(request, drill, form, status=200):
         "form": form,
         "measurability": plans.drill_measurability(drill),
     }
-    return render_page(request, "experiments/drill_approval.html", context, status=status)
+    response = render_page(request, "experiments/drill_approval.html", context, status=status)
+    add_never_cache_headers(response)  # Back asks again: no Approve button for a drill decided since
+    return response
 
 
 def _decide(request, pk, decision):
@@ -529,12 +610,38 @@ def outcome_counts(rows):
     }
 
 
+def _days_since(now, then):
+    return (now - then).days if then else None
+
+
+def _scorecard_version(request, app):
+    """What the scorecard's polled parts show changes only with these (three queries): the
+    application's stacks, its drills as the drills list counts them, and the whole days
+    since each region's last pass (they change with the clock alone)."""
+    stacks = (
+        Application.objects.filter(name=app).annotate(n_stacks=Count("stacks"), newest_stack=Max("stacks__pk"))
+        .values_list("pk", "n_stacks", "newest_stack").first()
+    )
+    if stacks is None:
+        raise Http404("No such application.")
+    drills = Drill.objects.filter(application_id=stacks[0])
+    now = timezone.now()
+    last_passes = (
+        drills.filter(state=DrillState.PASSED).order_by().values("region_id")
+        .annotate(last=Max("finished_at")).values_list("region_id", "last")
+    )
+    days = sorted((region, _days_since(now, last)) for region, last in last_passes)
+    return [stacks, _drills_version(drills), days], False
+
+
 @login_required
 @permission_required("experiments.view_drill", raise_exception=True)
 @require_GET
+@polled(_scorecard_version)
 def scorecard(request, app):
     """Recent drills of one application, its time-to-failover trend and, per region,
-    the days since the last passing drill and how many drills ended in each outcome."""
+    the days since the last passing drill and how many drills ended in each outcome.
+    htmx polls the outcomes every 5 s (the trend and the recent drills out of band)."""
     application = _get_application_for_user(request.user, app)
     now = timezone.now()
     recent = list(
@@ -557,7 +664,7 @@ def scorecard(request, app):
         regions.append({
             "code": stack.region.code,
             "last_pass": last,
-            "days": (now - last).days if last else None,
+            "days": _days_since(now, last),
             "counts": region["counts"],
         })
     totals = [
@@ -582,9 +689,10 @@ def scorecard(request, app):
         "outcomes": OUTCOME_STATES,
         "totals": totals,
         "trend": trend,
-        "trend_chart": chart,
+        "trend_json": json.dumps(chart),
+        "oob": is_partial(request),
     }
-    return render_page(request, "experiments/scorecard.html", context)
+    return render_page(request, "experiments/scorecard.html", context, partial="poll")
 
 
 # --- scenarios ----------------------------------------------------------------------
