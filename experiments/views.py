@@ -12,8 +12,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, Max, OuterRef, Prefetch, Q, Subquery, Sum, TextField
-from django.db.models.functions import Cast
+from django.db.models import Count, Max, Prefetch
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
@@ -26,7 +25,7 @@ from controlplane import audit, aws
 from controlplane.durations import format_duration
 from controlplane.models import AuditSource
 from controlplane.rendering import is_partial, polled, render_page
-from experiments import faults, ledger, plans, services
+from experiments import faults, ledger, plans, services, versions
 from experiments.forms import (
     AbortForm,
     CloseLedgerRowForm,
@@ -40,14 +39,12 @@ from experiments.models import (
     FINAL_STATES,
     OPEN_COMPENSATION_STATES,
     OUTCOME_STATES,
-    STATE_TIMESTAMP,
     Approval,
     Compensation,
     CompensationState,
     Drill,
     DrillState,
     DrillStep,
-    HaltState,
     Scenario,
     StepKind,
 )
@@ -205,26 +202,11 @@ def _filtered_drills(request):
     return drills, chosen
 
 
-def _halt_version():
-    """The halt switch as the banner and the drills list's halt panel show it (one query)."""
-    return HaltState.objects.filter(pk=1).values_list("halted", "reason", "halted_by", "halted_at").first()
-
-
-def _drills_version(drills):
-    """What a table of `drills` shows changes only with these (one query): how many
-    drills are in each state (a state change moves one), the newest id (a request) and
-    the latest time each state was entered (the reason and figures are written with it)."""
-    return drills.order_by().aggregate(
-        newest=Max("pk"),
-        **{f"n_{state}": Count("pk", filter=Q(state=state)) for state in DrillState.values},
-        **{column: Max(column) for column in sorted(set(STATE_TIMESTAMP.values()))},
-        abort_requested_at=Max("abort_requested_at"),
-    )
-
-
 def _list_version(request):
-    drills, _ = _filtered_drills(request)
-    return [_drills_version(drills), _halt_version()], False
+    """Any drill's change, or the halt switch's, changes every list's table or halt
+    panel (drills change a few times a minute at most: an extra render of a filtered
+    list is cheap, a query per filter shape is not)."""
+    return [versions.drills(), versions.halt()], False
 
 
 @login_required
@@ -293,7 +275,7 @@ def clear_halt(request):
 @login_required
 @permission_required("experiments.view_drill", raise_exception=True)
 @require_GET
-@polled(lambda request: (_halt_version(), False))
+@polled(lambda request: (versions.halt(), False))
 def halt_banner(request):
     """The red banner of base.html: every page polls it every 2 s (the drills pages
     show it from the start, the others fetch it when they load); a poll while the
@@ -392,38 +374,8 @@ def _live_context(request, drill):
     }
 
 
-def _of_drill(model, aggregate):
-    """`aggregate` over the drill's rows of `model`, as a subquery of the drill's row."""
-    return Subquery(
-        model.objects.filter(drill_id=OuterRef("pk")).order_by().values("drill_id")
-        .annotate(value=aggregate).values("value")
-    )
-
-
 def _drill_version(request, pk):
-    """What the drill page's polled parts show changes only with these (one query): the
-    drill's state, plan, reason, abort request and figures; its newest timeline step
-    and decision (both only appended); its ledger's rows, revert attempts, open rows and
-    latest injection and revert (every change of a ledger row moves one of them)."""
-    version = (
-        Drill.objects.filter(pk=pk)
-        .annotate(
-            figures_text=Cast("figures", TextField()),
-            newest_step=_of_drill(DrillStep, Max("pk")),
-            newest_decision=_of_drill(Approval, Max("pk")),
-            ledger_rows=_of_drill(Compensation, Count("pk")),
-            ledger_open=_of_drill(Compensation, Count("pk", filter=Q(state__in=OPEN_COMPENSATION_STATES))),
-            ledger_attempts=_of_drill(Compensation, Sum("attempts")),
-            ledger_injected=_of_drill(Compensation, Max("injected_at")),
-            ledger_reverted=_of_drill(Compensation, Max("reverted_at")),
-        )
-        .values_list(
-            "state", "plan_hash", "outcome_reason", "abort_requested_at", "finished_at", "figures_text",
-            "newest_step", "newest_decision", "ledger_rows", "ledger_open", "ledger_attempts",
-            "ledger_injected", "ledger_reverted",
-        )
-        .first()
-    )
+    version = versions.drill(pk)
     if version is None:
         raise Http404("No such drill.")
     return version, version[0] in FINAL_STATES
@@ -615,23 +567,18 @@ def _days_since(now, then):
 
 
 def _scorecard_version(request, app):
-    """What the scorecard's polled parts show changes only with these (three queries): the
-    application's stacks, its drills as the drills list counts them, and the whole days
-    since each region's last pass (they change with the clock alone)."""
-    stacks = (
-        Application.objects.filter(name=app).annotate(n_stacks=Count("stacks"), newest_stack=Max("stacks__pk"))
-        .values_list("pk", "n_stacks", "newest_stack").first()
-    )
+    """The application's stacks and drills, and the whole days since each region's last
+    pass (they change with the clock alone): two queries."""
+    stacks = versions.stacks_of(app)
     if stacks is None:
         raise Http404("No such application.")
-    drills = Drill.objects.filter(application_id=stacks[0])
+    drills = versions.drills(application_id=stacks[0])
     now = timezone.now()
-    last_passes = (
-        drills.filter(state=DrillState.PASSED).order_by().values("region_id")
-        .annotate(last=Max("finished_at")).values_list("region_id", "last")
-    )
-    days = sorted((region, _days_since(now, last)) for region, last in last_passes)
-    return [stacks, _drills_version(drills), days], False
+    days = [
+        (region, _days_since(now, versions.as_datetime(row[versions.LAST_FINISHED])))
+        for region, state, *row in drills if state == DrillState.PASSED
+    ]
+    return [stacks, drills, days], False
 
 
 @login_required
