@@ -1,6 +1,7 @@
 """The console updates by itself in a real Chromium: a viewer's drill page and drills
 list follow a drill that a real Celery worker runs against the sandbox, the halt banner
-appears and goes on every page; none of it reloads the page."""
+appears and goes on every page; none of it reloads the page. Back after approving shows
+the approval page as it is now, without its buttons."""
 
 import re
 
@@ -9,9 +10,12 @@ import pytest
 from controlplane.roles import ADMIN, APPROVER, OPERATOR, VIEWER
 from experiments import services
 from experiments.models import Drill, DrillState, Scenario
-from regions.models import Application, Region
+from experiments.scenarios import ensure_builtin_scenarios
+from regions.models import Application, Architecture, Region
 from tests.browser.test_drills import _sign_in
 from tests.conftest import _make_user
+from tests.experiments.test_views import PLAN
+from tests.processes import unique_queue
 
 pytestmark = [
     pytest.mark.browser,
@@ -98,4 +102,30 @@ def test_a_viewer_watches_a_drill_run_and_a_halt_come_and_go_without_reloading(
         each.locator(".halt-banner").wait_for(state="detached", timeout=WITHIN_A_POLL)
     assert all(_not_reloaded(each) for each in (page, drills, overview))
     assert Drill.objects.get(pk=drill.pk).state == DrillState.PASSED
+    assert csp_violations == []
+
+
+def test_back_after_approving_asks_the_server_again(live_server, page, settings, csp_violations):
+    operator = _make_user("otto-operator", OPERATOR)
+    approver = _make_user("anna-approver", APPROVER)
+    ensure_builtin_scenarios()
+    settings.DRILL_QUEUE = unique_queue("nobody-listens")  # approved, queued: nobody runs it
+    app = Application.objects.create(name="orders", architecture=Architecture.DNS)
+    region = Region.objects.create(code="us-east-1")
+    drill = Drill.objects.create(
+        scenario=Scenario.objects.get(slug="fail-region-health-check"), application=app, region=region,
+        requested_by=operator, plan=PLAN, plan_hash="a" * 64,
+    )
+    _sign_in(page, live_server.url, approver)
+    page.goto(f"{live_server.url}/drills/{drill.pk}/approval/")
+    page.click("button:has-text('Approve this plan')")
+    page.wait_for_url(f"**/drills/{drill.pk}/")
+    assert Drill.objects.get(pk=drill.pk).state == DrillState.QUEUED
+
+    page.go_back()
+    page.wait_for_url(f"**/drills/{drill.pk}/approval/")
+    page.locator("h1").wait_for()
+    # The page was asked for again (no-store), not shown from memory with its buttons.
+    assert page.locator("button", has_text="Approve this plan").count() == 0
+    assert page.locator("button", has_text="Reject").count() == 0
     assert csp_violations == []
