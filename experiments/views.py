@@ -185,23 +185,6 @@ def _previous_drill(drill):
 # --- list, halt ---------------------------------------------------------------------
 
 
-def _filtered_drills(request):
-    """(the drills the list's filters choose, the filters) from the query string."""
-    filters = DrillFilterForm(request.GET)
-    filters.is_valid()
-    chosen = filters.cleaned_data
-    drills = Drill.objects.all()
-    if chosen.get("state"):
-        drills = drills.filter(state=chosen["state"])
-    if chosen.get("application"):
-        drills = drills.filter(application__name=chosen["application"])
-    if chosen.get("region"):
-        drills = drills.filter(region__code=chosen["region"])
-    if chosen.get("scenario"):
-        drills = drills.filter(scenario__slug=chosen["scenario"])
-    return drills, chosen
-
-
 def _list_version(request):
     """Any drill's change, or the halt switch's, changes every list's table or halt
     panel (drills change a few times a minute at most: an extra render of a filtered
@@ -219,10 +202,20 @@ def drill_list(request):
     filter choice lists and the halt switch, whatever the number of drills. htmx polls
     the table (and the halt panel, out of band) every 2 s; a poll when no drill changed
     is answered without them (controlplane.rendering.polled)."""
-    drills, chosen = _filtered_drills(request)
-    drills = drills.select_related("scenario", "application", "region", "requested_by").order_by(
+    filters = DrillFilterForm(request.GET)
+    filters.is_valid()
+    chosen = filters.cleaned_data
+    drills = Drill.objects.select_related("scenario", "application", "region", "requested_by").order_by(
         "-requested_at", "-pk"
     )
+    if chosen.get("state"):
+        drills = drills.filter(state=chosen["state"])
+    if chosen.get("application"):
+        drills = drills.filter(application__name=chosen["application"])
+    if chosen.get("region"):
+        drills = drills.filter(region__code=chosen["region"])
+    if chosen.get("scenario"):
+        drills = drills.filter(scenario__slug=chosen["scenario"])
     page = Paginator(drills, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
