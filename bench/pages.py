@@ -26,8 +26,20 @@ Django view) for the ratio. p50/p95 per page and the ratio to the trivial view.
 Query counts: django.test.Client in this process under CaptureQueriesContext, for the
 overview and for two different stacks (constant: they do not grow with rows or stacks).
 
-BENCH_REQUESTS (100 per page), BENCH_SAMPLES, BENCH_REUSE=1 (reuse the database of a
-previous BENCH_KEEP=1 run instead of generating it again), BENCH_KEEP=1 (keep the
+The drills pages' polls, at the same 1,000 stacks (the drills list's filters list the
+250 applications): BENCH_DRILLS (200) drills over the first applications, each with a
+timeline of 12 steps, 2 ledger rows, a decision and a 120-point success series, one of
+them running (the drill page measured). Each polled partial is measured three ways side
+by side with its page: the page itself, a poll that renders (no tag: what a poll costs
+when something changed), and a poll when nothing changed (the tag of the previous
+answer in HX-PTag: 204; and If-None-Match: 304), for the drill page, the drills list and
+the halt banner (controlplane/rendering.py `polled`), and the drill page's again as a
+user with the approver role. Printed: each no-change poll against its page, its poll
+that renders and the overview. Target: at 1,000 stacks the no-change poll costs at most
+a tenth of a render.
+
+BENCH_REQUESTS (100 per page), BENCH_SAMPLES, BENCH_DRILLS, BENCH_REUSE=1 (reuse the
+database of a previous BENCH_KEEP=1 run instead of generating it again), BENCH_KEEP=1 (keep the
 database at the end; default: dropped), BENCH_TIMEOUT (1200 s), BENCH_EXPLAIN=1
 (print EXPLAIN ANALYZE of the heaviest queries).
 """
@@ -57,6 +69,7 @@ from django.utils import timezone  # noqa: E402
 
 APPS, REGIONS = 250, ["us-east-1", "us-west-2", "eu-central-1", "ap-southeast-2"]
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", 10_000_000))
+DRILLS = int(os.environ.get("BENCH_DRILLS", 200))
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", 100))
 REUSE = os.environ.get("BENCH_REUSE") == "1"
 KEEP = os.environ.get("BENCH_KEEP") == "1" or REUSE
@@ -159,6 +172,79 @@ def add_live_tail():
         return cursor.rowcount
 
 
+def make_drills(user):
+    """BENCH_DRILLS drills with their timelines, ledgers, decisions and figures (unless a
+    reused database has them); returns the running one, whose page is measured."""
+    from experiments import models as m
+    from experiments.scenarios import ensure_builtin_scenarios
+    from regions.models import Stack
+
+    running = m.Drill.objects.filter(state=m.DrillState.RUNNING).order_by("pk").first()
+    if running is not None:
+        return running
+    ensure_builtin_scenarios()
+    scenario = m.Scenario.objects.get(slug="fail-region-health-check")
+    stacks = list(Stack.objects.order_by("pk").values_list("application_id", "region_id")[:DRILLS])
+    finals = [m.DrillState.PASSED, m.DrillState.PASSED, m.DrillState.FAILED, m.DrillState.INCONCLUSIVE,
+              m.DrillState.ABORTED]
+    now = timezone.now()
+    series = [[round(t * 0.5, 1), 100 if t < 20 or t > 60 else 50] for t in range(120)]
+    drills = m.Drill.objects.bulk_create([
+        m.Drill(
+            scenario=scenario, application_id=app_id, region_id=region_id, requested_by=user,
+            state=m.DrillState.RUNNING if n == DRILLS - 1 else finals[n % len(finals)],
+            plan={"calls": []}, plan_hash=f"{n:064x}", requested_at=now - timedelta(hours=DRILLS - n),
+            finished_at=None if n == DRILLS - 1 else now - timedelta(hours=DRILLS - n - 1),
+            outcome_reason="Failed over in 5.1 s and recovered in 3.2 s",
+            figures={"time_to_detect": 1.9, "time_to_failover": 5.1, "time_to_recover": 3.2,
+                     "error_rate": 0.04, "p95_latency_ms": 210.0, "regions_during": ["us-west-2"],
+                     "success_series": series},
+        )
+        for n, (app_id, region_id) in enumerate(stacks)
+    ])
+    m.DrillStep.objects.bulk_create([
+        m.DrillStep(drill=d, kind=m.StepKind.NOTE, message=f"step {i} of the drill", at=d.requested_at)
+        for d in drills for i in range(12)
+    ])
+    m.Compensation.objects.bulk_create([
+        m.Compensation(
+            drill=d, fault_kind="route53_health_check_invert", target={"identifier": f"hc-{d.pk}"},
+            call={"service": "route53", "operation": "UpdateHealthCheck"},
+            inverse={"service": "route53", "operation": "UpdateHealthCheck"},
+            deadline=now + timedelta(hours=1), state=m.CompensationState.REVERTED,
+        )
+        for d in drills for _ in range(2)
+    ])
+    m.Approval.objects.bulk_create([
+        m.Approval(drill=d, approver=user, decision=m.Decision.APPROVE, plan_hash=d.plan_hash, comment="go")
+        for d in drills
+    ])
+    return drills[-1]
+
+
+def poll_tags(user, paths):
+    """{path: the tag of what a poll of it shows `user` now} (controlplane.rendering.polled)."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return {path: client.get(path, headers={"HX-Request": "true"})["HX-PTag"] for path in paths}
+
+
+def approver():
+    """A user with the approver role (polls check its permissions: two queries a
+    superuser does not need)."""
+    from django.apps import apps
+    from django.contrib.auth.models import Group, User
+
+    from controlplane.roles import APPROVER, sync_roles
+
+    sync_roles(apps)
+    user, _ = User.objects.get_or_create(username="bench-approver")
+    user.groups.add(Group.objects.get(name=APPROVER))
+    return user
+
+
 def fill_target_states(since):
     """Fold the raw samples stored after `since` (up to now) into the TargetState rows,
     through the probe workers' own write path (monitoring.fold_stored_samples).
@@ -192,14 +278,14 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def get(conn, path, cookie):
+def get(conn, path, cookie, headers=None, status=200):
     started = time.perf_counter()
-    conn.request("GET", path, headers={"Cookie": cookie, "Host": "127.0.0.1"})
+    conn.request("GET", path, headers={"Cookie": cookie, "Host": "127.0.0.1", **(headers or {})})
     resp = conn.getresponse()
     resp.read()
     elapsed = time.perf_counter() - started
-    if resp.status != 200:
-        raise RuntimeError(f"GET {path}: {resp.status}")
+    if resp.status != status:
+        raise RuntimeError(f"GET {path} {headers or ''}: {resp.status}, expected {status}")
     return elapsed * 1000.0
 
 
@@ -208,20 +294,19 @@ def pct(values, q):
     return values[min(len(values) - 1, max(0, round(q / 100 * len(values) + 0.5) - 1))]
 
 
-def query_counts(user, paths):
+def query_counts(user, requests):
+    """{label: queries} for {label: (path, headers, status)}, and the session cookie."""
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    if "testserver" not in settings.ALLOWED_HOSTS:
-        settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     client = Client()
     client.force_login(user)
     counts = {}
-    for path in paths:
-        client.get(path)  # warm caches (permissions, content types)
+    for label, (path, headers, status) in requests.items():
+        client.get(path, headers=headers)  # warm caches (permissions, content types)
         with CaptureQueriesContext(connection) as ctx:
-            assert client.get(path).status_code == 200, path
-        counts[path] = len(ctx)
+            assert client.get(path, headers=headers).status_code == status, label
+        counts[label] = len(ctx)
     return counts, client.cookies[settings.SESSION_COOKIE_NAME].value
 
 
@@ -267,16 +352,44 @@ def main():
 
         user, _ = User.objects.get_or_create(username="bench", defaults={"is_superuser": True,
                                                                          "is_staff": True})
+        if "testserver" not in settings.ALLOWED_HOSTS:
+            settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+        drill = make_drills(user)
+        role_user = approver()
         stacks = list(Stack.objects.select_related("application", "region").order_by("pk")[:2])
-        pages = {
-            "overview": "/",
-            "stack 1h": f"/apps/{stacks[0].application.name}/{stacks[0].region.code}/",
-            "stack 24h": f"/apps/{stacks[0].application.name}/{stacks[0].region.code}/?window=24h",
-            "trivial /healthz": "/healthz",
+        detail, drills, banner = f"/drills/{drill.pk}/", "/drills/", "/drills/halt/banner/"
+        tags = poll_tags(user, [detail, drills, banner])
+        role_tag = poll_tags(role_user, [detail])[detail]
+        htmx = {"HX-Request": "true"}
+        pages = {  # label: (path, headers, status)
+            "overview": ("/", {}, 200),
+            "stack 1h": (f"/apps/{stacks[0].application.name}/{stacks[0].region.code}/", {}, 200),
+            "stack 24h": (f"/apps/{stacks[0].application.name}/{stacks[0].region.code}/?window=24h", {}, 200),
+            "drill page": (detail, {}, 200),
+            "drill poll, renders": (detail, htmx, 200),
+            "drill poll, no change": (detail, {**htmx, "HX-PTag": tags[detail]}, 204),
+            "drill poll, 304": (detail, {**htmx, "If-None-Match": tags[detail]}, 304),
+            "drills list": (drills, {}, 200),
+            "list poll, renders": (drills, htmx, 200),
+            "list poll, no change": (drills, {**htmx, "HX-PTag": tags[drills]}, 204),
+            "halt banner, renders": (banner, htmx, 200),
+            "banner, no change": (banner, {**htmx, "HX-PTag": tags[banner]}, 204),
+            "trivial /healthz": ("/healthz", {}, 200),
+        }
+        as_approver = {  # the same as a role user, as viewers, operators and approvers poll
+            "drill page, approver": (detail, {}, 200),
+            "drill poll renders, appr.": (detail, htmx, 200),
+            "drill poll no change, appr.": (detail, {**htmx, "HX-PTag": role_tag}, 204),
         }
         other_stack = f"/apps/{stacks[1].application.name}/{stacks[1].region.code}/"
-        counts, session = query_counts(user, [pages["overview"], pages["stack 1h"], other_stack,
-                                              pages["stack 24h"]])
+        counts, session = query_counts(
+            user, {**pages, "other stack 1h": (other_stack, {}, 200)}
+        )
+        role_counts, role_session = query_counts(role_user, as_approver)
+        counts.update(role_counts)
+        cookies = {label: f"{settings.SESSION_COOKIE_NAME}={session}" for label in pages}
+        cookies.update({label: f"{settings.SESSION_COOKIE_NAME}={role_session}" for label in as_approver})
+        pages.update(as_approver)
         if EXPLAIN:
             from regions import monitoring  # noqa: F401
 
@@ -304,17 +417,17 @@ def main():
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError("gunicorn did not start") from None
                 time.sleep(0.2)
-        cookie = f"{settings.SESSION_COOKIE_NAME}={session}"
         _, until = fill_target_states(timezone.now() - timedelta(seconds=60))
         writer = StateWriter(until)
         writer.start()
         times = {label: [] for label in pages}
-        for path in pages.values():  # warm-up
-            get(http.client.HTTPConnection("127.0.0.1", port, timeout=30), path, cookie)
+        for label, (path, headers, status) in pages.items():  # warm-up
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            get(conn, path, cookies[label], headers, status)
         for _ in range(REQUESTS):
-            for label, path in pages.items():  # interleaved: the same noise for every page
+            for label, (path, headers, status) in pages.items():  # interleaved: the same noise for every page
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                times[label].append(get(conn, path, cookie))
+                times[label].append(get(conn, path, cookies[label], headers, status))
                 conn.close()
     finally:
         if writer is not None:
@@ -333,14 +446,27 @@ def main():
     print()
     trivial = statistics.median(times["trivial /healthz"])
     print(f"{REQUESTS} requests per page, interleaved, gunicorn 1 sync worker, logged-in session:")
-    for label, path in pages.items():
+    for label, (path, _, _) in pages.items():
         t = times[label]
-        print(f"    {label:18} {path:40} p50 {statistics.median(t):7.1f} ms  p95 {pct(t, 95):7.1f} ms  "
+        print(f"    {label:27} {path:36} p50 {statistics.median(t):7.1f} ms  p95 {pct(t, 95):7.1f} ms  "
               f"p50 ratio to trivial {statistics.median(t) / trivial:5.1f}x")
     print("target: p95 <= 150 ms for the overview and stack pages")
+    print("no-change polls (p50) against a render of the same thing: target <= 0.10 of a render")
+    p50 = {label: statistics.median(t) for label, t in times.items()}
+    for quiet, page, partial in (
+        ("drill poll, no change", "drill page", "drill poll, renders"),
+        ("drill poll, 304", "drill page", "drill poll, renders"),
+        ("list poll, no change", "drills list", "list poll, renders"),
+        ("banner, no change", None, "halt banner, renders"),
+        ("drill poll no change, appr.", "drill page, approver", "drill poll renders, appr."),
+    ):
+        against_page = f"{p50[quiet] / p50[page]:.3f} of the page" if page else ""
+        print(f"    {quiet:27} {p50[quiet]:6.1f} ms: {against_page:>21}  "
+              f"{p50[quiet] / p50[partial]:.3f} of the poll that renders  "
+              f"{p50[quiet] / p50['overview']:.3f} of the overview")
     print("queries per request (CaptureQueriesContext, in-process client):")
-    for path, count in counts.items():
-        print(f"    {path:40} {count}")
+    for label, count in counts.items():
+        print(f"    {label:40} {count}")
 
 
 if __name__ == "__main__":

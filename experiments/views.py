@@ -13,19 +13,19 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Max, Prefetch
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
+from django_htmx.http import HttpResponseClientRedirect
 
 from controlplane import audit, aws
 from controlplane.durations import format_duration
 from controlplane.models import AuditSource
-from controlplane.rendering import render_page
-from experiments import faults, ledger, plans, services
+from controlplane.rendering import is_partial, polled, render_page
+from experiments import faults, ledger, plans, services, versions
 from experiments.forms import (
     AbortForm,
     CloseLedgerRowForm,
@@ -36,6 +36,7 @@ from experiments.forms import (
     ScenarioForm,
 )
 from experiments.models import (
+    FINAL_STATES,
     OPEN_COMPENSATION_STATES,
     OUTCOME_STATES,
     Approval,
@@ -184,13 +185,23 @@ def _previous_drill(drill):
 # --- list, halt ---------------------------------------------------------------------
 
 
+def _list_version(request):
+    """Any drill's change, or the halt switch's, changes every list's table or halt
+    panel (drills change a few times a minute at most: an extra render of a filtered
+    list is cheap, a query per filter shape is not)."""
+    return [versions.drills(), versions.halt()], False
+
+
 @login_required
 @permission_required("experiments.view_drill", raise_exception=True)
 @require_GET
+@polled(_list_version)
 def drill_list(request):
     """Newest first, filtered by state, application, region and scenario. Queries: the
     page's count and rows (with scenario, application, region, requester), the three
-    filter choice lists and the halt switch, whatever the number of drills."""
+    filter choice lists and the halt switch, whatever the number of drills. htmx polls
+    the table (and the halt panel, out of band) every 2 s; a poll when no drill changed
+    is answered without them (controlplane.rendering.polled)."""
     filters = DrillFilterForm(request.GET)
     filters.is_valid()
     chosen = filters.cleaned_data
@@ -208,18 +219,19 @@ def drill_list(request):
     page = Paginator(drills, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    context = {
-        "page": page,
-        "drills": page.object_list,
+    context = {"page": page, "drills": page.object_list, "query": query.urlencode(), "oob": True}
+    if is_partial(request):
+        return render_page(request, "experiments/drill_list.html", context, partial="poll")
+    context.update({
         "filters": chosen,
-        "query": query.urlencode(),
         "states": DrillState.choices,
         "applications": list(Application.objects.order_by("name").values_list("name", flat=True)),
         "regions": list(Region.objects.order_by("code").values_list("code", flat=True)),
         "scenarios": list(Scenario.objects.order_by("-built_in", "name").values_list("slug", "name")),
         "halt_form": HaltForm(),
-    }
-    return render_page(request, "experiments/drill_list.html", context, partial="table")
+        "oob": False,
+    })
+    return render_page(request, "experiments/drill_list.html", context)
 
 
 @login_required
@@ -256,8 +268,11 @@ def clear_halt(request):
 @login_required
 @permission_required("experiments.view_drill", raise_exception=True)
 @require_GET
+@polled(lambda request: (versions.halt(), False))
 def halt_banner(request):
-    """The red banner of base.html, for the pages that do not show it themselves."""
+    """The red banner of base.html: every page polls it every 2 s (the drills pages
+    show it from the start, the others fetch it when they load); a poll while the
+    switch has not moved is answered with 204 (controlplane.rendering.polled)."""
     return render_page(request, "base.html#halt_banner", {})
 
 
@@ -306,7 +321,8 @@ def drill_create(request):
     form = DrillRequestForm(request.POST)
     drill = form.submit(request.user, source=AuditSource.CONSOLE, request_id=request.request_id)
     if drill is not None:
-        messages.success(request, f"Drill #{drill.pk} requested; an approver must approve its plan.")
+        # The page says, while it is true, that the drill waits for an approver.
+        messages.success(request, f"Drill #{drill.pk} requested.")
         warning = plans.drill_measurability(drill)["warning"]
         if warning:
             messages.warning(request, warning)
@@ -318,7 +334,9 @@ def drill_create(request):
 # --- the drill page -----------------------------------------------------------------
 
 
-def _live_context(drill):
+def _live_context(request, drill):
+    """What the drill page's polled parts show: status, actions, figures, timeline,
+    ledger, decisions and (for an admin) the open ledger rows to close by hand."""
     steps = list(DrillStep.objects.filter(drill_id=drill.pk).order_by("at", "pk"))
     ledger = list(Compensation.objects.filter(drill_id=drill.pk).order_by("created_at", "pk"))
     for step in steps:
@@ -338,37 +356,43 @@ def _live_context(drill):
         "vantages": vantage_rows(drill.figures),
         "series_json": json.dumps((drill.figures or {}).get("success_series") or []),
         "abort_form": AbortForm(),
+        "approvals": list(Approval.objects.filter(drill_id=drill.pk).select_related("approver")),
+        "can_decide": _can_decide(request.user, drill),
+        "stuck_rows": (
+            [row for row in ledger if row.state in OPEN_COMPENSATION_STATES]
+            if request.user.has_perm("experiments.close_ledger_row")
+            else []
+        ),
+        "close_form": CloseLedgerRowForm(),
     }
+
+
+def _drill_version(request, pk):
+    version = versions.drill(pk)
+    if version is None:
+        raise Http404("No such drill.")
+    return version, version[0] in FINAL_STATES
 
 
 @login_required
 @permission_required("experiments.view_drill", raise_exception=True)
 @require_GET
+@polled(_drill_version)
 def drill_detail(request, pk):
-    """The live drill page (and its outcome report once final). htmx polls its `live`
-    partial every 2 s; a final drill answers 286 so the polling stops."""
+    """The live drill page (and its outcome report once final). htmx polls its parts
+    every 2 s (`live`, and out of band its actions, decisions and open ledger rows); a
+    poll when nothing changed is answered with 204, and a final drill with 286 so the
+    polling stops (controlplane.rendering.polled). The page itself is never stored: Back
+    asks the server again instead of showing buttons that no longer apply."""
     drill = _get_drill_for_user(request.user, pk)
-    context = _live_context(drill)
-    if request.htmx and not request.htmx.boosted:
-        content = render_to_string("experiments/drill_detail.html#live", context, request=request)
-        response = HttpResponseStopPolling(content) if drill.is_final else HttpResponse(content)
-        response["Vary"] = "HX-Request"
-        response["Cache-Control"] = "no-store"
-        return response
-    approvals = list(Approval.objects.filter(drill_id=drill.pk).select_related("approver"))
-    context.update({
-        "approvals": approvals,
-        "calls": plans.plan_calls(drill.plan),
-        "can_decide": _can_decide(request.user, drill),
-        # Outside the polled partial: a form there would be replaced while typed in.
-        "stuck_rows": (
-            [row for row in context["ledger"] if row.state in OPEN_COMPENSATION_STATES]
-            if request.user.has_perm("experiments.close_ledger_row")
-            else []
-        ),
-        "close_form": CloseLedgerRowForm(),
-    })
-    return render_page(request, "experiments/drill_detail.html", context)
+    context = _live_context(request, drill)
+    if is_partial(request):
+        context["oob"] = True
+        return render_page(request, "experiments/drill_detail.html", context, partial="poll")
+    context["calls"] = plans.plan_calls(drill.plan)
+    response = render_page(request, "experiments/drill_detail.html", context)
+    add_never_cache_headers(response)
+    return response
 
 
 @login_required
@@ -399,7 +423,9 @@ def _approval_page(request, drill, form, status=200):
         "form": form,
         "measurability": plans.drill_measurability(drill),
     }
-    return render_page(request, "experiments/drill_approval.html", context, status=status)
+    response = render_page(request, "experiments/drill_approval.html", context, status=status)
+    add_never_cache_headers(response)  # Back asks again: no Approve button for a drill decided since
+    return response
 
 
 def _decide(request, pk, decision):
@@ -529,12 +555,33 @@ def outcome_counts(rows):
     }
 
 
+def _days_since(now, then):
+    return (now - then).days if then else None
+
+
+def _scorecard_version(request, app):
+    """The application's stacks and drills, and the whole days since each region's last
+    pass (they change with the clock alone): two queries."""
+    stacks = versions.stacks_of(app)
+    if stacks is None:
+        raise Http404("No such application.")
+    drills = versions.drills(application_id=stacks[0])
+    now = timezone.now()
+    days = [
+        (region, _days_since(now, versions.as_datetime(row[versions.LAST_FINISHED])))
+        for region, state, *row in drills if state == DrillState.PASSED
+    ]
+    return [stacks, drills, days], False
+
+
 @login_required
 @permission_required("experiments.view_drill", raise_exception=True)
 @require_GET
+@polled(_scorecard_version)
 def scorecard(request, app):
     """Recent drills of one application, its time-to-failover trend and, per region,
-    the days since the last passing drill and how many drills ended in each outcome."""
+    the days since the last passing drill and how many drills ended in each outcome.
+    htmx polls the outcomes every 5 s (the trend and the recent drills out of band)."""
     application = _get_application_for_user(request.user, app)
     now = timezone.now()
     recent = list(
@@ -557,7 +604,7 @@ def scorecard(request, app):
         regions.append({
             "code": stack.region.code,
             "last_pass": last,
-            "days": (now - last).days if last else None,
+            "days": _days_since(now, last),
             "counts": region["counts"],
         })
     totals = [
@@ -582,9 +629,10 @@ def scorecard(request, app):
         "outcomes": OUTCOME_STATES,
         "totals": totals,
         "trend": trend,
-        "trend_chart": chart,
+        "trend_json": json.dumps(chart),
+        "oob": is_partial(request),
     }
-    return render_page(request, "experiments/scorecard.html", context)
+    return render_page(request, "experiments/scorecard.html", context, partial="poll")
 
 
 # --- scenarios ----------------------------------------------------------------------

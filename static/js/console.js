@@ -12,13 +12,19 @@
     }
   });
 
-  document.addEventListener("visibilitychange", function () {
-    if (document.hidden || !window.htmx) {
+  function refreshPolls() {
+    if (!window.htmx) {
       return;
     }
     document.querySelectorAll("[data-poll]").forEach(function (elt) {
       window.htmx.trigger(elt, "refresh");
     });
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden) {
+      refreshPolls();
+    }
   });
 
   // A poll answered by the login page means the session ended: reload the whole
@@ -28,6 +34,36 @@
     if (xhr && xhr.responseURL && xhr.responseURL.indexOf("/accounts/login/") !== -1) {
       event.detail.shouldSwap = false;
       window.location.reload();
+    }
+  });
+
+  // Polled regions send back the version of what they show (the HX-PTag of the last
+  // answer, by element id: an outerHTML swap replaces the element), and the server
+  // answers 204 (nothing to swap) while it has not changed: controlplane/rendering.py.
+  // htmx 4's ptag extension does the same; htmx 2 would swap a revalidated (304) copy.
+  var ptags = {};
+
+  document.addEventListener("htmx:configRequest", function (event) {
+    var elt = event.detail && event.detail.elt;
+    if (elt && elt.id && elt.hasAttribute("data-poll") && ptags[elt.id]) {
+      event.detail.headers["HX-PTag"] = ptags[elt.id];
+    }
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var elt = event.detail && event.detail.elt;
+    var xhr = event.detail && event.detail.xhr;
+    var tag = xhr && xhr.getResponseHeader("HX-PTag");
+    if (elt && elt.id && tag) {
+      ptags[elt.id] = tag;
+    }
+  });
+
+  // A page brought back by Back/Forward from the browser's memory (bfcache) asks its
+  // polled regions again at once, instead of showing what they said when it was left.
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) {
+      refreshPolls();
     }
   });
 

@@ -30,6 +30,22 @@
     return [xs, ys];
   }
 
+  // The x range around the points, read from the data: for a lone point uPlot 1.6.32
+  // widens a time scale to `86400 / ms` after it (86,400,000 s with its default ms = 1e-3:
+  // 1,000 days) before the range function pads it: an axis running to 2029. One point (or
+  // several at one x) gets `alone` on each side; more get 5 % of their span.
+  function around(alone) {
+    return function (u, min, max) {
+      var xs = u.data[0] || [];
+      if (xs.length) {
+        min = Math.min.apply(null, xs);
+        max = Math.max.apply(null, xs);
+      }
+      var pad = max > min ? (max - min) * 0.05 : alone;
+      return [min - pad, max + pad];
+    };
+  }
+
   function axes(unit) {
     return [
       { stroke: "#8d9aa7", grid: { stroke: "rgba(128,128,128,0.15)" } },
@@ -57,7 +73,8 @@
         width: Math.max(container.clientWidth - 12, 280),
         height: HEIGHT,
         scales: {
-          x: { time: !success },
+          // success: seconds since the injection; trend: finish times, a lone one in the middle of a day
+          x: { time: !success, range: around(success ? 5 : 12 * 3600) },
           y: success ? { range: [0, 100] } : { auto: true }
         },
         tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
@@ -84,6 +101,7 @@
         if (plot) {
           plot.destroy();
           plot = null;
+          container.uplot = null;
         }
         container.textContent = "";
         var p = document.createElement("p");
@@ -97,6 +115,7 @@
       } else {
         container.textContent = "";
         plot = new uPlot(options(), data, container);
+        container.uplot = plot; // for the browser tests: its scales are what the axes show
       }
     }
 

@@ -2,6 +2,12 @@ import os
 import shutil
 
 import pytest
+from django.apps import apps
+
+from controlplane.roles import sync_roles
+from experiments.scenarios import ensure_builtin_scenarios
+from regions.discovery import run_discovery
+from tests.processes import start_worker, unique_queue
 
 # Playwright's sync API runs an event loop in this thread; the tests still use the ORM
 # (to create users and the inventory) between browser steps.
@@ -47,3 +53,18 @@ def csp_violations(page):
     page.on("console", on_console)
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     return problems
+
+
+@pytest.fixture
+def drill_worker(sandbox_settings, settings, tmp_path):
+    """The role groups, the sandbox's inventory discovered, the built-in scenarios and a
+    real Celery worker consuming a drill queue of this test's own (settings.DRILL_QUEUE)."""
+    sync_roles(apps)
+    assert run_discovery(actor="test", regions=["eu-central-1", "us-east-1", "us-west-2"]).warnings == []
+    ensure_builtin_scenarios()
+    settings.DRILL_QUEUE = unique_queue("browser-drills")
+    worker = start_worker(
+        settings.DRILL_QUEUE, tmp_path, concurrency=1, CONTROLPLANE_DRILL_QUEUE=settings.DRILL_QUEUE
+    )
+    yield worker
+    worker.stop()

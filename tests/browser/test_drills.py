@@ -3,15 +3,11 @@ reviews the exact plan and approves it, a real Celery worker runs it against the
 sandbox, and the drill page updates itself until it shows Passed."""
 
 import pytest
-from django.apps import apps
 
-from controlplane.roles import APPROVER, OPERATOR, sync_roles
+from controlplane.roles import APPROVER, OPERATOR
 from experiments.models import Drill
-from experiments.scenarios import ensure_builtin_scenarios
-from regions.discovery import run_discovery
 from tests.browser.test_console import screenshot
 from tests.conftest import PASSWORD, _make_user
-from tests.processes import start_worker, unique_queue
 
 pytestmark = [
     pytest.mark.browser,
@@ -34,18 +30,10 @@ def _sign_out(page):
     page.wait_for_url("**/accounts/login/")
 
 
-def test_request_approve_and_watch_a_drill_pass(
-    live_server, page, sandbox_settings, settings, tmp_path, csp_violations
-):
-    sync_roles(apps)
+def test_request_approve_and_watch_a_drill_pass(live_server, page, drill_worker, csp_violations):
     operator = _make_user("otto-operator", OPERATOR)
     approver = _make_user("anna-approver", APPROVER)
-    assert run_discovery(actor="test", regions=["eu-central-1", "us-east-1", "us-west-2"]).warnings == []
-    ensure_builtin_scenarios()
-    settings.DRILL_QUEUE = unique_queue("browser-drills")
-    worker = start_worker(
-        settings.DRILL_QUEUE, tmp_path, concurrency=1, CONTROLPLANE_DRILL_QUEUE=settings.DRILL_QUEUE
-    )
+    worker = drill_worker
     base = live_server.url
     try:
         # The operator requests the drill.
