@@ -62,7 +62,7 @@ def _cell(app_name, cell, stack_url, esc):
         cell_reason = f'<span class="cell-reason" title="{reason}">{reason}</span>'
     else:
         aria = f"{esc[app_name]} in {esc[region]}: health unknown, {rotation}"
-        badge = '<span class="badge badge--unknown" title="no status computed">unknown</span>'
+        badge = '<span class="badge badge--gray" title="no status computed">unknown</span>'
         cell_reason = ""
     rotation_html = (
         '<span class="rotation rotation--in">in rotation</span>'
