@@ -47,6 +47,7 @@ from experiments.models import (
     Scenario,
     StepKind,
 )
+from regions import monitoring, overview_grid
 from regions.models import Application, Region, Stack
 
 PAGE_SIZE = 25
@@ -356,7 +357,13 @@ def drill_detail(request, pk):
         response["Cache-Control"] = "no-store"
         return response
     approvals = list(Approval.objects.filter(drill_id=drill.pk).select_related("approver"))
+    # The region and application now, as every page says it; polled apart (regions:now),
+    # also once the drill is final.
+    picture, here = monitoring.load_region(drill.application_id, drill.region.code)
     context.update({
+        "picture": picture,
+        "here": here,
+        "region_definitions": overview_grid.figure_definitions(),
         "approvals": approvals,
         "calls": plans.plan_calls(drill.plan),
         "can_decide": _can_decide(request.user, drill),

@@ -450,9 +450,32 @@ def test_polling_stops_with_286_once_the_drill_is_final(viewer, make_drill, clie
     assert response.status_code == 286
     body = response.content.decode()
     assert "Passed" in body and "Failed over in 4.2 s" in body
-    page = client.get(reverse("experiments:detail", args=[drill.pk])).content.decode()
-    assert "every 2s" not in page
+    url = reverse("experiments:detail", args=[drill.pk])
+    page = client.get(url).content.decode()
+    assert f'hx-get="{url}"' not in page  # the drill's own poll; monitoring's goes on (regions:now)
     assert "Abort</button>" not in page
+
+
+def test_the_drill_page_shows_its_region_and_application_now_and_keeps_polling_them_once_final(
+    viewer, make_drill, client_for
+):
+    from tests.regions.test_overview import add_samples
+
+    drill = make_drill(state=DrillState.PASSED, outcome_reason="Failed over in 4.2 s and recovered")
+    stack = Stack.objects.create(application=drill.application, region=drill.region)
+    add_samples(stack)
+    client = client_for(viewer)
+
+    page = client.get(reverse("experiments:detail", args=[drill.pk])).content.decode()
+
+    now_url = reverse("regions:now", args=["orders", "us-east-1"])
+    assert f'hx-get="{now_url}" hx-trigger="every 2s, refresh"' in page
+    assert 'data-status-of="orders/us-east-1" data-status="healthy"' in page
+    assert 'data-status-of="orders" data-status="healthy"' in page
+    assert "unknown: no lag samples" in page and '<dt id="def-lag">' in page
+    assert 'data-drill="' not in page  # the drill is over: no "drill running" marker
+    polled = client.get(now_url, headers={"HX-Request": "true"}).content.decode()
+    assert 'data-status-of="orders/us-east-1" data-status="healthy"' in polled
 
 
 def test_an_inconclusive_drill_page_says_what_could_not_be_tested(viewer, make_drill, client_for):
@@ -466,7 +489,7 @@ def test_an_inconclusive_drill_page_says_what_could_not_be_tested(viewer, make_d
     assert 'class="badge badge--amber badge--large" data-state="inconclusive">Inconclusive<' in page
     assert f"The hypothesis could not be tested: {reason}" in page
     assert "not a pass" in page and "Passed" not in page
-    assert "every 2s" not in page and "Abort</button>" not in page  # final
+    assert f'hx-get="{url}"' not in page and "Abort</button>" not in page  # final
     partial = client.get(url, headers={"HX-Request": "true"})
     assert partial.status_code == 286
     assert f"The hypothesis could not be tested: {reason}" in partial.content.decode()
@@ -504,9 +527,9 @@ def test_the_drill_page_costs_the_same_whatever_its_timeline(
     client = client_for(viewer)
     url = reverse("experiments:detail", args=[drill.pk])
     client.get(url)
-    # session, user, drill, steps, ledger, approvals, halt, perms x2, roles, heartbeats
-    # (base.html's footer)
-    with django_assert_max_num_queries(11):
+    # session, user, drill, steps, ledger, approvals, the status loader's six (the region
+    # and application now), halt, perms x2, roles, heartbeats (base.html's footer)
+    with django_assert_max_num_queries(17):
         assert client.get(url).status_code == 200
     # session, user, drill, steps, ledger, perms x2 (abort button), roles; no footer, so no
     # heartbeats
