@@ -13,23 +13,32 @@ Data (in its own database, <NAME>_pages, next to DATABASE_URL's):
 - TargetState rows (what the status loader reads: each target's folded hysteresis
   state), folded from the raw samples of the last 60 s before the measurement, then
   every 2 s during it from the live tail that the clock has passed (a thread), through
-  the probe workers' write path (monitoring.fold_stored_samples).
+  the probe workers' write path (monitoring.fold_stored_samples);
+- LagSample rows of the last hour for every (source, receiving) pair of every
+  application (3,000 pairs): a canary every 30 s and a metric every 60 s (540,000 rows;
+  3 % of the pairs over the 2 s threshold, 1 % not replicated), made again before each
+  measurement; and a live drill (running or queued) on 5 applications: the overview's
+  lag figures and drill markers.
 Generated with INSERT ... SELECT ... FROM generate_series(...) through Django's
 connection, the secondary indexes dropped during the load and rebuilt after (the same
 definitions, read from pg_indexes), then VACUUM ANALYZE. A few minutes on 2 CPUs.
 
 Measured side by side, requests interleaved (page A, page B, trivial, page A, ...), on
 a real HTTP server (gunicorn, 1 sync worker, in a child process) with a logged-in
-session cookie: the overview `/`, a stack page `/apps/<app>/<region>/` (default
+session cookie: the overview `/`, `GET /api/v1/status`, a stack page `/apps/<app>/<region>/` (default
 window 1 h: raw samples) and its 24 h window (rollups), and `/healthz` (a trivial
 Django view) for the ratio. p50/p95 per page and the ratio to the trivial view.
 Query counts: django.test.Client in this process under CaptureQueriesContext, for the
-overview and for two different stacks (constant: they do not grow with rows or stacks).
+overview, the status API and two different stacks (constant: they do not grow with rows or stacks).
 
 BENCH_REQUESTS (100 per page), BENCH_SAMPLES, BENCH_REUSE=1 (reuse the database of a
 previous BENCH_KEEP=1 run instead of generating it again), BENCH_KEEP=1 (keep the
 database at the end; default: dropped), BENCH_TIMEOUT (1200 s), BENCH_EXPLAIN=1
-(print EXPLAIN ANALYZE of the heaviest queries).
+(print EXPLAIN ANALYZE of the heaviest queries), BENCH_BASELINE=<directory> (a checkout
+of the code to compare with, e.g. `git worktree add /tmp/base main`: a second gunicorn
+runs it on the same database, and every request goes to both, one after the other in
+alternating order; the output adds its p50 / p95 and the ratio of this code's p50 to
+the baseline's: a before / after comparison under the same noise).
 """
 
 import http.client
@@ -62,6 +71,7 @@ REUSE = os.environ.get("BENCH_REUSE") == "1"
 KEEP = os.environ.get("BENCH_KEEP") == "1" or REUSE
 TIMEOUT = int(os.environ.get("BENCH_TIMEOUT", 1200))
 EXPLAIN = os.environ.get("BENCH_EXPLAIN") == "1"
+BASELINE = os.environ.get("BENCH_BASELINE")
 SPAN_S = 48 * 3600
 TAIL_S, TAIL_STEP_S, TAIL_AHEAD_S = 120, 2, 420
 
@@ -159,6 +169,52 @@ def add_live_tail():
         return cursor.rowcount
 
 
+LAG_MINUTES, LIVE_DRILLS = 60, 5
+
+
+def add_lag_and_drills():
+    """The last LAG_MINUTES of replication lag for every (source, receiving) pair of every
+    application (replaced on each run), and a live drill on LIVE_DRILLS applications."""
+    from django.contrib.auth.models import User
+
+    from experiments.models import LIVE_STATES, Drill, DrillState, Scenario
+    from experiments.scenarios import ensure_builtin_scenarios
+    from regions.models import Application, LagSample, Region
+
+    table = LagSample._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {table}")
+        cursor.execute(
+            f"""INSERT INTO {table} (application_id, source_region, receiving_region, at, lag_ms, method,
+                    replicated)
+                SELECT a.id, src.code, dst.code, now() - make_interval(secs => g * m.step),
+                       CASE WHEN p.bad < 0.01 THEN 10000 WHEN p.bad < 0.04 THEN 2500 + random() * 5000
+                            ELSE 150 + random() * 400 END,
+                       m.method, p.bad >= 0.01 OR m.method = 'metric'
+                FROM regions_application a
+                CROSS JOIN regions_region src CROSS JOIN regions_region dst
+                CROSS JOIN LATERAL (
+                    SELECT abs(hashtext(a.id || src.code || dst.code)) % 1000 / 1000.0 AS bad) p
+                CROSS JOIN (VALUES ('canary', 30), ('metric', 60)) m(method, step)
+                CROSS JOIN LATERAL generate_series(0, {LAG_MINUTES} * 60 / m.step - 1) g
+                WHERE src.id <> dst.id
+                ORDER BY 4"""  # noqa: S608 - in time order, as the samplers write them
+        )
+        rows = cursor.rowcount
+        cursor.execute(f"ANALYZE {table}")
+    ensure_builtin_scenarios()
+    if not Drill.objects.filter(state__in=list(LIVE_STATES)).exists():
+        user, _ = User.objects.get_or_create(username="bench-operator")
+        scenario = Scenario.objects.order_by("pk").first()
+        region = Region.objects.order_by("code").first()
+        for n, app in enumerate(Application.objects.order_by("name")[:LIVE_DRILLS]):
+            Drill.objects.create(
+                scenario=scenario, application=app, region=region, requested_by=user, plan={"calls": []},
+                plan_hash="0" * 64, state=DrillState.RUNNING if n % 2 == 0 else DrillState.QUEUED,
+            )
+    return rows
+
+
 def fill_target_states(since):
     """Fold the raw samples stored after `since` (up to now) into the TargetState rows,
     through the probe workers' own write path (monitoring.fold_stored_samples).
@@ -190,6 +246,26 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def start_server(cwd, env):
+    """gunicorn (1 sync worker) on the code in `cwd` -> (process, port), once it listens."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "controlplane.wsgi", "-b", f"127.0.0.1:{port}",
+         "-w", "1", "--log-level", "warning"],
+        cwd=cwd, env=env,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server, port
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError(f"gunicorn did not start in {cwd}") from None
+            time.sleep(0.2)
 
 
 def get(conn, path, cookie):
@@ -247,7 +323,7 @@ def main():
     settings_dict.setdefault("TEST", {})["NAME"] = f"{settings_dict['NAME']}_pages"
     old_name = settings_dict["NAME"]
     db_name = connection.creation.create_test_db(verbosity=0, autoclobber=not REUSE, keepdb=REUSE)
-    server = writer = None
+    servers, writer = {}, None
     try:
         print(f"{time.strftime('%Y-%m-%d %H:%M')}; PostgreSQL database {db_name}; {os.cpu_count()} CPUs; "
               f"load average {os.getloadavg()[0]:.1f}")
@@ -255,6 +331,8 @@ def main():
             print(f"generating {APPS * len(REGIONS)} stacks and {SAMPLES:,} raw samples:")
             generate()
         print(f"live tail: {add_live_tail():,} samples from 2 min ago to {TAIL_AHEAD_S // 60} min ahead")
+        print(f"lag: {add_lag_and_drills():,} samples over the last {LAG_MINUTES} min; "
+              f"{LIVE_DRILLS} live drills")
         started = time.perf_counter()
         folded, _ = fill_target_states(timezone.now() - timedelta(seconds=60))
         print(f"target states: the {folded:,} raw samples of the last 60 s folded into TargetState "
@@ -270,12 +348,14 @@ def main():
         stacks = list(Stack.objects.select_related("application", "region").order_by("pk")[:2])
         pages = {
             "overview": "/",
+            "status API": "/api/v1/status",
             "stack 1h": f"/apps/{stacks[0].application.name}/{stacks[0].region.code}/",
             "stack 24h": f"/apps/{stacks[0].application.name}/{stacks[0].region.code}/?window=24h",
             "trivial /healthz": "/healthz",
         }
         other_stack = f"/apps/{stacks[1].application.name}/{stacks[1].region.code}/"
-        counts, session = query_counts(user, [pages["overview"], pages["stack 1h"], other_stack,
+        counts, session = query_counts(user, [pages["overview"], pages["status API"], pages["stack 1h"],
+                                              other_stack,
                                               pages["stack 24h"]])
         if EXPLAIN:
             from regions import monitoring  # noqa: F401
@@ -287,40 +367,31 @@ def main():
                 stack=stacks[0], target="stack_health", at__gte=now - (now - now.replace(minute=0)),
             ))
 
-        port = free_port()
         env = {**os.environ, "DATABASE_URL": f"postgres://{settings_dict['USER'] or 'postgres'}@"
                f"{settings_dict['HOST']}:{settings_dict['PORT'] or 5432}/{db_name}"}
-        server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "controlplane.wsgi", "-b", f"127.0.0.1:{port}",
-             "-w", "1", "--log-level", "warning"],
-            cwd=settings.BASE_DIR, env=env,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("gunicorn did not start") from None
-                time.sleep(0.2)
+        servers["this code"] = start_server(settings.BASE_DIR, env)
+        if BASELINE:
+            servers["baseline"] = start_server(BASELINE, env)
         cookie = f"{settings.SESSION_COOKIE_NAME}={session}"
         _, until = fill_target_states(timezone.now() - timedelta(seconds=60))
         writer = StateWriter(until)
         writer.start()
-        times = {label: [] for label in pages}
-        for path in pages.values():  # warm-up
-            get(http.client.HTTPConnection("127.0.0.1", port, timeout=30), path, cookie)
-        for _ in range(REQUESTS):
+        times = {(label, name): [] for label in pages for name in servers}
+        for _, port in servers.values():  # warm-up
+            for path in pages.values():
+                get(http.client.HTTPConnection("127.0.0.1", port, timeout=30), path, cookie)
+        for n in range(REQUESTS):
             for label, path in pages.items():  # interleaved: the same noise for every page
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                times[label].append(get(conn, path, cookie))
-                conn.close()
+                order = list(servers.items())
+                for name, (_, port) in order[n % 2:] + order[:n % 2]:  # alternating which goes first
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                    times[label, name].append(get(conn, path, cookie))
+                    conn.close()
     finally:
         if writer is not None:
             writer.stop.set()
             writer.join(30)
-        if server is not None:
+        for server, _ in servers.values():
             server.terminate()
             server.wait(15)
         if KEEP:
@@ -331,12 +402,19 @@ def main():
         signal.alarm(0)
 
     print()
-    trivial = statistics.median(times["trivial /healthz"])
+    trivial = statistics.median(times["trivial /healthz", "this code"])
     print(f"{REQUESTS} requests per page, interleaved, gunicorn 1 sync worker, logged-in session:")
     for label, path in pages.items():
-        t = times[label]
-        print(f"    {label:18} {path:40} p50 {statistics.median(t):7.1f} ms  p95 {pct(t, 95):7.1f} ms  "
-              f"p50 ratio to trivial {statistics.median(t) / trivial:5.1f}x")
+        t = times[label, "this code"]
+        line = (f"    {label:18} {path:40} p50 {statistics.median(t):7.1f} ms  p95 {pct(t, 95):7.1f} ms  "
+                f"p50 ratio to trivial {statistics.median(t) / trivial:5.1f}x")
+        if BASELINE:
+            b = times[label, "baseline"]
+            line += (f"  | baseline p50 {statistics.median(b):7.1f} ms  p95 {pct(b, 95):7.1f} ms  "
+                     f"p50 this / baseline {statistics.median(t) / statistics.median(b):4.2f}x")
+        print(line)
+    if BASELINE:
+        print(f"baseline: the code in {BASELINE}, same database, requests alternating with this code's")
     print("target: p95 <= 150 ms for the overview and stack pages")
     print("queries per request (CaptureQueriesContext, in-process client):")
     for path, count in counts.items():
