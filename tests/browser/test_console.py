@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from controlplane.roles import VIEWER, sync_roles
 from regions.models import Application, Architecture, Component, ComponentKind, Region, Stack
+from tests.browser.conftest import sign_in
 from tests.conftest import PASSWORD, _make_user
 
 pytestmark = [
@@ -136,11 +137,7 @@ def test_sign_in_see_the_overview_and_open_a_stack(live_server, page, console_us
 
 
 def test_sign_out_from_the_top_bar(live_server, page, console_user, csp_violations):
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", console_user.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
+    sign_in(page, live_server, console_user, PASSWORD)
     assert "python manage.py import_inventory" in page.content()
 
     page.click("text=Sign out")
@@ -161,11 +158,7 @@ def test_the_overview_shows_lag_and_a_drill_marker_and_defines_lag_one_click_awa
     LagSample.objects.create(application=orders, source_region="us-west-2", receiving_region="us-east-1",
                              at=timezone.now(), lag_ms=400, method=LagMethod.CANARY)
     drill = add_drill(orders, "us-west-2", DrillState.RUNNING, _make_user("otto-operator", "operator"))
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", console_user.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
+    sign_in(page, live_server, console_user, PASSWORD)
 
     east = page.locator("[data-status-of='orders/us-east-1']")
     assert east.locator(".lag-figure").inner_text() == "0.4 s"
