@@ -58,8 +58,26 @@ SCHEMAS = {
             "examples": ["traffic dial 0 %", "health check inverted", "routing control Off"],
         },
         "health": _ref("HealthVerdict"),
-        "replication": _ref("Verdict"),
+        "replication": _ref("ReplicationVerdict"),
     }),
+    "ReplicationVerdict": _object({
+        "status": _ref("HealthStatus"),
+        "reason": {"type": "string", "examples": ["lag 4.2 s > 2 s threshold from us-east-1"]},
+        "lag_seconds": _nullable({
+            "type": "number",
+            "minimum": 0,
+            "description": (
+                "Replication lag into the region behind the verdict (the largest of the latest "
+                "per source region; for a canary not replicated, how long it was waited for: a "
+                "lower bound). Compared with CONTROLPLANE_LAG_DEGRADED_SECONDS. Null when "
+                "nothing was measured recently (the reason says why)."
+            ),
+        }),
+        "source_region": _nullable(REGION_CODE),
+        "method": _nullable({"type": "string", "enum": list(LagMethod.values)}),
+        "at": _nullable(DATE_TIME),
+    }),
+
     "Lag": _object({
         "source_region": REGION_CODE,
         "receiving_region": REGION_CODE,
@@ -100,6 +118,14 @@ SCHEMAS = {
             "description": (
                 "Faults left on while no drill runs on the application, each with the "
                 "call that undoes it."
+            ),
+        },
+        "drills": {
+            "type": "array",
+            "items": _ref("ActiveDrill"),
+            "description": (
+                "Drills changing the application's live configuration now (ActiveDrill: "
+                "experiments/openapi.py), with the region each targets."
             ),
         },
     }),

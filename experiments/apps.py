@@ -6,8 +6,9 @@ class ExperimentsConfig(AppConfig):
     verbose_name = "Failover drills"
 
     def ready(self):
-        # Monitoring does not report a running drill's faults as drift.
-        from experiments.queries import applications_with_live_drills
+        # Monitoring does not report a live drill's faults as drift, and the console shows
+        # the drill on its application and region.
+        from experiments.queries import live_drills
         from regions import monitoring
 
-        monitoring.set_deliberate_changes(applications_with_live_drills)
+        monitoring.set_deliberate_changes(live_drills)

@@ -12,7 +12,7 @@ from controlplane.openapi_schema import obj as _object
 from controlplane.openapi_schema import ref as _ref
 from experiments.api import ABORT_REQUEST, DECISION, DRILL_REQUEST, HALT_REQUEST
 from experiments.faults import FaultKind
-from experiments.models import DrillState, StepKind
+from experiments.models import LIVE_STATES, DrillState, StepKind
 from regions.models import Architecture
 
 SECONDS = _nullable({"type": "number", "minimum": 0})
@@ -37,6 +37,14 @@ _CALL = _object(
 
 SCHEMAS = {
     "Error": _object({"error": {"type": "string"}}, additional=True),
+    # What the drills app tells monitoring (experiments.queries.live_drills): the status
+    # API lists these per application.
+    "ActiveDrill": _object({
+        "id": {"type": "integer"},
+        "state": {"type": "string", "enum": [str(state) for state in LIVE_STATES]},
+        "region": {"type": "string", "description": "The region it targets.", "examples": ["us-east-1"]},
+        "url": {"type": "string", "description": "The drill's page in the console."},
+    }),
     "ValidationError": _object(
         {"error": {"type": "string"}, "fields": FIELD_ERRORS}, required=["error", "fields"]
     ),

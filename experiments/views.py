@@ -48,6 +48,7 @@ from experiments.models import (
     Scenario,
     StepKind,
 )
+from regions import monitoring, overview_grid
 from regions.models import Application, Region, Stack
 
 PAGE_SIZE = 25
@@ -389,7 +390,15 @@ def drill_detail(request, pk):
     if is_partial(request):
         context["oob"] = True
         return render_page(request, "experiments/drill_detail.html", context, partial="poll")
-    context["calls"] = plans.plan_calls(drill.plan)
+    # The region and application now, as every page says it; polled apart (regions:now),
+    # also once the drill is final.
+    picture, here = monitoring.load_region(drill.application_id, drill.region.code)
+    context.update({
+        "picture": picture,
+        "here": here,
+        "region_definitions": overview_grid.figure_definitions(),
+        "calls": plans.plan_calls(drill.plan),
+    })
     response = render_page(request, "experiments/drill_detail.html", context)
     add_never_cache_headers(response)
     return response

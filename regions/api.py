@@ -1,15 +1,9 @@
-from datetime import timedelta
-
-from django.conf import settings
-from django.db.models import F, Window
-from django.db.models.functions import RowNumber
 from django.http import JsonResponse
 from django.utils import timezone
 
 from controlplane.api import api_view
 from regions import inventory as inventory_lib
 from regions import monitoring
-from regions.models import LagSample
 
 
 @api_view(["GET"], permission="regions.view_stack")
@@ -38,51 +32,39 @@ def _health(verdict):
     }
 
 
-def _latest_lags(app_ids, now):
-    """{application id: [lag dict, ...]}: the latest sample per (source, receiving) pair,
-    whatever its method, among those of the last 2 x CONTROLPLANE_LAG_STALE_SECONDS (the
-    horizon the status loader reads). One query."""
-    since = now - timedelta(seconds=settings.CONTROLPLANE_LAG_STALE_SECONDS * 2)
-    rows = (
-        LagSample.objects.filter(application_id__in=app_ids, at__gte=since, at__lte=now)
-        .annotate(
-            rank=Window(
-                RowNumber(),
-                partition_by=[F("application_id"), F("source_region"), F("receiving_region")],
-                order_by=F("at").desc(),
-            )
-        )
-        .filter(rank=1)
-        .values_list(
-            "application_id", "source_region", "receiving_region", "lag_ms", "method", "at", "replicated"
-        )
-    )
-    lags = {}
-    for app_id, source, receiving, lag_ms, method, at, replicated in rows:
-        lags.setdefault(app_id, []).append({
-            "source_region": source,
-            "receiving_region": receiving,
-            "lag_seconds": round(lag_ms / 1000, 3) if lag_ms is not None else None,
-            "method": method,
-            "at": _iso(at),
-            "replicated": replicated,
-        })
-    for pairs in lags.values():
-        pairs.sort(key=lambda lag: (lag["receiving_region"], lag["source_region"]))
-    return lags
+def _lag(lag):
+    return {
+        "source_region": lag.source_region,
+        "receiving_region": lag.receiving_region,
+        "lag_seconds": round(lag.lag_ms / 1000, 3) if lag.lag_ms is not None else None,
+        "method": lag.method,
+        "at": _iso(lag.at),
+        "replicated": lag.replicated,
+    }
+
+
+def _replication(verdict):
+    """Replication into a region: the verdict and the figure behind it (None: not measured)."""
+    lag = verdict.lag
+    return {
+        **_verdict(verdict),
+        "lag_seconds": round(verdict.lag_seconds, 3) if verdict.lag_seconds is not None else None,
+        "source_region": lag.source_region if lag else None,
+        "method": lag.method if lag else None,
+        "at": _iso(lag.at) if lag else None,
+    }
 
 
 @api_view(["GET"], permission="regions.view_stack")
 def status(request):
-    """Every application's computed status, its regions with their effective routing,
-    drift findings, and the latest replication lag per region pair. Six queries (plus
-    authentication) whatever the inventory holds: the status loader's five
-    (monitoring.load_picture) and the latest lags."""
+    """Every application's computed status, its regions with their effective routing and
+    replication lag, drift findings, the drills changing it now, and the latest
+    replication lag per region pair: what every console page shows, from the same loader
+    (monitoring.load_picture; its six queries, plus authentication, whatever the
+    inventory holds)."""
     now = timezone.now()
-    pictures = monitoring.load_picture(now)
-    lags = _latest_lags(list(pictures), now)
     applications = []
-    for pk, picture in pictures.items():
+    for picture in monitoring.load_picture(now).values():
         app_status = picture.status
         applications.append({
             "name": picture.name,
@@ -93,20 +75,20 @@ def status(request):
             "global_endpoint": _verdict(app_status.global_endpoint) if app_status.global_endpoint else None,
             "regions": [
                 {
-                    "region": region.region,
-                    "status": region.status.value,
-                    "reason": region.reason,
-                    "in_rotation": region.in_rotation,
-                    "receives_traffic": routing.receives_traffic if routing else None,
-                    "routing_reason": routing.reason if routing else "routing not observed yet",
-                    "health": _health(region.health),
-                    "replication": _verdict(region.replication),
+                    "region": here.region,
+                    "status": here.status.status.value,
+                    "reason": here.status.reason,
+                    "in_rotation": here.status.in_rotation,
+                    "receives_traffic": here.routing.receives_traffic if here.routing else None,
+                    "routing_reason": here.routing.reason if here.routing else "routing not observed yet",
+                    "health": _health(here.status.health),
+                    "replication": _replication(here.status.replication),
                 }
-                for region in app_status.regions
-                for routing in [picture.routing.get(region.region)]
+                for here in picture.regions()
             ],
-            "lag": lags.get(pk, []),
+            "lag": [_lag(lag) for lag in picture.latest_lags()],
             "drift": [finding.as_dict() for finding in picture.drift],
+            "drills": [drill.as_dict() for drill in picture.drills],
         })
     response = JsonResponse({"generated_at": now.isoformat(), "applications": applications})
     response["Cache-Control"] = "no-store"

@@ -249,8 +249,8 @@ def routing_control_state(component):
 def poll(now=None, *, application_ids=None):
     """Ask AWS about every observed component and upsert the observations.
 
-    Returns {observation kind: number of rows written}. Route 53 checks observed less
-    than CONTROLPLANE_ROUTE53_STATUS_MIN_INTERVAL ago are not asked again."""
+    Returns {observation kind: number of rows written}. Route 53 checks observed healthy
+    less than CONTROLPLANE_ROUTE53_STATUS_MIN_INTERVAL ago are not asked again."""
     now = now or timezone.now()
     components = Component.objects.filter(kind__in=set(OBSERVED_COMPONENT_KIND.values())).select_related(
         "stack__region"
@@ -266,10 +266,15 @@ def poll(now=None, *, application_ids=None):
     for c in components:
         by_kind.setdefault(c.kind, []).append(c)
 
+    # A check seen unhealthy is asked at every poll, so that its recovery shows within one
+    # poll of Route 53 seeing it (docs/MONITORING.md "One status, everywhere"); a healthy
+    # one at most every CONTROLPLANE_ROUTE53_STATUS_MIN_INTERVAL (a failure is seen
+    # sooner by the probes).
     min_age = timedelta(seconds=settings.CONTROLPLANE_ROUTE53_STATUS_MIN_INTERVAL)
     checks = [
         c for c in by_kind.get(ComponentKind.ROUTE53_HEALTH_CHECK, [])
         if (old := existing.get((c.pk, ObservationKind.ROUTE53_HEALTH))) is None
+        or old.state != "healthy"
         or now - old.observed_at >= min_age
     ]
     jobs = [(ObservationKind.ROUTE53_HEALTH, c, route53_status) for c in checks]

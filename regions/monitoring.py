@@ -10,6 +10,7 @@ import logging
 import statistics
 from collections import defaultdict
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connections, router, transaction
@@ -520,10 +521,38 @@ def prune(now, *, batch_size=2000, max_batches=500):
 # --- status loader -----------------------------------------------------------------
 
 
+class ActiveDrill(NamedTuple):
+    """A drill that is changing an application's live AWS configuration on purpose now
+    (queued, running or reverting), as the drills app tells monitoring (the hook below):
+    its faults are not drift, and the console marks its application and region."""
+
+    pk: int
+    state: str  # "queued", "running" or "reverting"
+    application_id: int
+    region: str  # the code of the region it targets
+    url: str  # its page
+
+    def as_dict(self):
+        return {"id": self.pk, "state": self.state, "region": self.region, "url": self.url}
+
+
+@dataclasses.dataclass
+class RegionPicture:
+    """One region of a Picture: what every page shows for one stack."""
+
+    region: str
+    status: object  # status.RegionStatus
+    routing: object  # routing.Routing, or None when not observed
+    drift: list  # drift.Finding in this region
+    drills: list  # ActiveDrill targeting this region
+
+
 @dataclasses.dataclass
 class Picture:
     """One application as the console and the API show it: computed status (with AWS's
-    own view folded in), effective routing per region, and drift findings."""
+    own view folded in), effective routing per region, drift findings, the drills
+    changing it now and the latest replication lag samples the status was computed from.
+    Every page and the status API read this (`load_picture`), so they say the same."""
 
     application_id: int
     name: str
@@ -531,6 +560,37 @@ class Picture:
     status: object  # status.ApplicationStatus
     routing: dict  # region code -> routing.Routing
     drift: list  # drift.Finding
+    drills: list = dataclasses.field(default_factory=list)  # ActiveDrill
+    lags: list = dataclasses.field(default_factory=list)  # status.Lag, latest per (source, receiving, method)
+
+    def regions(self):
+        """[RegionPicture] for each of the application's stacks, by region code."""
+        return [self._region(region) for region in self.status.regions]
+
+    def region(self, code):
+        """The RegionPicture of the application's stack in `code` (None if it has none)."""
+        found = next((r for r in self.status.regions if r.region == code), None)
+        return self._region(found) if found is not None else None
+
+    def _region(self, status):
+        code = status.region
+        return RegionPicture(
+            code,
+            status,
+            self.routing.get(code),
+            [f for f in self.drift if f.region == code],
+            [d for d in self.drills if d.region == code],
+        )
+
+    def latest_lags(self):
+        """The latest Lag per (source, receiving) region pair, whatever its method, by
+        receiving then source region."""
+        latest = {}
+        for lag in self.lags:
+            key = (lag.receiving_region, lag.source_region)
+            if key not in latest or lag.at > latest[key].at:
+                latest[key] = lag
+        return [latest[key] for key in sorted(latest)]
 
 
 def _component_views(app_ids):
@@ -568,21 +628,22 @@ def _component_views(app_ids):
     return by_app
 
 
-def _nothing_deliberate(application_ids):
-    return set()
+def _no_drills(application_ids):
+    return []
 
 
-_deliberate_changes = _nothing_deliberate
+_active_drills = _no_drills
 
 
 def set_deliberate_changes(fn):
-    """Register `fn(application_ids) -> set of application ids` whose live AWS
-    configuration is being changed on purpose now (a drill running on them): their faults
-    are not drift. The drills app registers its query at startup (its AppConfig.ready);
-    without one, no change is deliberate. load_picture calls it once, when it reads
-    components."""
-    global _deliberate_changes
-    _deliberate_changes = fn or _nothing_deliberate
+    """Register `fn(application_ids) -> [ActiveDrill]`: the drills changing the live AWS
+    configuration of those applications on purpose now (queued, running or reverting).
+    Their faults are not drift, and the console and the API show each drill on its
+    application and region. The drills app registers its query at startup (its
+    AppConfig.ready); without one, no change is deliberate and no drill is shown.
+    load_picture calls it once (one query), unless it reads the status only."""
+    global _active_drills
+    _active_drills = fn or _no_drills
 
 
 def load_picture(now=None, *, application_ids=None, aws_view=True):
@@ -590,9 +651,10 @@ def load_picture(now=None, *, application_ids=None, aws_view=True):
     name. Four queries whatever the number of applications and stacks (applications,
     stacks, the TargetState rows: each target's hysteresis state per vantage, kept by
     store_results, so nothing is replayed here; the latest lag sample per (source,
-    receiving, method)), plus one for the components and their AWS observations (unless
-    `aws_view` is False: the status from the probes and the lag only): AWS's reasons
-    folded into the status (regions.aws_health.apply_observations), routing, drift."""
+    receiving, method)), plus two (unless `aws_view` is False: the status from the probes
+    and the lag only): the components and their AWS observations, and the active drills
+    (the hook above); AWS's reasons folded into the status
+    (regions.aws_health.apply_observations), routing, drift, the drills."""
     from regions import aws_health, drift, routing
 
     now = now or timezone.now()
@@ -649,7 +711,9 @@ def load_picture(now=None, *, application_ids=None, aws_view=True):
 
     components = _component_views(None if every else app_ids) if aws_view else {}
     stale = aws_health.stale_after()
-    running = _deliberate_changes(app_ids) if components else set()
+    drills = defaultdict(list)
+    for drill in _active_drills(app_ids) if aws_view else ():
+        drills[drill.application_id].append(drill)
     result = {}
     for pk, _, global_url, _, _ in apps:
         samples = health.get(pk, {})
@@ -675,6 +739,16 @@ def load_picture(now=None, *, application_ids=None, aws_view=True):
             routing.routing_state(
                 architecture, [region for _, region, _ in stacks.get(pk, [])], views, now=now, stale=stale
             ) if views else {},
-            drift.find_drift(views, running, now=now, stale=stale),
+            drift.find_drift(views, set(drills), now=now, stale=stale),
+            drills.get(pk, []),
+            lags.get(pk, []),
         )
     return result
+
+
+def load_region(application_id, region):
+    """(Picture, RegionPicture) of one application and its stack in `region` (None for
+    what does not exist): what the stack page and the drill page show, through
+    load_picture like every other page."""
+    picture = load_picture(application_ids=[application_id]).get(application_id)
+    return picture, picture.region(region) if picture else None

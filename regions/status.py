@@ -17,7 +17,8 @@ Levels, each a `Verdict` (status + a human reason):
   -> unhealthy, a mix -> degraded. A silent vantage is ignored while another one speaks
   (a dead probe worker is not a dead region).
 - replication into a region: latest lag per source region; above `lag_degraded` ->
-  degraded, a canary not replicated -> unhealthy (replication outage).
+  degraded, a canary not replicated -> unhealthy (replication outage); the verdict
+  carries the sample behind it, the lag figure the console shows (`ReplicationVerdict`).
 - region: the stack's health, made at most degraded by replication (a region with a
   replication outage still serves traffic, with stale data).
 - application: all regions healthy -> healthy; at least one region serving (healthy or
@@ -109,6 +110,29 @@ class Verdict:
         return f"{self.status.label}: {self.reason}"
 
 
+@dataclass(frozen=True)
+class ReplicationVerdict(Verdict):
+    """Replication into one region, with the figure the console shows for it: `lag`, the
+    fresh sample behind the verdict (the outage, the largest lag over the threshold, or
+    the largest lag); None when nothing fresh was measured (the reason says why)."""
+
+    lag: Lag | None = None
+
+    @property
+    def lag_seconds(self):
+        """The lag figure in seconds (for a canary not replicated: how long it was waited
+        for, a lower bound); None when not measured."""
+        return self.lag.lag_ms / 1000 if self.lag is not None and self.lag.lag_ms is not None else None
+
+    @property
+    def lag_text(self):
+        """The figure in words: "0.4 s", "≥ 10.0 s" for a canary not replicated; "" when
+        not measured."""
+        if self.lag_seconds is None:
+            return ""
+        return f"{'' if self.lag.replicated else '≥ '}{_seconds(self.lag.lag_ms)}"
+
+
 @dataclass
 class RegionStatus:
     stack_id: int
@@ -116,7 +140,7 @@ class RegionStatus:
     status: HealthStatus
     reason: str
     health: Verdict
-    replication: Verdict
+    replication: ReplicationVerdict
     in_rotation: bool = True
 
     @property
@@ -296,14 +320,20 @@ def stack_health(seen_by_vantage, thresholds, now, *, label="/health"):
 # --- replication -------------------------------------------------------------------
 
 
+def _largest(lags):
+    """The Lag with the largest lag_ms among `lags` (None if none has a figure)."""
+    return max((lag for lag in lags if lag.lag_ms is not None), key=lambda lag: lag.lag_ms, default=None)
+
+
 def replication_status(lags, thresholds, now):
-    """The Verdict for replication into one region from the latest Lag per source (and method)."""
+    """The ReplicationVerdict for replication into one region from the latest Lag per
+    source (and method): the verdict and the sample behind its figure."""
     fresh = [lag for lag in lags if now - lag.at <= thresholds.lag_stale]
     if not fresh:
         if lags:
             age = now - max(lag.at for lag in lags)
-            return Verdict(HealthStatus.UNKNOWN, f"no lag sample for {format_duration(age)}")
-        return Verdict(HealthStatus.UNKNOWN, "no lag samples")
+            return ReplicationVerdict(HealthStatus.UNKNOWN, f"no lag sample for {format_duration(age)}")
+        return ReplicationVerdict(HealthStatus.UNKNOWN, "no lag samples")
     fresh.sort(key=lambda lag: (lag.source_region, lag.method))
     outages = [lag for lag in fresh if not lag.replicated]
     if outages:
@@ -312,7 +342,9 @@ def replication_status(lags, thresholds, now):
             + (f" after {_seconds(lag.lag_ms)}" if lag.lag_ms is not None else "")
             for lag in outages
         ]
-        return Verdict(HealthStatus.UNHEALTHY, "; ".join(reasons))
+        return ReplicationVerdict(
+            HealthStatus.UNHEALTHY, "; ".join(reasons), lag=_largest(outages) or outages[0]
+        )
     limit_ms = thresholds.lag_degraded.total_seconds() * 1000
     over = [lag for lag in fresh if lag.lag_ms is not None and lag.lag_ms > limit_ms]
     if over:
@@ -321,11 +353,11 @@ def replication_status(lags, thresholds, now):
             f" from {lag.source_region}"
             for lag in over
         ]
-        return Verdict(HealthStatus.DEGRADED, "; ".join(reasons))
-    measured = [lag.lag_ms for lag in fresh if lag.lag_ms is not None]
-    if not measured:
-        return Verdict(HealthStatus.HEALTHY, "replicated")
-    return Verdict(HealthStatus.HEALTHY, f"lag ≤ {_seconds(max(measured))}")
+        return ReplicationVerdict(HealthStatus.DEGRADED, "; ".join(reasons), lag=_largest(over))
+    largest = _largest(fresh)
+    if largest is None:
+        return ReplicationVerdict(HealthStatus.HEALTHY, "replicated")
+    return ReplicationVerdict(HealthStatus.HEALTHY, f"lag ≤ {_seconds(largest.lag_ms)}", lag=largest)
 
 
 # --- region and application ---------------------------------------------------------

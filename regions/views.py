@@ -1,6 +1,5 @@
 import json
 import logging
-from collections import defaultdict
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
@@ -28,42 +27,30 @@ log = logging.getLogger(__name__)
 
 
 def _overview_context():
-    """Applications x regions with their computed status, routing and drift. Eight queries
-    whatever the size of the inventory: regions, applications, their stacks (with
-    region), the status loader's five (monitoring.load_picture). The whole page adds
-    base.html's footer (the heartbeats, one query)."""
+    """Applications x regions with their computed status, lag, routing, drift and live
+    drills. Eight queries whatever the size of the inventory: regions, applications, the
+    status loader's six (monitoring.load_picture). The whole page adds base.html's footer
+    (the heartbeats, one query)."""
     regions = list(Region.objects.filter(stacks__isnull=False).distinct().order_by("code"))
     applications = list(Application.objects.order_by("name"))
-    # Values, not instances: 1,000 Stack and Region instances cost more than the query.
-    stacks_by_app = defaultdict(dict)
-    for stack in Stack.objects.values_list("pk", "application_id", "region__code", "in_rotation",
-                                           named=True):
-        stacks_by_app[stack.application_id][stack.region__code] = stack
     pictures = monitoring.load_picture()
     rows = []
     stack_count = 0
     for app in applications:
         picture = pictures.get(app.pk)
-        status = picture.status if picture else None
-        drift = picture.drift if picture else []
-        by_stack = {r.stack_id: r for r in status.regions} if status else {}
-        by_region = stacks_by_app.get(app.pk, {})
+        by_region = {r.region: r for r in picture.regions()} if picture else {}
         stack_count += len(by_region)
-        cells = []
-        for region in regions:
-            stack = by_region.get(region.code)
-            cells.append({
-                "stack": stack,  # (pk, application_id, region__code, in_rotation)
-                "status": by_stack.get(stack.pk),
-                "routing": picture.routing.get(region.code) if picture else None,
-                "drift": [f for f in drift if f.region == region.code],
-            } if stack else None)
-        rows.append({"application": app, "status": status, "cells": cells, "drift": drift})
+        rows.append({
+            "application": app,
+            "picture": picture,
+            "cells": [by_region.get(region.code) for region in regions],
+        })
     return {
         "regions": regions,
         "rows": rows,
         "grid_rows": overview_grid.grid_rows(rows),
         "stack_count": stack_count,
+        "figure_definitions": overview_grid.figure_definitions(),
     }
 
 
@@ -84,18 +71,21 @@ def _get_application_for_user(user, name):
 @permission_required("regions.view_application", raise_exception=True)
 @require_GET
 def application_detail(request, app):
+    """An application, its stacks with the status every page shows (monitoring.load_picture:
+    status, lag, traffic, live drills); htmx polls the `live` partial."""
     application = _get_application_for_user(request.user, app)
-    # Counted in SQL, so the page costs the same whatever the number of components.
-    stacks = (
-        application.stacks.select_related("region")
-        .annotate(component_count=Count("components"))
-        .order_by("region__code")
-    )
-    return render_page(
-        request,
-        "regions/application.html",
-        {"application": application, "stacks": stacks},
-    )
+    picture = monitoring.load_picture(application_ids=[application.pk]).get(application.pk)
+    context = {
+        "application": application,
+        "picture": picture,
+        "figure_definitions": overview_grid.figure_definitions(),
+    }
+    if picture is not None:
+        # Counted in SQL, so the page costs the same whatever the number of components.
+        stacks = application.stacks.select_related("region").annotate(component_count=Count("components"))
+        stacks = {stack.pk: stack for stack in stacks}
+        context["rows"] = [(stacks.get(r.status.stack_id), r) for r in picture.regions()]
+    return render_page(request, "regions/application.html", context, partial="live")
 
 
 def _get_stack_for_user(user, app, region):
@@ -150,15 +140,12 @@ def _stack_and_window(request, app, region):
 def stack_detail(request, app, region):
     stack, window, window_error = _stack_and_window(request, app, region)
     window = window or charts.DEFAULT_WINDOW
-    picture = monitoring.load_picture(application_ids=[stack.application_id]).get(stack.application_id)
-    app_status = picture.status if picture else None
-    status = next((r for r in app_status.regions if r.stack_id == stack.pk), None) if app_status else None
+    picture, here = monitoring.load_region(stack.application_id, stack.region.code)
     context = {
         "stack": stack,
-        "status": status,
-        "app_status": app_status,
-        "routing": picture.routing.get(stack.region.code) if picture else None,
-        "drift": [f for f in picture.drift if f.region == stack.region.code] if picture else [],
+        "picture": picture,
+        "here": here,
+        "figure_definitions": overview_grid.figure_definitions(),
         "failures": _last_failures(stack),
         "window": window,
         "windows": list(charts.WINDOWS),
@@ -184,6 +171,18 @@ def stack_detail(request, app, region):
     if window_error:
         response.status_code = 400
     return response
+
+
+@login_required
+@permission_required("regions.view_stack", raise_exception=True)
+@require_GET
+def stack_now(request, app, region):
+    """GET apps/<app>/<region>/now/: the stack page's `now` partial alone (the region's
+    status, traffic, lag, drills and its application's status), which the drill page
+    polls to show what every other page shows."""
+    stack = _get_stack_for_user(request.user, app, region)
+    picture, here = monitoring.load_region(stack.application_id, stack.region.code)
+    return render_page(request, "regions/stack.html#now", {"picture": picture, "here": here})
 
 
 @login_required

@@ -68,3 +68,12 @@ def drill_worker(sandbox_settings, settings, tmp_path):
     )
     yield worker
     worker.stop()
+
+
+def sign_in(page, live_server, user, password):
+    """Sign `user` in through the login form; returns once the overview is loaded."""
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from controlplane.roles import VIEWER, sync_roles
 from regions.models import Application, Architecture, Component, ComponentKind, Region, Stack
+from tests.browser.conftest import sign_in
 from tests.conftest import PASSWORD, _make_user
 
 pytestmark = [
@@ -136,15 +137,39 @@ def test_sign_in_see_the_overview_and_open_a_stack(live_server, page, console_us
 
 
 def test_sign_out_from_the_top_bar(live_server, page, console_user, csp_violations):
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", console_user.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
+    sign_in(page, live_server, console_user, PASSWORD)
     assert "python manage.py import_inventory" in page.content()
 
     page.click("text=Sign out")
 
     page.wait_for_url(f"{live_server.url}/accounts/login/")
     assert page.locator(".message").inner_text() == "Signed out."
+    assert csp_violations == []
+
+
+def test_the_overview_shows_lag_and_a_drill_marker_and_defines_lag_one_click_away(
+    live_server, page, console_user, csp_violations
+):
+    from experiments.models import DrillState
+    from regions.models import LagMethod, LagSample
+    from tests.regions.test_overview import add_drill
+
+    orders = sample_inventory()
+    LagSample.objects.create(application=orders, source_region="us-west-2", receiving_region="us-east-1",
+                             at=timezone.now(), lag_ms=400, method=LagMethod.CANARY)
+    drill = add_drill(orders, "us-west-2", DrillState.RUNNING, _make_user("otto-operator", "operator"))
+    sign_in(page, live_server, console_user, PASSWORD)
+
+    east = page.locator("[data-status-of='orders/us-east-1']")
+    assert east.locator(".lag-figure").inner_text() == "0.4 s"
+    west = page.locator("[data-status-of='orders/us-west-2']")
+    assert west.locator(".lag").inner_text() == "lag unknown: no lag samples"
+    marker = page.get_by_role("link", name=f"drill #{drill.pk} running in us-west-2")
+    assert marker.get_attribute("href") == f"/drills/{drill.pk}/"
+    definition = page.locator("#def-lag")
+    assert not definition.is_visible()  # folded away under "What these figures mean"
+    east.get_by_role("link", name="lag").click()
+    definition.wait_for(state="visible")  # one click: the browser opens the list at it
+    assert "CONTROLPLANE_LAG_DEGRADED_SECONDS (2 s)" in page.locator("#def-lag + dd").inner_text()
+
     assert csp_violations == []

@@ -142,6 +142,32 @@ def test_status_with_routing_and_drift_matches_the_documented_schema(client, vie
     validator_for("Status").validate(data)
 
 
+def test_status_with_lag_figures_and_live_drills_matches_the_documented_schema(client, viewer, operator):
+    from tests.regions.test_overview import add_drill
+
+    orders, other = populate(2)
+    add_drill(orders, "us-east-1", DrillState.RUNNING, operator)
+    add_drill(other, "us-west-2", DrillState.QUEUED, operator)
+    token = issue_token(viewer)[1]
+
+    data = client.get(reverse("api-status"), headers={"Authorization": f"Bearer {token}"}).json()
+
+    assert [len(app["drills"]) for app in data["applications"]] == [1, 1]
+    assert data["applications"][0]["regions"][0]["replication"]["lag_seconds"] == 1.2
+    validator_for("Status").validate(data)
+
+
+def test_the_schema_rejects_a_drill_that_is_not_live_and_a_lag_without_its_figure():
+    drill = {"id": 3, "state": "running", "region": "us-east-1", "url": "/drills/3/"}
+    assert validator_for("ActiveDrill").is_valid(drill)
+    assert not validator_for("ActiveDrill").is_valid({**drill, "state": "passed"})
+    replication = {"status": "unknown", "reason": "no lag samples", "lag_seconds": None,
+                   "source_region": None, "method": None, "at": None}
+    assert validator_for("ReplicationVerdict").is_valid(replication)
+    del replication["lag_seconds"]
+    assert not validator_for("ReplicationVerdict").is_valid(replication)
+
+
 def test_the_schema_rejects_a_drift_finding_without_its_undo():
     finding = {"region": "us-east-1", "component_kind": "route53_health_check", "identifier": "x",
                "what": "health check x is inverted"}

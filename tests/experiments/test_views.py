@@ -455,6 +455,28 @@ def test_polling_stops_with_286_once_the_drill_is_final(viewer, make_drill, clie
     assert "Abort</button>" not in page
 
 
+def test_the_drill_page_shows_its_region_and_application_now_and_keeps_polling_them_once_final(
+    viewer, make_drill, client_for
+):
+    from tests.regions.test_overview import add_samples
+
+    drill = make_drill(state=DrillState.PASSED, outcome_reason="Failed over in 4.2 s and recovered")
+    stack = Stack.objects.create(application=drill.application, region=drill.region)
+    add_samples(stack)
+    client = client_for(viewer)
+
+    page = client.get(reverse("experiments:detail", args=[drill.pk])).content.decode()
+
+    now_url = reverse("regions:now", args=["orders", "us-east-1"])
+    assert f'hx-get="{now_url}" hx-trigger="every 2s, refresh"' in page
+    assert 'data-status-of="orders/us-east-1" data-status="healthy"' in page
+    assert 'data-status-of="orders" data-status="healthy"' in page
+    assert "unknown: no lag samples" in page and '<dt id="def-lag">' in page
+    assert 'data-drill="' not in page  # the drill is over: no "drill running" marker
+    polled = client.get(now_url, headers={"HX-Request": "true"}).content.decode()
+    assert 'data-status-of="orders/us-east-1" data-status="healthy"' in polled
+
+
 def test_an_inconclusive_drill_page_says_what_could_not_be_tested(viewer, make_drill, client_for):
     reason = "the target never served any observer before the fault"
     drill = make_drill(state=DrillState.INCONCLUSIVE, outcome_reason=reason, finished_at=timezone.now())
@@ -505,9 +527,9 @@ def test_the_drill_page_costs_the_same_whatever_its_timeline(
     client = client_for(viewer)
     url = reverse("experiments:detail", args=[drill.pk])
     client.get(url)
-    # session, user, drill, steps, ledger, approvals, halt, perms x2, roles, heartbeats
-    # (base.html's footer)
-    with django_assert_max_num_queries(11):
+    # session, user, drill, steps, ledger, approvals, the status loader's six (the region
+    # and application now), halt, perms x2, roles, heartbeats (base.html's footer)
+    with django_assert_max_num_queries(17):
         assert client.get(url).status_code == 200
     # a poll that renders: session, user, perms x2, the version, drill, steps, ledger,
     # decisions, roles; no footer, so no heartbeats

@@ -5,8 +5,9 @@ from django.urls import reverse
 
 from regions.models import Application, Architecture, Component, ComponentKind, Region, Stack
 
-# session, user, user perms, group perms, roles, application, stacks, heartbeats (footer)
-MAX_QUERIES = 9
+# session, user, user perms, group perms, roles, application, stacks, the status loader's
+# six (monitoring.load_picture), heartbeats (footer)
+MAX_QUERIES = 14
 
 
 @pytest.fixture
@@ -84,3 +85,27 @@ def test_query_count_does_not_grow_with_stacks_or_components(
         client.get(url("carts"))
 
     assert len(many) == len(few)
+
+
+def test_the_stacks_table_polls_itself_and_htmx_gets_only_it(client_for, viewer, application):
+    client = client_for(viewer)
+
+    page = client.get(url("carts")).content.decode()
+    partial = client.get(url("carts"), headers={"HX-Request": "true"})
+
+    assert f'hx-get="{url("carts")}" hx-trigger="every 2s, refresh"' in page
+    assert "data-poll" in page
+    html = partial.content.decode()
+    assert html.lstrip().startswith('<section id="application-live"')
+    assert "<html" not in html and "checkout-sre" not in html
+    assert 'data-status-of="carts/us-east-1" data-status="unknown"' in html
+    assert "HX-Request" in partial["Vary"]
+
+
+def test_every_figure_links_to_its_definition(client_for, viewer, application):
+    html = client_for(viewer).get(url("carts")).content.decode()
+
+    for anchor in ("status", "traffic", "lag"):
+        assert f'href="#def-{anchor}"' in html
+        assert f'<dt id="def-{anchor}">' in html
+    assert html.count('<a class="def-link" href="#def-lag">lag</a> unknown: no lag samples') == 2

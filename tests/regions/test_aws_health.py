@@ -1,5 +1,6 @@
 """AWS's own view (regions/aws_health.py): polled from the sandbox, stored, folded into
-the status; Route 53 GetHealthCheckStatus at most every 30 s per check."""
+the status; Route 53 GetHealthCheckStatus at most every 30 s per healthy check, at every
+poll for one seen unhealthy."""
 
 from datetime import timedelta
 
@@ -116,6 +117,30 @@ def test_route53_status_is_asked_at_most_every_30_seconds(sandbox_settings, sett
     settings.CONTROLPLANE_ROUTE53_STATUS_MIN_INTERVAL = 0  # a setting: every poll asks
     aws_health.poll(now=timezone.now() + timedelta(seconds=32))
     assert len(calls) == 6
+
+
+@pytest.mark.sandbox
+@pytest.mark.django_db
+def test_a_check_seen_unhealthy_is_asked_at_every_poll_so_its_recovery_shows_at_the_next(sandbox_settings):
+    from regions.models import Component
+
+    run_discovery(actor="test", regions=REGIONS)
+    orders = Application.objects.get(name="orders")
+    check = Component.objects.get(
+        stack__application=orders, stack__region__code="us-east-1", kind=ComponentKind.ROUTE53_HEALTH_CHECK
+    )
+    aws_health.poll(application_ids=[orders.pk])
+    # As stored while a fault was on: Route 53 said unhealthy at the last poll.
+    stored = AwsObservation.objects.filter(component=check, kind=ObservationKind.ROUTE53_HEALTH)
+    stored.update(state="unhealthy")
+    calls = count_calls("route53", "GetHealthCheckStatus")
+
+    aws_health.poll(application_ids=[orders.pk])  # well within 30 s of the last ask
+
+    assert [call["HealthCheckId"] for call in calls] == [check.identifier]  # not the healthy ones
+    assert stored.get().state == "healthy"
+    aws_health.poll(application_ids=[orders.pk])
+    assert len(calls) == 1  # healthy again: asked at most every 30 s
 
 
 @pytest.mark.sandbox

@@ -159,7 +159,7 @@ def test_no_drift_while_a_drill_runs_on_the_application(operator):
     assert drift.find_drift([check], running={7}) == []
 
     from experiments.models import Drill, DrillState, Scenario
-    from experiments.queries import applications_with_live_drills
+    from experiments.queries import live_drills
     from experiments.scenarios import ensure_builtin_scenarios
     from regions import monitoring
     from regions.models import Application, Component, Region, Stack
@@ -174,7 +174,8 @@ def test_no_drift_while_a_drill_runs_on_the_application(operator):
         Component.objects.create(stack=Stack.objects.create(application=app, region=region),
                                  kind=ComponentKind.ROUTE53_HEALTH_CHECK, identifier=f"hc-{app.name}",
                                  config={"Inverted": True})
-    assert applications_with_live_drills([a.pk for a in apps]) == {apps[1].pk}
+    (live,) = live_drills([a.pk for a in apps])
+    assert (live.application_id, live.state, live.region) == (apps[1].pk, DrillState.RUNNING, "us-east-1")
     # Registered with monitoring at startup: the running drill's fault is not drift.
     pictures = monitoring.load_picture()
     assert [f.identifier for f in pictures[apps[0].pk].drift] == ["hc-calm"]

@@ -24,9 +24,9 @@ from tests.regions.samples import add_stack_samples, store_samples
 
 OVERVIEW = reverse("regions:overview")
 # session, user, user perms, group perms, roles (context processor), regions,
-# applications, stacks, the status loader's four (applications, stacks, health
-# samples, lag samples), heartbeats (base.html's footer; not in the htmx partial): a
-# fixed budget whatever the inventory holds.
+# applications, the status loader's six (applications, stacks, target states, lag
+# samples, components with their observations, live drills), heartbeats (base.html's
+# footer; not in the htmx partial): a fixed budget whatever the inventory holds.
 MAX_QUERIES = 14
 
 
@@ -241,7 +241,104 @@ def test_query_count_is_pinned(client_for, viewer, django_assert_max_num_queries
         client.get(OVERVIEW, headers={"HX-Request": "true"})
 
 
-def test_query_count_does_not_grow_with_the_number_of_stacks(client_for, viewer):
+def add_lag(app, source, receiving, lag_ms, *, replicated=True, seconds_ago=5):
+    LagSample.objects.create(
+        application=app, source_region=source, receiving_region=receiving,
+        at=timezone.now() - timedelta(seconds=seconds_ago), lag_ms=lag_ms, method=LagMethod.CANARY,
+        replicated=replicated,
+    )
+
+
+def add_drill(app, region_code, state, requested_by):
+    from experiments.models import Drill, Scenario
+    from experiments.scenarios import ensure_builtin_scenarios
+
+    ensure_builtin_scenarios()
+    return Drill.objects.create(
+        scenario=Scenario.objects.get(slug="fail-region-health-check"), application=app,
+        region=Region.objects.get(code=region_code), requested_by=requested_by, state=state,
+        plan={"calls": []}, plan_hash="0" * 64,
+    )
+
+
+def cell(html, app, region):
+    """The overview's <td> of one application in one region."""
+    start = html.index(f'data-status-of="{app}/{region}"')
+    return html[start:html.index("</td>", start)]
+
+
+def test_each_cell_shows_the_replication_lag_coloured_against_the_threshold(
+    client_for, viewer, make_user, settings
+):
+    make_inventory(4, ["us-east-1", "us-west-2"])
+    calm, slow, broken, unmeasured = Application.objects.order_by("name")
+    for stack in Stack.objects.all():
+        add_samples(stack)
+    add_lag(calm, "us-west-2", "us-east-1", 400)
+    add_lag(slow, "us-west-2", "us-east-1", 4200)
+    add_lag(slow, "eu-central-1", "us-east-1", 300)
+    add_lag(broken, "us-west-2", "us-east-1", 10000, replicated=False)
+    add_lag(unmeasured, "us-west-2", "us-east-1", 300, seconds_ago=400)  # older than the stale limit
+    client = client_for(viewer)
+
+    html = client.get(OVERVIEW).content.decode()
+
+    def lag(app):
+        text = cell(html, app.name, "us-east-1")
+        return text[text.index('<span class="lag '):]
+
+    assert 'lag--green' in lag(calm) and '<span class="lag-figure">0.4 s</span>' in lag(calm)
+    assert 'lag--orange' in lag(slow) and '<span class="lag-figure">4.2 s</span>' in lag(slow)
+    assert 'title="lag 4.2 s &gt; 2 s threshold from us-west-2"' in lag(slow)
+    assert 'lag--red' in lag(broken) and '<span class="lag-figure">≥ 10.0 s</span>' in lag(broken)
+    assert "replication outage: canary from us-west-2 not replicated after 10.0 s" in lag(broken)
+    assert 'lag--gray' in lag(unmeasured) and "unknown: no lag sample for 6 min" in lag(unmeasured)
+    # nothing measured at all into us-west-2: unknown, and why
+    assert "unknown: no lag samples" in cell(html, calm.name, "us-west-2")
+    # every figure links to its definition, which names the threshold
+    assert html.count('<a class="def-link" href="#def-lag">lag</a>') == 8
+    assert '<dt id="def-lag">Replication lag</dt>' in html
+    assert "CONTROLPLANE_LAG_DEGRADED_SECONDS (2 s)" in html
+
+    settings.CONTROLPLANE_LAG_DEGRADED_SECONDS = 5  # the colour follows the setting
+    html = client.get(OVERVIEW).content.decode()
+    assert 'lag--green' in lag(slow) and "CONTROLPLANE_LAG_DEGRADED_SECONDS (5 s)" in html
+
+
+def test_a_live_drill_is_marked_on_its_application_and_region_and_links_to_it(
+    client_for, viewer, operator
+):
+    from experiments.models import DrillState
+
+    make_inventory(3, ["us-east-1", "us-west-2"])
+    first, second, third = Application.objects.order_by("name")
+    running = add_drill(first, "us-west-2", DrillState.RUNNING, operator)
+    queued = add_drill(second, "us-east-1", DrillState.QUEUED, operator)
+    add_drill(third, "us-east-1", DrillState.PASSED, operator)  # over: no marker
+    add_drill(third, "us-west-2", DrillState.REQUESTED, operator)  # not approved: no marker
+
+    html = client_for(viewer).get(OVERVIEW).content.decode()
+
+    running_url = reverse("experiments:detail", args=[running.pk])
+    queued_url = reverse("experiments:detail", args=[queued.pk])
+    assert html.count('class="drill-marker') == 4  # on each application's row and its region's cell
+    assert (
+        f'<a class="drill-marker drill-marker--running" href="{running_url}" data-drill="{running.pk}">'
+        f"drill #{running.pk} running in us-west-2</a>"
+    ) in html
+    assert f'href="{running_url}" data-drill="{running.pk}">drill #{running.pk} running</a>' in cell(
+        html, first.name, "us-west-2"
+    )
+    assert "drill-marker" not in cell(html, first.name, "us-east-1")
+    assert f'href="{queued_url}" data-drill="{queued.pk}">drill #{queued.pk} queued</a>' in cell(
+        html, second.name, "us-east-1"
+    )
+    assert "drill-marker" not in html[html.index(f'data-status-of="{third.name}"'):]
+
+
+def test_query_count_does_not_grow_with_the_number_of_stacks(client_for, viewer, operator):
+    from experiments.models import DrillState
+
     client = client_for(viewer)
     (first,), _ = make_inventory(1, ["us-east-1", "us-west-2"])
     assert Stack.objects.count() == 2
@@ -263,10 +360,18 @@ def test_query_count_does_not_grow_with_the_number_of_stacks(client_for, viewer)
     for stack in Stack.objects.exclude(pk__in=sampled):
         add_samples(stack, ok=stack.pk % 3 != 0)
     assert HealthSample.objects.count() == 200
+    # lag into every region and a live drill on every other application: no query per row
+    for n, app in enumerate(Application.objects.order_by("name")):
+        for region in Region.objects.all():
+            add_lag(app, "us-east-1" if region.code != "us-east-1" else "us-west-2", region.code, 500 + n)
+        if n % 2:
+            add_drill(app, "us-east-1", DrillState.RUNNING, operator)
     with CaptureQueriesContext(connection) as large:
         response = client.get(OVERVIEW)
     html = response.content.decode()
     assert html.count('class="stack-cell"') == 40
+    assert html.count('class="lag-figure"') == 40
+    assert html.count('class="drill-marker') == 10
     assert "badge--gray" not in html
 
     assert len(large) == len(small) <= MAX_QUERIES

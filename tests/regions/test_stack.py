@@ -23,10 +23,12 @@ from regions.models import (
 )
 from tests.regions.samples import add_stack_samples
 
-# session, user, user perms, group perms, roles, stack, the status loader's four,
-# live components and the drills running on them (drift), last failures, components,
-# siblings, heartbeats (base.html's footer)
+# session, user, user perms, group perms, roles, stack, the status loader's six
+# (applications, stacks, target states, lag, components with their observations, live
+# drills), last failures, components, siblings, heartbeats (base.html's footer)
 MAX_QUERIES = 16
+# session, user, user perms, group perms, stack, the status loader's six, roles
+MAX_NOW_QUERIES = 12
 # session, user, user perms, group perms, stack, health series, lag series
 MAX_SERIES_QUERIES = 8
 LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:orders-api-handler"
@@ -312,3 +314,45 @@ def test_series_query_count_is_pinned(client_for, viewer, stack, window, django_
 
     with django_assert_max_num_queries(MAX_SERIES_QUERIES):
         assert client.get(series_url(stack, window)).status_code == 200
+
+
+# --- the `now` partial alone (regions:now), which the drill page polls ----------------
+
+
+def now_url(stack):
+    return reverse("regions:now", args=[stack.application.name, stack.region.code])
+
+
+def test_the_now_partial_alone_states_what_the_stack_page_states(
+    client_for, viewer, operator, stack, django_assert_max_num_queries
+):
+    from experiments.models import DrillState
+    from tests.regions.test_one_status import stated
+    from tests.regions.test_overview import add_drill, add_lag
+
+    add_samples(stack, 3)
+    add_lag(stack.application, "us-west-2", "us-east-1", 700)
+    drill = add_drill(stack.application, "us-east-1", DrillState.REVERTING, operator)
+    client = client_for(viewer)
+
+    with django_assert_max_num_queries(MAX_NOW_QUERIES):
+        response = client.get(now_url(stack), headers={"HX-Request": "true"})
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in html and "Last failures" not in html
+    assert set(stated(html)) == {"orders", "orders/us-east-1"}
+    assert stated(html)["orders/us-east-1"] == ("healthy", None)
+    assert '<span class="lag-figure">0.7 s</span>' in html
+    drill_url = reverse("experiments:detail", args=[drill.pk])
+    assert f'href="{drill_url}" data-drill="{drill.pk}">drill #{drill.pk} reverting</a>' in html
+    page = client.get(url(stack)).content.decode()
+    assert stated(page) == stated(html)
+    assert html.strip() in page  # the same partial, inside the stack page's live section
+
+
+def test_the_now_partial_is_404_for_an_unknown_stack_and_403_without_the_role(
+    client_for, viewer, outsider, stack
+):
+    assert client_for(viewer).get(reverse("regions:now", args=["orders", "eu-west-3"])).status_code == 404
+    assert client_for(outsider).get(now_url(stack)).status_code == 403

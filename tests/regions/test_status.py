@@ -236,6 +236,28 @@ def test_canary_not_replicated_is_a_replication_outage():
     assert verdict.reason == "replication outage: canary from us-east-1 not replicated after 5.0 s"
 
 
+def test_the_replication_verdict_carries_the_figure_behind_it():
+    under = replication_status(
+        [lag("us-east-1", "us-west-2", 800), lag("eu-central-1", "us-west-2", 300)], T, NOW
+    )
+    assert (under.lag.source_region, under.lag_seconds, under.lag_text) == ("us-east-1", 0.8, "0.8 s")
+    over = replication_status(
+        [lag("us-east-1", "us-west-2", 4200), lag("eu-central-1", "us-west-2", 9100, seconds_ago=2)], T, NOW
+    )
+    assert (over.lag.source_region, over.lag_text) == ("eu-central-1", "9.1 s")
+    outage = replication_status(
+        [lag("us-east-1", "us-west-2", 9100),
+         lag("eu-central-1", "us-west-2", 5000, replicated=False, method=LagMethod.CANARY)], T, NOW
+    )
+    # the outage sets the figure, not the larger lag of a source that replicates: ">=" what was waited
+    assert (outage.lag.source_region, outage.lag_text) == ("eu-central-1", "≥ 5.0 s")
+    stale = lag("us-east-1", "us-west-2", 10, seconds_ago=600)
+    for unmeasured in ([], [stale], [lag("us-east-1", "us-west-2", None)]):
+        verdict = replication_status(unmeasured, T, NOW)
+        assert (verdict.lag, verdict.lag_seconds, verdict.lag_text) == (None, None, "")
+        assert verdict.reason  # says why
+
+
 def test_old_lag_samples_are_unknown():
     verdict = replication_status([lag("us-east-1", "us-west-2", 10, seconds_ago=600)], T, NOW)
     assert verdict.status == HealthStatus.UNKNOWN

@@ -22,8 +22,9 @@ from regions.models import (
 from tests.regions.samples import add_stack_samples, store_samples
 
 STATUS = reverse("api-status")
-# token, token's last_used_at update, user perms, group perms, the status loader's
-# four, applications, latest lag per pair
+# token, token's last_used_at update, user perms, group perms, the status loader's six
+# (applications, stacks, target states, lag, components with their observations, live
+# drills): the same loader as every console page
 MAX_QUERIES = 10
 
 
@@ -102,11 +103,17 @@ def test_status_reports_applications_regions_and_lag(client, viewer_token):
     assert east["health"]["status_code"] == 200
     assert east["health"]["latency_ms"] == 11.0
     assert east["health"]["last_sample_at"]
-    assert east["replication"] == {"status": "healthy", "reason": "lag ≤ 1.2 s"}
+    assert east["replication"] == {
+        "status": "healthy", "reason": "lag ≤ 1.2 s", "lag_seconds": 1.2, "source_region": "us-west-2",
+        "method": "canary", "at": east["replication"]["at"],
+    }
     assert west["status"] == "unhealthy"
     assert west["in_rotation"] is False
     assert west["replication"]["status"] == "unhealthy"
+    # the figure behind the outage: how long the canary was waited for
+    assert (west["replication"]["lag_seconds"], west["replication"]["source_region"]) == (30.0, "us-east-1")
     assert west["health"]["status_code"] == 503
+    assert app["drills"] == []
     # latest per pair, whatever the method
     assert app["lag"] == [
         {"source_region": "us-west-2", "receiving_region": "us-east-1", "lag_seconds": 1.2,
@@ -146,17 +153,27 @@ def test_status_is_get_only(client, viewer_token):
     assert response["Allow"] == "GET"
 
 
-def test_query_count_does_not_grow_with_the_inventory(client, viewer_token):
+def test_query_count_does_not_grow_with_the_inventory(client, viewer_token, operator):
+    from experiments.models import DrillState
+    from tests.regions.test_overview import add_drill
+
     populate(1)
     get(client, viewer_token)  # the first use updates last_used_at
     with CaptureQueriesContext(connection) as small:
         assert get(client, viewer_token).status_code == 200
 
-    populate(10, ("us-east-1", "us-west-2", "eu-central-1", "ap-south-1"), prefix="svc")
+    apps = populate(10, ("us-east-1", "us-west-2", "eu-central-1", "ap-south-1"), prefix="svc")
+    for app in apps[::2]:  # a live drill on every other application
+        add_drill(app, "us-west-2", DrillState.RUNNING, operator)
     assert Stack.objects.count() == 42
     with CaptureQueriesContext(connection) as large:
         response = get(client, viewer_token)
-    assert len(response.json()["applications"]) == 11
+    entries = response.json()["applications"]
+    assert len(entries) == 11
+    assert sum(len(entry["drills"]) for entry in entries) == 5
+    for entry in entries:
+        east = next(r for r in entry["regions"] if r["region"] == "us-east-1")
+        assert east["replication"]["lag_seconds"] == 1.2
 
     assert len(large) == len(small) <= MAX_QUERIES
 
