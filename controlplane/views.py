@@ -80,7 +80,7 @@ def _filtered_events(form):
     if data["actor"]:
         events = events.filter(actor=data["actor"])
     if data["action"]:
-        events = events.filter(action__startswith=data["action"])
+        events = events.filter(audit.action_starts_with(data["action"]))
     if data["object_type"]:
         events = events.filter(object_type=data["object_type"])
     tz = timezone.get_current_timezone()

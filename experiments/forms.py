@@ -54,7 +54,18 @@ class _UTCDateTimeField(forms.DateTimeField):
             ) from exc
 
 
-class DrillRequestForm(forms.Form):
+class _ServiceErrors:
+    """Puts the service's ValidationError messages on the form's fields."""
+
+    def add_service_errors(self, error):
+        if hasattr(error, "error_dict"):
+            for field, messages in error.message_dict.items():
+                self.add_error(field if field in self.fields else None, messages)
+        else:
+            self.add_error(None, error.messages)
+
+
+class DrillRequestForm(_ServiceErrors, forms.Form):
     application = _SlugChoiceField(
         Application.objects.order_by("name"), to_field_name="name", noun="application",
         error_messages={"required": "Choose the application."},
@@ -132,17 +143,13 @@ class DrillRequestForm(forms.Form):
             self.add_service_errors(exc)
             return None
 
-    def add_service_errors(self, error):
-        """Put the service's ValidationError messages on the form's fields."""
-        if hasattr(error, "error_dict"):
-            for field, messages in error.message_dict.items():
-                self.add_error(field if field in self.fields else None, messages)
-        else:
-            self.add_error(None, error.messages)
 
-
-class DecisionForm(forms.Form):
-    comment = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3}))
+class DecisionForm(_ServiceErrors, forms.Form):
+    # Whether a comment is given is the service's to say (services.reject needs one).
+    comment = forms.CharField(
+        required=False, max_length=2000, label="Comment (required to reject)",
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
     plan_hash = forms.CharField(
         max_length=64, widget=forms.HiddenInput,
         error_messages={"required": "The form did not say which plan you reviewed; reload the page."},
@@ -150,7 +157,9 @@ class DecisionForm(forms.Form):
 
 
 class HaltForm(forms.Form):
-    # Whether a reason is given is the service's to say (services.halt_all).
+    """Halting all drills and clearing the halt. Whether a reason is given is the
+    service's to say (services.halt_all, services.clear_halt)."""
+
     reason = forms.CharField(required=False, max_length=500, strip=True)
 
 

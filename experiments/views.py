@@ -222,23 +222,28 @@ def drill_list(request):
     return render_page(request, "experiments/drill_list.html", context, partial="table")
 
 
-@login_required
-@permission_required("experiments.halt_drills", raise_exception=True)
-@require_POST
-def halt(request):
+def _switch_halt(request, switch):
+    """Call `switch` (services.halt_all or services.clear_halt) with the reason given;
+    its answer, or None with the message of a refused reason (then nothing changed)."""
     form = HaltForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, form.errors["reason"][0])
-        return _redirect(request, reverse("experiments:list"))
     try:
-        services.halt_all(
+        if not form.is_valid():
+            raise ValidationError(form.errors["reason"])
+        return switch(
             request.user, form.cleaned_data["reason"], source=AuditSource.CONSOLE,
             request_id=request.request_id,
         )
     except ValidationError as exc:
         messages.error(request, exc.messages[0])
-        return _redirect(request, reverse("experiments:list"))
-    messages.warning(request, "All drills are halted: running drills revert, none may start.")
+        return None
+
+
+@login_required
+@permission_required("experiments.halt_drills", raise_exception=True)
+@require_POST
+def halt(request):
+    if _switch_halt(request, services.halt_all) is not None:
+        messages.warning(request, "All drills are halted: running drills revert, none may start.")
     return _redirect(request, reverse("experiments:list"))
 
 
@@ -246,9 +251,10 @@ def halt(request):
 @permission_required("experiments.clear_halt", raise_exception=True)
 @require_POST
 def clear_halt(request):
-    if services.clear_halt(request.user, source=AuditSource.CONSOLE, request_id=request.request_id):
+    cleared = _switch_halt(request, services.clear_halt)
+    if cleared:
         messages.success(request, "The halt is cleared: drills may be approved and run again.")
-    else:
+    elif cleared is not None:
         messages.info(request, "Drills were not halted.")
     return _redirect(request, reverse("experiments:list"))
 
@@ -420,8 +426,10 @@ def _decide(request, pk, decision):
         result = action(drill, request.user, comment=comment, source=AuditSource.CONSOLE,
                         request_id=request.request_id)
     except ValidationError as exc:
-        form.add_error(None, exc.messages)
-        return _approval_page(request, drill, form, status=409)
+        form.add_service_errors(exc)
+        # A missing comment is the approver's to fix (400); the halt or an expired
+        # request is the drill's state (409).
+        return _approval_page(request, drill, form, status=400 if hasattr(exc, "error_dict") else 409)
     if result is None:
         drill.refresh_from_db(fields=["state", "plan_hash"])
         messages.warning(request, services.not_waiting_message(drill))

@@ -102,6 +102,25 @@ def test_filter_by_action_prefix(client_for, approver, events):
     assert "stack.rotation_changed" not in html
 
 
+def test_the_action_filter_finds_halt_rows_written_under_their_old_names(client_for, approver, events):
+    record("otto-operator", "drills.halt", "experiments.haltstate", "1")
+    record("ada-admin", "drills.clear_halt", "experiments.haltstate", "1")
+    record("otto-operator", "halt.halted", "experiments.haltstate", "1")
+    client = client_for(approver)
+
+    def actions(prefix):
+        page = client.get(AUDIT, {"action": prefix})
+        return sorted(event.action for event in page.context["page"].object_list)
+
+    assert actions("halt.") == ["drills.clear_halt", "drills.halt", "halt.halted"]
+    assert actions("halt.cleared") == ["drills.clear_halt"]
+    assert actions("drills.") == ["drills.clear_halt", "drills.halt"]  # what they read
+    assert actions("drill.") == ["drill.approved", "drill.requested"]  # no halt: not a drill's
+    response = client.get(AUDIT_CSV, {"action": "halt."})
+    lines = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [line[4] for line in lines[1:]] == ["drills.halt", "drills.clear_halt", "halt.halted"]
+
+
 def test_filter_by_object_type(client_for, approver, events):
     response = client_for(approver).get(AUDIT, {"object_type": "experiments.drill"})
 
