@@ -180,7 +180,8 @@ class Drill(models.Model):
         ordering = ["-requested_at"]
         indexes = [
             # the console's drill list filtered by state, newest first; the reaper's
-            # scan for live drills whose heartbeat stopped (state IN live, heartbeat_at < t).
+            # scan for live drills whose heartbeat stopped (state IN live, heartbeat_at < t);
+            # the approvals queue and its count (state = requested, oldest first).
             models.Index(fields=["state", "-requested_at"], name="drill_state_recent"),
             # "one live drill per application": a drill request checks
             # application=X AND state IN (queued, running, reverting); also the app page.

@@ -168,6 +168,15 @@ def why_cannot_decide(drill, user):
     return ""
 
 
+def awaiting_decision_by(user):
+    """The drills waiting for `user`'s decision, as `why_cannot_decide` has it:
+    requested, not by `user`; none for a user without the approver role. The approvals
+    queue and the count in the navigation read this."""
+    if not user.has_perm("experiments.approve_drill"):
+        return Drill.objects.none()
+    return Drill.objects.filter(state=DrillState.REQUESTED).exclude(requested_by_id=user.pk)
+
+
 def ensure_can_decide(drill, user):
     """Raise PermissionDenied when `user` may not approve or reject `drill`."""
     if why := why_cannot_decide(drill, user):
@@ -245,6 +254,13 @@ def approve(drill, approver, *, comment="", source=AuditSource.CONSOLE, request_
         if drill.window_start is None or drill.window_start <= timezone.now():
             _queue(drill.pk, approver, source, request_id)
     return approval
+
+
+def approval_deadline(drill):
+    """When the request can no longer be approved: APPROVAL_TTL after it was made, or
+    the end of its window when that comes first."""
+    expires = drill.requested_at + APPROVAL_TTL
+    return min(expires, drill.window_end) if drill.window_end else expires
 
 
 def too_late_to_approve(drill, now):

@@ -24,7 +24,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from controlplane import audit, aws
 from controlplane.durations import format_duration
 from controlplane.models import AuditSource
-from controlplane.rendering import render_page
+from controlplane.rendering import not_stored, render_page
 from experiments import faults, ledger, plans, services
 from experiments.forms import (
     AbortForm,
@@ -36,6 +36,7 @@ from experiments.forms import (
     ScenarioForm,
 )
 from experiments.models import (
+    APPROVAL_TTL,
     OPEN_COMPENSATION_STATES,
     OUTCOME_STATES,
     Approval,
@@ -187,6 +188,7 @@ def _previous_drill(drill):
 @login_required
 @permission_required("experiments.view_drill", raise_exception=True)
 @require_GET
+@not_stored
 def drill_list(request):
     """Newest first, filtered by state, application, region and scenario. Queries: the
     page's count and rows (with scenario, application, region, requester), the three
@@ -265,6 +267,33 @@ def clear_halt(request):
 def halt_banner(request):
     """The red banner of base.html, for the pages that do not show it themselves."""
     return render_page(request, "base.html#halt_banner", {})
+
+
+# --- the approvals queue -------------------------------------------------------------
+
+
+@login_required
+@permission_required("experiments.approve_drill", raise_exception=True)
+@require_GET
+@not_stored
+def approvals(request):
+    """The drills waiting for this approver's decision (services.awaiting_decision_by),
+    oldest first, each with how long it has waited, when it can no longer be approved,
+    its plan in brief and a link to its approval page. Its table polls every 5 s (the
+    `queue` partial, which also sets the navigation's count). Queries: the page's count
+    and rows (with scenario, application, region, requester), whatever their number."""
+    now = timezone.now()
+    drills = services.awaiting_decision_by(request.user).select_related(
+        "scenario", "application", "region", "requested_by"
+    ).order_by("requested_at", "pk")
+    page = Paginator(drills, PAGE_SIZE).get_page(request.GET.get("page"))
+    for drill in page.object_list:
+        drill.waited = format_duration(now - drill.requested_at)
+        drill.too_late = services.too_late_to_approve(drill, now)
+        drill.expires_in = format_duration(services.approval_deadline(drill) - now)
+        drill.summary = plans.plan_summary(drill.plan)
+    context = {"page": page, "drills": page.object_list, "approval_ttl": format_duration(APPROVAL_TTL)}
+    return render_page(request, "experiments/approvals.html", context, partial="queue")
 
 
 # --- request ------------------------------------------------------------------------
@@ -350,6 +379,7 @@ def _live_context(drill):
 @login_required
 @permission_required("experiments.view_drill", raise_exception=True)
 @require_GET
+@not_stored
 def drill_detail(request, pk):
     """The live drill page (and its outcome report once final). htmx polls its `live`
     partial every 2 s; a final drill answers 286 so the polling stops."""
@@ -380,6 +410,7 @@ def drill_detail(request, pk):
 @login_required
 @permission_required("experiments.view_drill", raise_exception=True)
 @require_GET
+@not_stored
 def drill_approval(request, pk):
     """The exact plan, each call beside its inverse, its hash and what changed since
     the last drill of the same scenario, application and region."""
@@ -393,6 +424,7 @@ def _approval_page(request, drill, form, status=200):
         "drill": drill,
         "state": DrillState(drill.state),
         "calls": plans.plan_calls(drill.plan),
+        "targets": plans.plan_targets(drill.plan),
         "plan_json": json.dumps(drill.plan, indent=2, sort_keys=True, default=str),
         "hypothesis_json": json.dumps((drill.plan or {}).get("hypothesis", {}), indent=2, sort_keys=True),
         "stop_conditions_json": json.dumps((drill.plan or {}).get("stop_conditions", []), indent=2),
