@@ -21,11 +21,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.db.models import Q
 
 from controlplane import auditkeys
 from controlplane.auditkeys import AuditKeyError
 from controlplane.jsonvalues import json_safe
 from controlplane.models import GENESIS_HASH, AuditChainHead, AuditEvent, AuditSource, audit_hash
+
+# Actions renamed after rows were written under the old name, old -> new. The rows keep
+# the name they were written with (the log is append-only); `action_starts_with` finds
+# them under the new one. Actions are named `<thing>.<what happened>`: `drill.*` for a
+# drill's (its states, its AWS calls), `halt.*` for the halt switch's.
+RENAMED_ACTIONS = {"drills.halt": "halt.halted", "drills.clear_halt": "halt.cleared"}
 
 KEY_ROTATED = "audit.key_rotated"
 SEALED = "audit.sealed"
@@ -167,6 +174,13 @@ def record(
             request_id=request_id or "",
         )
     return event
+
+
+def action_starts_with(prefix):
+    """A Q for the events whose action starts with `prefix`, by its current name: also
+    the rows written under an old name (RENAMED_ACTIONS) whose new name starts with it."""
+    renamed = [old for old, new in RENAMED_ACTIONS.items() if new.startswith(prefix)]
+    return Q(action__startswith=prefix) | Q(action__in=renamed)
 
 
 def record_request(request, action, **kwargs):

@@ -76,7 +76,8 @@ class AuditEvent(models.Model):
         indexes = [
             # audit page: filter by actor, newest first
             models.Index(fields=["actor", "-seq"], name="audit_actor_seq"),
-            # audit page: filter by object type (and the drill/stack history panels)
+            # audit page: filter by object type, or by one object (a drill page's link to
+            # its events: object_type = experiments.drill AND object_id = pk)
             models.Index(fields=["object_type", "object_id", "-seq"], name="audit_object_seq"),
             # audit page: filter by time range
             models.Index(fields=["created_at"], name="audit_created"),

@@ -9,7 +9,7 @@ from pathlib import Path
 from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import render
-from django.utils.cache import get_conditional_response, patch_vary_headers
+from django.utils.cache import add_never_cache_headers, get_conditional_response, patch_vary_headers
 from django.utils.http import quote_etag
 from django_htmx.http import HttpResponseStopPolling
 
@@ -112,3 +112,19 @@ def polled(version):
         return wrapper
 
     return decorator
+
+
+def not_stored(view):
+    """For pages with action buttons: the browser keeps no copy of the page
+    (`Cache-Control: no-store`, which also keeps it out of the back/forward cache), so
+    Back asks the server again and the page shows only the actions the state allows now.
+    htmx partials of the page are left to say their own caching."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        if not is_partial(request):
+            add_never_cache_headers(response)
+        return response
+
+    return wrapper

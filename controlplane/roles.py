@@ -2,13 +2,15 @@
 
 viewer    sees the console: inventory, status, drills.
 operator  viewer + runs discovery, requests, aborts and halts drills, edits scenarios.
-approver  viewer + approves or rejects drills, aborts them, reads and exports the audit log.
+approver  viewer + approves or rejects drills, aborts them and halts them all, reads and
+          exports the audit log.
 admin     everything: inventory changes and import, drills (request, approve, abort, halt
           and clear the halt), scenarios, the audit log.
 
 Roles are cumulative only where listed: an operator cannot approve, an approver cannot
-request. A user may hold several roles, but the requester of a drill can never approve
-it whatever roles they hold.
+request. Whoever may abort a drill may also halt them all (stop everything at once). A
+user may hold several roles, but the requester of a drill can never approve it whatever
+roles they hold.
 """
 
 VIEWER = "viewer"
@@ -33,7 +35,7 @@ _DRILL_OPERATOR = [
     "experiments.add_scenario",
     "experiments.change_scenario",
 ]
-_DRILL_APPROVER = ["experiments.approve_drill", "experiments.abort_drill"]
+_DRILL_APPROVER = ["experiments.approve_drill", "experiments.abort_drill", "experiments.halt_drills"]
 _DRILL_ADMIN = [
     "experiments.request_drill",
     "experiments.approve_drill",

@@ -121,6 +121,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "controlplane.context_processors.console",
                 "experiments.context_processors.halt",
+                "experiments.context_processors.approvals",
             ],
         },
     },

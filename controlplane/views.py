@@ -1,15 +1,20 @@
 import csv
 import json
+from collections import defaultdict
+from contextlib import suppress
 from datetime import datetime, time
 
 from django import forms
-from django.contrib import messages
+from django.apps import apps
+from django.contrib import admin, messages
 from django.contrib.auth import logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -62,6 +67,7 @@ class AuditFilterForm(forms.Form):
     actor = forms.CharField(required=False, max_length=150)
     action = forms.CharField(required=False, max_length=64)
     object_type = forms.CharField(required=False, max_length=64)
+    object_id = forms.CharField(required=False, max_length=64)
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
@@ -80,9 +86,11 @@ def _filtered_events(form):
     if data["actor"]:
         events = events.filter(actor=data["actor"])
     if data["action"]:
-        events = events.filter(action__startswith=data["action"])
+        events = events.filter(audit.action_starts_with(data["action"]))
     if data["object_type"]:
         events = events.filter(object_type=data["object_type"])
+    if data["object_id"]:
+        events = events.filter(object_id=data["object_id"])
     tz = timezone.get_current_timezone()
     if data["since"]:
         events = events.filter(created_at__gte=datetime.combine(data["since"], time.min, tz))
@@ -122,6 +130,59 @@ def _changes(before, after):
     return lines
 
 
+def _admin_page(model, request):
+    """How to reach an object's admin page, when `request`'s user may open it there."""
+    model_admin = admin.site.get_model_admin(model) if admin.site.is_registered(model) else None
+    if model_admin is None or not model_admin.has_view_or_change_permission(request):
+        return None
+    opts = model._meta
+    return lambda pk: reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[pk])
+
+
+def _required_relations(model, prefix="", depth=3):
+    """The paths of `model`'s non-null foreign keys, followed `depth` deep: the rows a
+    page's URL may name (a component's stack, its application and region)."""
+    paths = []
+    for field in model._meta.concrete_fields:
+        if field.many_to_one and not field.null and depth:
+            path = f"{prefix}{field.name}"
+            paths += [path, *_required_relations(field.related_model, f"{path}__", depth - 1)]
+    return paths
+
+
+def object_pages(objects, request):
+    """{(object_type, object_id): URL} for the (object_type, object_id) pairs whose object
+    still exists and has a page the user may open: the console's (the model's
+    get_absolute_url), else, for staff, its admin page. One query per type of object
+    that has a page, whatever the number of pairs; none for types with no model (the
+    inventory as a whole, audit keys)."""
+    wanted = defaultdict(set)
+    for object_type, object_id in objects:
+        if object_type and object_id:
+            wanted[object_type].add(object_id)
+    pages = {}
+    for object_type, ids in wanted.items():
+        try:
+            model = apps.get_model(object_type)
+        except (LookupError, ValueError):
+            continue
+        pks = set()
+        for object_id in ids:
+            with suppress(ValidationError):  # not an id of this model: no object, no page
+                pks.add(model._meta.pk.to_python(object_id))
+        found = model._default_manager.filter(pk__in=pks)
+        if hasattr(model, "get_absolute_url"):
+            if related := _required_relations(model):
+                found = found.select_related(*related)
+            urls = {obj.pk: obj.get_absolute_url() for obj in found}
+        elif (admin_url := _admin_page(model, request)) is not None:
+            urls = {pk: admin_url(pk) for pk in found.values_list("pk", flat=True)}
+        else:
+            continue
+        pages.update({(object_type, str(pk)): url for pk, url in urls.items()})
+    return pages
+
+
 def _events_asked_for(request):
     """The filter form of the query string and the events it selects (all without one)."""
     form = AuditFilterForm(request.GET or None)
@@ -135,13 +196,20 @@ def audit_list(request):
     form, events = _events_asked_for(request)
     page, page_error = _get_page(Paginator(events, AUDIT_PAGE_SIZE), request.GET.get("page"))
     page.object_list = list(page.object_list)
+    chosen = form.cleaned_data if request.GET and form.is_valid() else {}
+    of_object = (chosen.get("object_type", ""), chosen.get("object_id", ""))
+    pages = object_pages([(e.object_type, e.object_id) for e in page.object_list] + [of_object], request)
     for event in page.object_list:
         event.before_json = _json_text(event.before)
         event.after_json = _json_text(event.after)
         event.changes = _changes(event.before, event.after)
+        event.object_url = pages.get((event.object_type, event.object_id))
     query = request.GET.copy()
     query.pop("page", None)
     context = {
+        # the one object the page is filtered on, with its page
+        "of_object": {"type": of_object[0], "id": of_object[1], "url": pages.get(of_object)}
+        if all(of_object) else None,
         "form": form if request.GET else AuditFilterForm(),
         "page": page,
         "page_error": page_error,

@@ -32,9 +32,11 @@ DRILL_REQUEST = Body({
     "window_start": DateTime(description="Not before (default: as soon as approved)."),
     "window_end": DateTime(description="Not after: the drill expires if it has not started by then."),
 })
-DECISION = Body({
-    "comment": Text(2000),
-    "plan_hash": Text(64, description="The plan you reviewed: 409 if the drill's plan is another one now."),
+_PLAN_REVIEWED = Text(64, description="The plan you reviewed: 409 if the drill's plan is another one now.")
+DECISION = Body({"comment": Text(2000), "plan_hash": _PLAN_REVIEWED})
+REJECTION = Body({
+    "comment": Text(2000, required=True, min_length=1, description="Why: the requester reads it."),
+    "plan_hash": _PLAN_REVIEWED,
 })
 ABORT_REQUEST = Body({"reason": Text(500)})
 HALT_REQUEST = Body({"reason": Text(500, required=True, min_length=1)})
@@ -142,10 +144,10 @@ def drill(request, pk):
     return _drill_response(_get_drill(pk))
 
 
-def _decide(request, pk, action):
+def _decide(request, pk, action, body):
     drill = _get_drill(pk)
     try:
-        data = parse_body(request, DECISION)
+        data = parse_body(request, body)
     except BadBody as exc:
         return exc.response()
     comment, seen = data.get("comment", ""), data.get("plan_hash", "")
@@ -161,6 +163,8 @@ def _decide(request, pk, action):
     except PermissionDenied as exc:
         return api_error(403, str(exc) or "Your role does not allow this action.")
     except ValidationError as exc:
+        if hasattr(exc, "error_dict"):  # a rejection without a comment: nothing written
+            return invalid(exc.message_dict)
         return api_error(409, " ".join(exc.messages))
     if result is None:
         drill.refresh_from_db(fields=["state", "plan_hash"])
@@ -172,12 +176,13 @@ def _decide(request, pk, action):
 @api_view(["POST"], permission="experiments.approve_drill")
 def approve(request, pk):
     """Approve the drill's current plan (optionally `plan_hash`: the plan you reviewed)."""
-    return _decide(request, pk, services.approve)
+    return _decide(request, pk, services.approve, DECISION)
 
 
 @api_view(["POST"], permission="experiments.approve_drill")
 def reject(request, pk):
-    return _decide(request, pk, services.reject)
+    """Reject the drill's plan with a `comment` saying why (400 without one)."""
+    return _decide(request, pk, services.reject, REJECTION)
 
 
 @api_view(["POST"], permission="experiments.abort_drill")
@@ -200,23 +205,15 @@ def abort(request, pk):
     ["POST", "DELETE"], permission={"POST": "experiments.halt_drills", "DELETE": "experiments.clear_halt"}
 )
 def halt(request):
-    """POST {"reason"}: halt all drills (operator). DELETE: clear the halt (admin)."""
-    if request.method == "DELETE":
-        try:
-            changed = services.clear_halt(
-                request.user, source=AuditSource.API, request_id=request.request_id
-            )
-        except PermissionDenied as exc:
-            return api_error(403, str(exc))
-        return JsonResponse({"halted": False, "changed": changed})
+    """POST {"reason"}: halt all drills (operator, approver, admin). DELETE {"reason"}:
+    clear the halt (admin). Either without a reason is a 400 and changes nothing."""
+    clearing = request.method == "DELETE"
+    switch = services.clear_halt if clearing else services.halt_all
     try:
         reason = parse_body(request, HALT_REQUEST).get("reason", "")
+        changed = switch(request.user, reason, source=AuditSource.API, request_id=request.request_id)
     except BadBody as exc:
         return exc.response()
-    try:
-        changed = services.halt_all(
-            request.user, reason, source=AuditSource.API, request_id=request.request_id
-        )
     except ValidationError as exc:
-        return invalid({"reason": exc.messages}, "The halt needs a reason.")
-    return JsonResponse({"halted": True, "changed": changed, "reason": reason.strip()})
+        return invalid(exc.message_dict, "Say why: a reason is required.")
+    return JsonResponse({"halted": not clearing, "changed": changed, "reason": reason.strip()})

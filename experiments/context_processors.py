@@ -2,6 +2,7 @@
 
 from django.utils.functional import SimpleLazyObject
 
+from experiments import services
 from experiments.models import HaltState
 
 
@@ -14,3 +15,13 @@ def halt(request):
     if user is None or not user.is_authenticated:
         return {}
     return {"halt": SimpleLazyObject(lambda: HaltState.objects.filter(pk=1).first())}
+
+
+def approvals(request):
+    """How many drills wait for this user's decision (services.awaiting_decision_by:
+    one COUNT; none for who may not approve), for base.html's navigation, which shows
+    it to approvers. Read only when a page shows it (htmx partials do not)."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    return {"approvals_waiting": SimpleLazyObject(lambda: services.awaiting_decision_by(user).count())}

@@ -21,13 +21,17 @@ from regions.models import Application, Region
 
 
 class _SlugChoiceField(forms.ModelChoiceField):
-    """A ModelChoiceField that names the value it could not find."""
+    """A ModelChoiceField that names the value it could not find. Its select offers
+    `queryset`, which a form may narrow; any row of the model parses, so that a choice
+    that exists but does not fit is the service's to explain (not "unknown")."""
 
-    def __init__(self, *args, noun, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, queryset, *args, noun, **kwargs):
+        super().__init__(queryset, *args, **kwargs)
         self.noun = noun
+        self.parses = queryset
 
     def to_python(self, value):
+        offered, self.queryset = self.queryset, self.parses
         try:
             return super().to_python(value)
         except ValidationError as exc:
@@ -35,6 +39,8 @@ class _SlugChoiceField(forms.ModelChoiceField):
                 message = f"Unknown {self.noun} {str(value)[:80]!r}."
                 raise ValidationError(message, code="invalid_choice") from exc
             raise
+        finally:
+            self.queryset = offered
 
 
 class _UTCDateTimeField(forms.DateTimeField):
@@ -54,7 +60,18 @@ class _UTCDateTimeField(forms.DateTimeField):
             ) from exc
 
 
-class DrillRequestForm(forms.Form):
+class _ServiceErrors:
+    """Puts the service's ValidationError messages on the form's fields."""
+
+    def add_service_errors(self, error):
+        if hasattr(error, "error_dict"):
+            for field, messages in error.message_dict.items():
+                self.add_error(field if field in self.fields else None, messages)
+        else:
+            self.add_error(None, error.messages)
+
+
+class DrillRequestForm(_ServiceErrors, forms.Form):
     application = _SlugChoiceField(
         Application.objects.order_by("name"), to_field_name="name", noun="application",
         error_messages={"required": "Choose the application."},
@@ -79,7 +96,9 @@ class DrillRequestForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Offer only the scenarios that apply to the chosen application's architecture.
+        # Offer only the regions the chosen application has a stack in and the scenarios
+        # that apply to its architecture, before and after an error (what does not fit
+        # still parses: the service says why it does not fit).
         name = self.data.get("application") if self.is_bound else self.initial.get("application")
         # (a NUL is refused by PostgreSQL before the field can say "unknown application")
         usable = isinstance(name, str) and name and "\x00" not in name
@@ -89,13 +108,7 @@ class DrillRequestForm(forms.Form):
             self.fields["scenario"].queryset = Scenario.objects.filter(
                 architecture__in=["", app.architecture]
             ).order_by("-built_in", "name")
-            # the regions the application has a stack in
             self.fields["region"].queryset = Region.objects.filter(stacks__application=app).order_by("code")
-            if self.is_bound:
-                # Keep every scenario selectable so a wrong one gets a clear message
-                # (not "unknown scenario") from the service.
-                self.fields["scenario"].queryset = Scenario.objects.all()
-                self.fields["region"].queryset = Region.objects.all()
 
     def clean(self):
         """What the service would refuse among the choices that parsed
@@ -132,17 +145,13 @@ class DrillRequestForm(forms.Form):
             self.add_service_errors(exc)
             return None
 
-    def add_service_errors(self, error):
-        """Put the service's ValidationError messages on the form's fields."""
-        if hasattr(error, "error_dict"):
-            for field, messages in error.message_dict.items():
-                self.add_error(field if field in self.fields else None, messages)
-        else:
-            self.add_error(None, error.messages)
 
-
-class DecisionForm(forms.Form):
-    comment = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3}))
+class DecisionForm(_ServiceErrors, forms.Form):
+    # Whether a comment is given is the service's to say (services.reject needs one).
+    comment = forms.CharField(
+        required=False, max_length=2000, label="Comment (required to reject)",
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
     plan_hash = forms.CharField(
         max_length=64, widget=forms.HiddenInput,
         error_messages={"required": "The form did not say which plan you reviewed; reload the page."},
@@ -150,7 +159,9 @@ class DecisionForm(forms.Form):
 
 
 class HaltForm(forms.Form):
-    # Whether a reason is given is the service's to say (services.halt_all).
+    """Halting all drills and clearing the halt. Whether a reason is given is the
+    service's to say (services.halt_all, services.clear_halt)."""
+
     reason = forms.CharField(required=False, max_length=500, strip=True)
 
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 
 from controlplane.choices import ColouredChoices
@@ -129,6 +130,9 @@ class Scenario(models.Model):
     def __str__(self):
         return self.name
 
+    def get_absolute_url(self):
+        return reverse("experiments:scenario", args=[self.slug])
+
     def applies_to(self, application):
         return not self.architecture or self.architecture == application.architecture
 
@@ -180,7 +184,8 @@ class Drill(models.Model):
         ordering = ["-requested_at"]
         indexes = [
             # the console's drill list filtered by state, newest first; the reaper's
-            # scan for live drills whose heartbeat stopped (state IN live, heartbeat_at < t).
+            # scan for live drills whose heartbeat stopped (state IN live, heartbeat_at < t);
+            # the approvals queue and its count (state = requested, oldest first).
             models.Index(fields=["state", "-requested_at"], name="drill_state_recent"),
             # "one live drill per application": a drill request checks
             # application=X AND state IN (queued, running, reverting); also the app page.
@@ -197,6 +202,9 @@ class Drill(models.Model):
 
     def __str__(self):
         return f"drill #{self.pk} ({self.state})"
+
+    def get_absolute_url(self):
+        return reverse("experiments:detail", args=[self.pk])
 
     @property
     def is_final(self):
@@ -393,3 +401,7 @@ class HaltState(models.Model):
 
     def __str__(self):
         return "halted" if self.halted else "not halted"
+
+    def get_absolute_url(self):
+        """The drills list, whose halt panel shows the switch."""
+        return reverse("experiments:list")

@@ -10,7 +10,7 @@ from controlplane.openapi_schema import json_response as _json
 from controlplane.openapi_schema import nullable as _nullable
 from controlplane.openapi_schema import obj as _object
 from controlplane.openapi_schema import ref as _ref
-from experiments.api import ABORT_REQUEST, DECISION, DRILL_REQUEST, HALT_REQUEST
+from experiments.api import ABORT_REQUEST, DECISION, DRILL_REQUEST, HALT_REQUEST, REJECTION
 from experiments.faults import FaultKind
 from experiments.models import LIVE_STATES, DrillState, StepKind
 from regions.models import Architecture
@@ -157,6 +157,7 @@ SCHEMAS = {
         },
     }),
     "Decision": DECISION.schema(),
+    "Rejection": REJECTION.schema(),
     "AbortRequest": ABORT_REQUEST.schema(),
     "HaltRequest": HALT_REQUEST.schema(),
     "Halt": _object(
@@ -233,11 +234,16 @@ PATHS = {
         "parameters": DRILL_ID,
         "post": {
             "operationId": "rejectDrill",
-            "summary": "Reject the drill (approver, never the requester)",
-            "description": "Audit: drill.rejected.",
-            "requestBody": _body("Decision", required=False),
+            "summary": "Reject the drill (approver, never the requester), saying why",
+            "description": (
+                "`comment` is required: the requester reads why. Without one: 400 on `comment`, "
+                "nothing written. Audit: drill.rejected (with the comment)."
+            ),
+            "requestBody": _body("Rejection"),
             "responses": {
-                "200": _json("Drill", "The rejected drill."), **BAD_BODY, **NOT_FOUND, **CONFLICT, **ERRORS
+                "200": _json("Drill", "The rejected drill."),
+                "400": _json("ValidationError", "Bad JSON, a wrong field, or no comment."),
+                **NOT_FOUND, **CONFLICT, **ERRORS
             },
         },
     },
@@ -265,10 +271,11 @@ PATHS = {
     "/halt": {
         "post": {
             "operationId": "haltDrills",
-            "summary": "Halt all drills (operator)",
+            "summary": "Halt all drills (operator, approver, admin)",
             "description": (
                 "Running drills abort and revert; none may start until an admin clears the "
-                "halt. Audit: drills.halt."
+                "halt. Anyone who may abort a drill may halt them all. Audit: halt.halted "
+                "(rows written before the rename read drills.halt)."
             ),
             "requestBody": _body("HaltRequest"),
             "responses": {
@@ -279,9 +286,17 @@ PATHS = {
         },
         "delete": {
             "operationId": "clearHalt",
-            "summary": "Clear the halt (admin)",
-            "description": "Requires experiments.clear_halt. Audit: drills.clear_halt.",
-            "responses": {"200": _json("Halt", "Cleared (changed: false if it was not on)."), **ERRORS},
+            "summary": "Clear the halt (admin), saying why",
+            "description": (
+                "Requires experiments.clear_halt; `reason` is required. Audit: halt.cleared with "
+                "the reason (rows written before the rename read drills.clear_halt)."
+            ),
+            "requestBody": _body("HaltRequest"),
+            "responses": {
+                "200": _json("Halt", "Cleared (changed: false if it was not on)."),
+                "400": _json("ValidationError", "Bad JSON or no reason."),
+                **ERRORS,
+            },
         },
     },
 }

@@ -4,19 +4,23 @@
 their inverses, read now, the targets, the hypothesis, the stop conditions, the maximum
 duration, the vantages); `targets_for` is what a scenario's selector picks in the
 inventory; `measurability_for` says from which vantages failover could be measured.
-For the pages: `plan_calls` (each call beside its inverse) and `plan_diff` (what changed
-since the last plan). The fault library builds the calls; this module reads the
+For the pages: `plan_calls` (each call beside its inverse), `plan_targets` (what it
+breaks, a row each), `plan_summary` (the plan in one line, for the approvals queue) and
+`plan_diff` (what changed since the last plan). The fault library builds the calls; this module reads the
 inventory for it and writes no rows.
 """
 
 import json
+from collections import Counter
 
 from django.conf import settings
 from django.utils import timezone
 
+from controlplane.durations import format_duration
 from controlplane.jsonvalues import json_safe
 from experiments import faults
 from experiments.observer import measurability
+from regions.kinds import ComponentKind
 from regions.models import Component
 from regions.monitoring import serving_by_vantage
 
@@ -134,3 +138,34 @@ def plan_calls(plan):
             } if inverse else None,
         })
     return rows
+
+
+def plan_targets(plan):
+    """The plan's targets, one row each (kind as its label, name, identifier, region, the
+    fault's parameters): from the snapshots taken when it was planned, or, in a plan
+    without them, the identities its hash binds to."""
+    plan = plan or {}
+    rows = []
+    for target in plan.get("target_snapshots") or plan.get("targets") or []:
+        kind, params = target.get("kind", ""), target.get("params") or {}
+        rows.append({
+            "kind": ComponentKind(kind).label if kind in ComponentKind.values else kind,
+            "name": target.get("name", ""),
+            "identifier": target.get("identifier", ""),
+            "region": target.get("region", ""),
+            "params": ", ".join(f"{key}={show_value(value)}" for key, value in sorted(params.items())),
+        })
+    return rows
+
+
+def plan_summary(plan):
+    """A plan in brief, for lists: its calls by service and operation (how many of each),
+    how many targets, its maximum duration."""
+    plan = plan or {}
+    operations = Counter(f"{c.get('service', '')} {c.get('operation', '')}" for c in plan.get("calls", []))
+    seconds = plan.get("max_duration_seconds")
+    return {
+        "calls": ", ".join(f"{op} x{n}" if n > 1 else op for op, n in operations.items()) or "no call",
+        "targets": len(plan.get("targets") or []),
+        "max_duration": format_duration(seconds) if isinstance(seconds, int) else None,
+    }

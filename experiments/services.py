@@ -168,6 +168,15 @@ def why_cannot_decide(drill, user):
     return ""
 
 
+def awaiting_decision_by(user):
+    """The drills waiting for `user`'s decision, as `why_cannot_decide` has it:
+    requested, not by `user`; none for a user without the approver role. The approvals
+    queue and the count in the navigation read this."""
+    if not user.has_perm("experiments.approve_drill"):
+        return Drill.objects.none()
+    return Drill.objects.filter(state=DrillState.REQUESTED).exclude(requested_by_id=user.pk)
+
+
 def ensure_can_decide(drill, user):
     """Raise PermissionDenied when `user` may not approve or reject `drill`."""
     if why := why_cannot_decide(drill, user):
@@ -247,6 +256,13 @@ def approve(drill, approver, *, comment="", source=AuditSource.CONSOLE, request_
     return approval
 
 
+def approval_deadline(drill):
+    """When the request can no longer be approved: APPROVAL_TTL after it was made, or
+    the end of its window when that comes first."""
+    expires = drill.requested_at + APPROVAL_TTL
+    return min(expires, drill.window_end) if drill.window_end else expires
+
+
 def too_late_to_approve(drill, now):
     """Why the drill can no longer be approved ('' when it can): the request waited
     longer than APPROVAL_TTL, or its window has ended."""
@@ -261,6 +277,13 @@ def too_late_to_approve(drill, now):
 
 
 def reject(drill, approver, *, comment="", source=AuditSource.CONSOLE, request_id=""):
+    """Reject the drill's plan, saying why (the requester reads the comment). Raises
+    ValidationError on the comment when there is none (nothing is written); otherwise as
+    `decide`."""
+    ensure_can_decide(drill, approver)
+    comment = (comment or "").strip()
+    if not comment:
+        raise ValidationError({"comment": "Say why you reject this plan: the requester reads it."})
     return decide(
         drill, approver, Decision.REJECT, comment=comment, source=source, request_id=request_id
     )
@@ -460,9 +483,11 @@ def take_over(drill_id, *, now=None, final_state=DrillState.ERRORED, reason="wor
 
 
 def halt_all(actor, reason, *, source=AuditSource.CONSOLE, request_id=""):
-    """Any operator may halt: running drills abort and revert, new starts are refused."""
+    """Halt all drills, saying why: running drills abort and revert, new starts are
+    refused. Anyone who may abort a drill may (operators, approvers, admins). Audit
+    `halt.halted`; True if it was not halted."""
     if not actor.has_perm("experiments.halt_drills"):
-        raise PermissionDenied("Halting drills needs the operator role.")
+        raise PermissionDenied("Halting drills needs the operator, approver or admin role.")
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": "Say why you halt all drills."})
@@ -493,22 +518,27 @@ def _halt_on(actor, reason, *, source, request_id):
             cleared_by="", cleared_at=None,
         )
         if changed:
-            audit.record(actor, "drills.halt", source=source, object_type="experiments.haltstate",
+            audit.record(actor, "halt.halted", source=source, object_type="experiments.haltstate",
                          object_id="1", object_repr="halt", after={"halted": True, "reason": reason},
                          request_id=request_id)
     return bool(changed)
 
 
-def clear_halt(actor, *, source=AuditSource.CONSOLE, request_id=""):
-    """An admin turns the halt off; True if it was on."""
+def clear_halt(actor, reason, *, source=AuditSource.CONSOLE, request_id=""):
+    """An admin turns the halt off, saying why (audit `halt.cleared` with the reason);
+    True if it was on. Raises ValidationError on the reason when there is none (nothing
+    changes)."""
     if not actor.has_perm("experiments.clear_halt"):
         raise PermissionDenied("Only an admin can clear the halt.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why drills may run again."})
     with transaction.atomic():
         changed = HaltState.objects.filter(pk=1, halted=True).update(
             halted=False, cleared_by=audit.actor_name(actor), cleared_at=timezone.now()
         )
         if changed:
-            audit.record(actor, "drills.clear_halt", source=source, object_type="experiments.haltstate",
+            audit.record(actor, "halt.cleared", source=source, object_type="experiments.haltstate",
                          object_id="1", object_repr="halt", before={"halted": True},
-                         after={"halted": False}, request_id=request_id)
+                         after={"halted": False, "reason": reason}, request_id=request_id)
     return bool(changed)

@@ -5,6 +5,7 @@ from experiments import views
 app_name = "experiments"
 urlpatterns = [
     path("", views.drill_list, name="list"),
+    path("approvals/", views.approvals, name="approvals"),
     path("new/", views.drill_new, name="new"),
     path("create/", views.drill_create, name="create"),
     path("halt/", views.halt, name="halt"),

@@ -17,14 +17,13 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from controlplane import audit, aws
 from controlplane.durations import format_duration
 from controlplane.models import AuditSource
-from controlplane.rendering import is_partial, polled, render_page
+from controlplane.rendering import is_partial, not_stored, polled, render_page
 from experiments import faults, ledger, plans, services, versions
 from experiments.forms import (
     AbortForm,
@@ -36,6 +35,7 @@ from experiments.forms import (
     ScenarioForm,
 )
 from experiments.models import (
+    APPROVAL_TTL,
     FINAL_STATES,
     OPEN_COMPENSATION_STATES,
     OUTCOME_STATES,
@@ -196,6 +196,7 @@ def _list_version(request):
 @login_required
 @permission_required("experiments.view_drill", raise_exception=True)
 @require_GET
+@not_stored
 @polled(_list_version)
 def drill_list(request):
     """Newest first, filtered by state, application, region and scenario. Queries: the
@@ -235,23 +236,28 @@ def drill_list(request):
     return render_page(request, "experiments/drill_list.html", context)
 
 
-@login_required
-@permission_required("experiments.halt_drills", raise_exception=True)
-@require_POST
-def halt(request):
+def _switch_halt(request, switch):
+    """Call `switch` (services.halt_all or services.clear_halt) with the reason given;
+    its answer, or None with the message of a refused reason (then nothing changed)."""
     form = HaltForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, form.errors["reason"][0])
-        return _redirect(request, reverse("experiments:list"))
     try:
-        services.halt_all(
+        if not form.is_valid():
+            raise ValidationError(form.errors["reason"])
+        return switch(
             request.user, form.cleaned_data["reason"], source=AuditSource.CONSOLE,
             request_id=request.request_id,
         )
     except ValidationError as exc:
         messages.error(request, exc.messages[0])
-        return _redirect(request, reverse("experiments:list"))
-    messages.warning(request, "All drills are halted: running drills revert, none may start.")
+        return None
+
+
+@login_required
+@permission_required("experiments.halt_drills", raise_exception=True)
+@require_POST
+def halt(request):
+    if _switch_halt(request, services.halt_all) is not None:
+        messages.warning(request, "All drills are halted: running drills revert, none may start.")
     return _redirect(request, reverse("experiments:list"))
 
 
@@ -259,9 +265,10 @@ def halt(request):
 @permission_required("experiments.clear_halt", raise_exception=True)
 @require_POST
 def clear_halt(request):
-    if services.clear_halt(request.user, source=AuditSource.CONSOLE, request_id=request.request_id):
+    cleared = _switch_halt(request, services.clear_halt)
+    if cleared:
         messages.success(request, "The halt is cleared: drills may be approved and run again.")
-    else:
+    elif cleared is not None:
         messages.info(request, "Drills were not halted.")
     return _redirect(request, reverse("experiments:list"))
 
@@ -275,6 +282,33 @@ def halt_banner(request):
     show it from the start, the others fetch it when they load); a poll while the
     switch has not moved is answered with 204 (controlplane.rendering.polled)."""
     return render_page(request, "base.html#halt_banner", {})
+
+
+# --- the approvals queue -------------------------------------------------------------
+
+
+@login_required
+@permission_required("experiments.approve_drill", raise_exception=True)
+@require_GET
+@not_stored
+def approvals(request):
+    """The drills waiting for this approver's decision (services.awaiting_decision_by),
+    oldest first, each with how long it has waited, when it can no longer be approved,
+    its plan in brief and a link to its approval page. Its table polls every 5 s (the
+    `queue` partial, which also sets the navigation's count). Queries: the page's count
+    and rows (with scenario, application, region, requester), whatever their number."""
+    now = timezone.now()
+    drills = services.awaiting_decision_by(request.user).select_related(
+        "scenario", "application", "region", "requested_by"
+    ).order_by("requested_at", "pk")
+    page = Paginator(drills, PAGE_SIZE).get_page(request.GET.get("page"))
+    for drill in page.object_list:
+        drill.waited = format_duration(now - drill.requested_at)
+        drill.too_late = services.too_late_to_approve(drill, now)
+        drill.expires_in = format_duration(services.approval_deadline(drill) - now)
+        drill.summary = plans.plan_summary(drill.plan)
+    context = {"page": page, "drills": page.object_list, "approval_ttl": format_duration(APPROVAL_TTL)}
+    return render_page(request, "experiments/approvals.html", context, partial="queue")
 
 
 # --- request ------------------------------------------------------------------------
@@ -378,6 +412,7 @@ def _drill_version(request, pk):
 @login_required
 @permission_required("experiments.view_drill", raise_exception=True)
 @require_GET
+@not_stored
 @polled(_drill_version)
 def drill_detail(request, pk):
     """The live drill page (and its outcome report once final). htmx polls its parts
@@ -399,14 +434,13 @@ def drill_detail(request, pk):
         "region_definitions": overview_grid.figure_definitions(),
         "calls": plans.plan_calls(drill.plan),
     })
-    response = render_page(request, "experiments/drill_detail.html", context)
-    add_never_cache_headers(response)
-    return response
+    return render_page(request, "experiments/drill_detail.html", context)
 
 
 @login_required
 @permission_required("experiments.view_drill", raise_exception=True)
 @require_GET
+@not_stored
 def drill_approval(request, pk):
     """The exact plan, each call beside its inverse, its hash and what changed since
     the last drill of the same scenario, application and region."""
@@ -420,6 +454,7 @@ def _approval_page(request, drill, form, status=200):
         "drill": drill,
         "state": DrillState(drill.state),
         "calls": plans.plan_calls(drill.plan),
+        "targets": plans.plan_targets(drill.plan),
         "plan_json": json.dumps(drill.plan, indent=2, sort_keys=True, default=str),
         "hypothesis_json": json.dumps((drill.plan or {}).get("hypothesis", {}), indent=2, sort_keys=True),
         "stop_conditions_json": json.dumps((drill.plan or {}).get("stop_conditions", []), indent=2),
@@ -432,9 +467,7 @@ def _approval_page(request, drill, form, status=200):
         "form": form,
         "measurability": plans.drill_measurability(drill),
     }
-    response = render_page(request, "experiments/drill_approval.html", context, status=status)
-    add_never_cache_headers(response)  # Back asks again: no Approve button for a drill decided since
-    return response
+    return render_page(request, "experiments/drill_approval.html", context, status=status)
 
 
 def _decide(request, pk, decision):
@@ -455,8 +488,10 @@ def _decide(request, pk, decision):
         result = action(drill, request.user, comment=comment, source=AuditSource.CONSOLE,
                         request_id=request.request_id)
     except ValidationError as exc:
-        form.add_error(None, exc.messages)
-        return _approval_page(request, drill, form, status=409)
+        form.add_service_errors(exc)
+        # A missing comment is the approver's to fix (400); the halt or an expired
+        # request is the drill's state (409).
+        return _approval_page(request, drill, form, status=400 if hasattr(exc, "error_dict") else 409)
     if result is None:
         drill.refresh_from_db(fields=["state", "plan_hash"])
         messages.warning(request, services.not_waiting_message(drill))

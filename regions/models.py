@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, RegexValidator
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 
 from controlplane import aws
@@ -79,6 +80,9 @@ class Application(models.Model):
     def __str__(self):
         return self.name
 
+    def get_absolute_url(self):
+        return reverse("regions:application", args=[self.name])
+
     @property
     def title(self):
         return self.display_name or self.name
@@ -129,6 +133,9 @@ class Stack(models.Model):
     def __str__(self):
         return f"{self.application.name}/{self.region.code}"
 
+    def get_absolute_url(self):
+        return reverse("regions:stack", args=[self.application.name, self.region.code])
+
 
 class Component(models.Model):
     """A typed AWS resource that belongs to a stack, with its last-seen configuration."""
@@ -150,6 +157,10 @@ class Component(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.name or self.identifier}"
+
+    def get_absolute_url(self):
+        """Its stack's page, which lists it."""
+        return self.stack.get_absolute_url()
 
 
 # --- Monitoring: time series (facts only; status is computed in regions/status.py) ----

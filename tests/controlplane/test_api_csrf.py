@@ -23,7 +23,7 @@ def session(operator):
 
 def halted():
     return HaltState.objects.filter(halted=True).exists() or AuditEvent.objects.filter(
-        action__startswith="drills."
+        action__startswith="halt."
     ).exists()
 
 

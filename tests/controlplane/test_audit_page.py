@@ -13,9 +13,10 @@ from controlplane.models import AuditSource
 
 AUDIT = reverse("audit")
 AUDIT_CSV = reverse("audit-csv")
-# session, user, user perms, group perms, roles, count, page, object types, heartbeats
-# (base.html's footer)
-MAX_QUERIES = 10
+# session, user, user perms, group perms, roles, count, page, object types, the objects
+# of each type that has a page (two types below), the navigation's approvals count,
+# heartbeats (base.html's footer)
+MAX_QUERIES = 12
 
 
 def record(actor, action, object_type="regions.stack", object_id="1", **kwargs):
@@ -102,10 +103,112 @@ def test_filter_by_action_prefix(client_for, approver, events):
     assert "stack.rotation_changed" not in html
 
 
+def test_the_action_filter_finds_halt_rows_written_under_their_old_names(client_for, approver, events):
+    record("otto-operator", "drills.halt", "experiments.haltstate", "1")
+    record("ada-admin", "drills.clear_halt", "experiments.haltstate", "1")
+    record("otto-operator", "halt.halted", "experiments.haltstate", "1")
+    client = client_for(approver)
+
+    def actions(prefix):
+        page = client.get(AUDIT, {"action": prefix})
+        return sorted(event.action for event in page.context["page"].object_list)
+
+    assert actions("halt.") == ["drills.clear_halt", "drills.halt", "halt.halted"]
+    assert actions("halt.cleared") == ["drills.clear_halt"]
+    assert actions("drills.") == ["drills.clear_halt", "drills.halt"]  # what they read
+    assert actions("drill.") == ["drill.approved", "drill.requested"]  # no halt: not a drill's
+    response = client.get(AUDIT_CSV, {"action": "halt."})
+    lines = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [line[4] for line in lines[1:]] == ["drills.halt", "drills.clear_halt", "halt.halted"]
+
+
 def test_filter_by_object_type(client_for, approver, events):
     response = client_for(approver).get(AUDIT, {"object_type": "experiments.drill"})
 
     assert rows(response) == 2
+
+
+def test_filter_by_object(client_for, approver, events):
+    record("anna-approver", "drill.rejected", "experiments.drill", "8")
+    client = client_for(approver)
+
+    response = client.get(AUDIT, {"object_type": "experiments.drill", "object_id": "7"})
+
+    assert [e.action for e in response.context["page"].object_list] == ["drill.approved", "drill.requested"]
+    assert 'data-audit-object="experiments.drill:7"' in response.content.decode()
+    assert f'href="{AUDIT_CSV}?object_type=experiments.drill&amp;object_id=7"' in response.content.decode()
+    response = client.get(AUDIT_CSV, {"object_type": "experiments.drill", "object_id": "7"})
+    lines = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [(line[4], line[6]) for line in lines[1:]] == [("drill.requested", "7"), ("drill.approved", "7")]
+    assert rows(client.get(AUDIT, {"object_type": "regions.stack", "object_id": "7"})) == 0
+
+
+@pytest.fixture
+def inventory(db):
+    from experiments.scenarios import ensure_builtin_scenarios
+    from regions.models import Application, Component, Region, Stack
+
+    ensure_builtin_scenarios()
+    app = Application.objects.create(name="orders", architecture="A")
+    stack = Stack.objects.create(application=app, region=Region.objects.create(code="us-east-1"))
+    component = Component.objects.create(stack=stack, kind="lambda_function", identifier="orders-api")
+    return app, stack, component
+
+
+def object_links(response):
+    """{object_type:object_id: the href of its link} for the rows of the page."""
+    html = response.content.decode()
+    links = {}
+    for row in html.split("<tbody>")[1].split("</tbody>")[0].split("<tr>")[1:]:
+        label = row.split('<span class="mono muted small">')[1].split("</span>")[0]
+        if "data-object-link" in row:
+            links[label] = row.split("data-object-link")[0].rsplit('href="', 1)[1].split('"')[0]
+    return links
+
+
+def test_every_row_links_to_its_objects_page(client_for, approver, inventory):
+    from experiments.models import HaltState, Scenario
+
+    app, stack, component = inventory
+    scenario = Scenario.objects.get(slug="fail-region-health-check")
+    for obj in (app, stack, component, scenario):
+        audit.record("ada-admin", "inventory.update", source=AuditSource.COMMAND, obj=obj)
+    HaltState.objects.create(pk=1, halted=True, reason="incident")
+    record("otto-operator", "halt.halted", "experiments.haltstate", "1")
+    record("ada-admin", "inventory.delete", "regions.stack", "999")  # gone: no page
+    record("ada-admin", "inventory.update", "regions.stack", "not-a-number")
+    record("system", "inventory.discovered", "inventory", "x")  # no model
+    record("system", "audit.key_rotated", "controlplane.auditkey", "k2")  # no model
+
+    links = object_links(client_for(approver).get(AUDIT))
+
+    assert links == {
+        f"regions.application:{app.pk}": "/apps/orders/",
+        f"regions.stack:{stack.pk}": "/apps/orders/us-east-1/",
+        f"regions.component:{component.pk}": "/apps/orders/us-east-1/",
+        f"experiments.scenario:{scenario.pk}": "/drills/scenarios/fail-region-health-check/",
+        "experiments.haltstate:1": "/drills/",
+    }
+
+
+def test_a_user_row_links_to_the_admin_only_for_who_may_open_it(client_for, make_user, approver, admin):
+    superuser = make_user("sue-super", "admin")
+    superuser.is_superuser = True
+    superuser.save(update_fields=["is_superuser"])
+    audit.record("system", "user.create", source=AuditSource.COMMAND, obj=approver)
+    label = f"auth.user:{approver.pk}"
+
+    admin_page = f"/admin/auth/user/{approver.pk}/change/"
+    assert object_links(client_for(superuser).get(AUDIT)) == {label: admin_page}
+    assert object_links(client_for(approver).get(AUDIT)) == {}  # no admin, no page
+    assert object_links(client_for(admin).get(AUDIT)) == {}  # staff, but the role holds no user permission
+
+
+def test_each_row_links_to_its_objects_events(client_for, approver, events):
+    html = client_for(approver).get(AUDIT).content.decode()
+
+    assert f'href="{AUDIT}?object_type=experiments.drill&amp;object_id=7" data-object-events' in html
+    assert f'href="{AUDIT}?object_type=regions.stack&amp;object_id=1" data-object-events' in html
 
 
 def test_object_type_select_lists_the_known_types(client_for, approver, events):
@@ -204,11 +307,13 @@ def test_query_count_is_pinned_and_independent_of_page_size(
 ):
     client = client_for(approver)
     record("ada-admin", "stack.updated", before={"a": 1}, after={"a": 2})
+    record("ada-admin", "stack.updated", "experiments.drill", "1")
     with CaptureQueriesContext(connection) as one:
         client.get(AUDIT)
 
     for i in range(60):
         record(f"user-{i}", "stack.updated", object_id=str(i), before={"a": i}, after={"a": 0})
+        record(f"user-{i}", "stack.updated", "experiments.drill", str(i))
     with django_assert_max_num_queries(MAX_QUERIES):
         response = client.get(AUDIT, {"action": "stack."})
     assert rows(response) == 50

@@ -37,3 +37,10 @@ def test_roles_separate_duties(viewer, operator, approver, admin):
 
 def test_a_user_without_a_role_sees_nothing(outsider):
     assert not outsider.has_perm("regions.view_stack")
+
+
+def test_whoever_may_abort_a_drill_may_halt_them_all():
+    for role, perms in ROLE_PERMISSIONS.items():
+        if "experiments.abort_drill" in perms:
+            assert "experiments.halt_drills" in perms, role
+    assert any("experiments.abort_drill" in perms for perms in ROLE_PERMISSIONS.values())

@@ -176,6 +176,18 @@ def test_an_approver_rejects(api, approver, drill):
     assert api(approver, "POST", "api-drill-reject", drill.pk, raw="nope").status_code == 400
 
 
+@pytest.mark.parametrize("data", [None, {}, {"comment": ""}, {"comment": "  "}, {"comment": None}])
+def test_a_rejection_without_a_comment_is_a_400_and_changes_nothing(api, approver, drill, data):
+    response = api(approver, "POST", "api-drill-reject", drill.pk, data=data)
+
+    assert response.status_code == 400
+    body = check(response.json(), "ValidationError")
+    assert body["fields"] == {"comment": ["Say why you reject this plan: the requester reads it."]}
+    assert Drill.objects.get(pk=drill.pk).state == DrillState.REQUESTED
+    assert not Approval.objects.exists()
+    assert not AuditEvent.objects.filter(action__startswith="drill.").exists()
+
+
 def test_abort(api, operator, viewer, drill, make_drill):
     assert api(viewer, "POST", "api-drill-abort", drill.pk).status_code == 403
     response = api(operator, "POST", "api-drill-abort", drill.pk, data={"reason": "enough"})
@@ -220,16 +232,31 @@ def test_halt_and_clear(api, operator, admin, viewer, db):
     assert check(response.json(), "Halt") == {"halted": True, "changed": True, "reason": "incident"}
     assert HaltState.objects.get(pk=1).halted
 
-    assert api(operator, "DELETE", "api-halt").status_code == 403
-    response = api(admin, "DELETE", "api-halt")
-    assert check(response.json(), "Halt") == {"halted": False, "changed": True}
-    assert list(AuditEvent.objects.filter(action__startswith="drills.").values_list("action", "source")) == [
-        ("drills.halt", "api"),
-        ("drills.clear_halt", "api"),
-    ] or set(AuditEvent.objects.filter(action__startswith="drills.").values_list("action", flat=True)) == {
-        "drills.halt",
-        "drills.clear_halt",
-    }
+    assert api(operator, "DELETE", "api-halt", data={"reason": "over"}).status_code == 403
+    for data in (None, {"reason": ""}, {"reason": " "}):
+        response = api(admin, "DELETE", "api-halt", data=data)
+        assert response.status_code == 400
+        fields = check(response.json(), "ValidationError")["fields"]
+        assert fields == {"reason": ["Say why drills may run again."]}
+    assert HaltState.objects.get(pk=1).halted
+    response = api(admin, "DELETE", "api-halt", data={"reason": "incident over"})
+    assert check(response.json(), "Halt") == {"halted": False, "changed": True, "reason": "incident over"}
+    assert list(AuditEvent.objects.filter(action__startswith="halt.").order_by("seq").values_list(
+        "action", "source", "after"
+    )) == [
+        ("halt.halted", "api", {"halted": True, "reason": "incident"}),
+        ("halt.cleared", "api", {"halted": False, "reason": "incident over"}),
+    ]
+
+
+def test_an_approver_halts_all_drills(api, approver, drill):
+    response = api(approver, "POST", "api-halt", data={"reason": "not today"})
+
+    assert response.status_code == 200
+    assert check(response.json(), "Halt") == {"halted": True, "changed": True, "reason": "not today"}
+    assert HaltState.objects.get(pk=1).halted
+    assert Drill.objects.get(pk=drill.pk).state == DrillState.REQUESTED  # a request is not started: it stays
+    assert api(approver, "DELETE", "api-halt", data={"reason": "over"}).status_code == 403
 
 
 def test_approval_while_halted_is_a_conflict(api, approver, operator, drill):

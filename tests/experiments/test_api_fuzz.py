@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from controlplane.api import issue_token
-from experiments.api import DECISION, DRILL_REQUEST
+from experiments.api import DECISION, DRILL_REQUEST, REJECTION
 from experiments.models import Drill, DrillState
 from tests.processes import unique_queue
 
@@ -74,8 +74,10 @@ def map_body(context, body):
         return body
     if context.operation.label == "POST /drills":
         declared, replacements = DRILL_REQUEST, VALID_NAMES
-    elif context.operation.label in ("POST /drills/{pk}/approve", "POST /drills/{pk}/reject"):
+    elif context.operation.label == "POST /drills/{pk}/approve":
         declared, replacements = DECISION, {"plan_hash": PLAN_HASH}
+    elif context.operation.label == "POST /drills/{pk}/reject":
+        declared, replacements = REJECTION, {"plan_hash": PLAN_HASH}
     else:
         return body
     for name, value in replacements.items():

@@ -63,7 +63,7 @@ def nothing_changed(drill):
         and Drill.objects.count() == 1
         and not Approval.objects.exists()
         and not HaltState.objects.filter(halted=True).exists()
-        and not AuditEvent.objects.filter(action__startswith="drill").exists()  # drill.*, drills.*
+        and not AuditEvent.objects.filter(action__regex=r"^(drill|halt)\.").exists()
     )
 
 

@@ -6,6 +6,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
+from controlplane import audit
 from controlplane.models import AuditEvent
 from controlplane.roles import APPROVER, OPERATOR
 from experiments import services
@@ -93,10 +94,14 @@ def test_halt_and_clear_are_audited_once(operator, admin):
     assert services.halt_all(operator, "game day over")
     assert not services.halt_all(operator, "again")
     assert services.is_halted()
-    assert services.clear_halt(admin)
-    assert not services.clear_halt(admin)
+    assert services.clear_halt(admin, "game day resumed")
+    assert not services.clear_halt(admin, "again")
     assert not services.is_halted()
-    assert [e.action for e in AuditEvent.objects.order_by("seq")] == ["drills.halt", "drills.clear_halt"]
+    events = AuditEvent.objects.order_by("seq")
+    assert [e.action for e in events] == ["halt.halted", "halt.cleared"]
+    # the names the audit page's filter maps the old ones to
+    assert set(audit.RENAMED_ACTIONS.values()) == {e.action for e in events}
+    assert events[1].after == {"halted": False, "reason": "game day resumed"}
 
 
 def test_roles_hold_the_drill_permissions(viewer, operator, approver, admin):
@@ -106,6 +111,7 @@ def test_roles_hold_the_drill_permissions(viewer, operator, approver, admin):
     assert operator.has_perm("experiments.change_scenario")
     assert not operator.has_perm("experiments.approve_drill")
     assert approver.has_perm("experiments.approve_drill") and approver.has_perm("experiments.abort_drill")
+    assert approver.has_perm("experiments.halt_drills") and not approver.has_perm("experiments.clear_halt")
     assert not approver.has_perm("experiments.request_drill")
     assert admin.has_perm("experiments.clear_halt") and admin.has_perm("experiments.approve_drill")
     assert not operator.has_perm("experiments.clear_halt")

@@ -102,10 +102,10 @@ def test_a_viewer_cannot_request_approve_abort_or_halt(viewer, drill, client_for
             "region": "us-east-1",
         },
         reverse("experiments:approve", args=[drill.pk]): {"plan_hash": drill.plan_hash},
-        reverse("experiments:reject", args=[drill.pk]): {"plan_hash": drill.plan_hash},
+        reverse("experiments:reject", args=[drill.pk]): {"plan_hash": drill.plan_hash, "comment": "no"},
         reverse("experiments:abort", args=[drill.pk]): {},
         reverse("experiments:halt"): {"reason": "no"},
-        reverse("experiments:clear-halt"): {},
+        reverse("experiments:clear-halt"): {"reason": "no"},
     }
     for url, data in posts.items():
         assert client.post(url, data).status_code == 403, url
@@ -373,11 +373,32 @@ def test_an_htmx_approval_redirects_on_the_client(approver, drill, client_for):
     assert response["HX-Redirect"] == reverse("experiments:detail", args=[drill.pk])
 
 
-def test_an_approver_rejects(approver, drill, client_for):
-    client_for(approver).post(reverse("experiments:reject", args=[drill.pk]), {"plan_hash": drill.plan_hash})
+def test_an_approver_rejects_saying_why(approver, drill, client_for):
+    client_for(approver).post(
+        reverse("experiments:reject", args=[drill.pk]),
+        {"plan_hash": drill.plan_hash, "comment": " too risky "},
+    )
     drill.refresh_from_db()
     assert drill.state == DrillState.REJECTED
     assert _actions(drill) == ["drill.rejected"]
+    assert Approval.objects.get(drill=drill).comment == "too risky"
+    assert AuditEvent.objects.get(action="drill.rejected").after["comment"] == "too risky"
+
+
+@pytest.mark.parametrize("comment", ["", "   "])
+def test_a_rejection_without_a_comment_is_refused_and_changes_nothing(comment, approver, drill, client_for):
+    response = client_for(approver).post(
+        reverse("experiments:reject", args=[drill.pk]), {"plan_hash": drill.plan_hash, "comment": comment}
+    )
+    assert response.status_code == 400
+    message = "Say why you reject this plan: the requester reads it."
+    assert response.context["form"].errors["comment"] == [message]
+    assert message in response.content.decode()
+    assert "Approve this plan" in response.content.decode()  # the form is still there to fix
+    drill.refresh_from_db()
+    assert drill.state == DrillState.REQUESTED
+    assert not Approval.objects.exists()
+    assert _actions(drill) == []
 
 
 def test_requester_cannot_approve_own_drill(make_user, make_drill, client_for):
@@ -569,7 +590,7 @@ def test_an_operator_halts_with_a_reason_and_every_page_shows_the_banner(operato
 
     client.post(reverse("experiments:halt"), {"reason": "real incident"})
     assert HaltState.objects.get(pk=1).halted
-    assert AuditEvent.objects.filter(action="drills.halt").count() == 1
+    assert AuditEvent.objects.filter(action="halt.halted").count() == 1
     viewer_client = client_for(viewer)
     page = viewer_client.get(LIST).content.decode()
     assert "Drills halted" in page and "real incident" in page
@@ -577,15 +598,44 @@ def test_an_operator_halts_with_a_reason_and_every_page_shows_the_banner(operato
     assert "Drills halted" in banner and "<html" not in banner
 
 
-def test_only_an_admin_clears_the_halt(operator, admin, client_for):
+def test_only_an_admin_clears_the_halt_and_says_why(operator, approver, admin, client_for):
     services.halt_all(operator, "incident")
-    assert client_for(operator).post(reverse("experiments:clear-halt")).status_code == 403
+    for user in (operator, approver):
+        assert client_for(user).post(reverse("experiments:clear-halt"), {"reason": "over"}).status_code == 403
     page = client_for(admin).get(LIST).content.decode()
-    assert "Clear halt" in page
-    client_for(admin).post(reverse("experiments:clear-halt"))
+    assert "Clear halt" in page and 'id="clear-reason"' in page
+    client_for(admin).post(reverse("experiments:clear-halt"), {"reason": "incident resolved"})
     assert not HaltState.objects.get(pk=1).halted
-    assert AuditEvent.objects.filter(action="drills.clear_halt").count() == 1
+    cleared = AuditEvent.objects.get(action="halt.cleared")
+    assert cleared.actor == admin.username
+    assert cleared.after == {"halted": False, "reason": "incident resolved"}
     assert "Drills halted" not in client_for(admin).get(LIST).content.decode()
+
+
+@pytest.mark.parametrize("reason", ["", "  ", "x" * 501])
+def test_clearing_the_halt_without_a_reason_is_refused_and_changes_nothing(
+    reason, operator, admin, client_for
+):
+    services.halt_all(operator, "incident")
+    response = client_for(admin).post(reverse("experiments:clear-halt"), {"reason": reason}, follow=True)
+    page = response.content.decode()
+    assert "Say why drills may run again." in page or "at most 500 characters" in page
+    assert "The halt is cleared" not in page
+    assert HaltState.objects.get(pk=1).halted
+    assert not AuditEvent.objects.filter(action="halt.cleared").exists()
+
+
+def test_an_approver_halts_all_drills(approver, make_drill, client_for):
+    running = make_drill(state=DrillState.QUEUED)
+    client = client_for(approver)
+    assert "Halt all drills</button>" in client.get(LIST).content.decode()
+    response = client.post(reverse("experiments:halt"), {"reason": "bad timing"}, follow=True)
+    assert "All drills are halted" in response.content.decode()
+    assert HaltState.objects.get(pk=1).halted
+    halted = AuditEvent.objects.get(action="halt.halted")
+    assert (halted.actor, halted.after["reason"]) == (approver.username, "bad timing")
+    running.refresh_from_db()
+    assert running.state == DrillState.ABORTED
 
 
 # --- scorecard ------------------------------------------------------------------------
