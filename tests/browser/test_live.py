@@ -97,7 +97,7 @@ def test_a_viewer_watches_a_drill_run_and_a_halt_come_and_go_without_reloading(
     for each in (page, drills, overview):
         each.locator(".halt-banner", has_text="incident in us-east-1").wait_for(timeout=WITHIN_A_POLL)
     drills.locator("#halt-panel.halt-panel--on").wait_for(timeout=WITHIN_A_POLL)
-    services.clear_halt(admin)
+    services.clear_halt(admin, "the incident is over")
     for each in (page, drills, overview):
         each.locator(".halt-banner").wait_for(state="detached", timeout=WITHIN_A_POLL)
     assert all(_not_reloaded(each) for each in (page, drills, overview))

@@ -308,7 +308,7 @@ def test_the_halt_banner_appears_and_goes_with_the_switch(viewer, operator, admi
     assert "Drills halted" in _text(halted) and "real incident" in _text(halted)
     assert _poll(client, BANNER, halted["HX-PTag"]).status_code == 204
 
-    services.clear_halt(admin)
+    services.clear_halt(admin, "the incident is over")
     cleared = _poll(client, BANNER, halted["HX-PTag"])
     assert cleared.status_code == 200 and "Drills halted" not in _text(cleared)
     assert HaltState.objects.get(pk=1).halted is False
