@@ -13,25 +13,33 @@ Data (in its own database, <NAME>_pages, next to DATABASE_URL's):
 - TargetState rows (what the status loader reads: each target's folded hysteresis
   state), folded from the raw samples of the last 60 s before the measurement, then
   every 2 s during it from the live tail that the clock has passed (a thread), through
-  the probe workers' write path (monitoring.fold_stored_samples).
+  the probe workers' write path (monitoring.fold_stored_samples);
+- LagSample rows of the last hour for every (source, receiving) pair of every
+  application (3,000 pairs): a canary every 30 s and a metric every 60 s (540,000 rows;
+  3 % of the pairs over the 2 s threshold, 1 % not replicated), made again before each
+  measurement: the lag figures of the overview and the status API;
+- BENCH_DRILLS (200) drills over the first applications, each with a timeline of 12
+  steps, 2 ledger rows, a decision and a 120-point success series (the drills list's
+  filters list the 250 applications); the newest one running (the drill page measured),
+  and the newest drill of each of the 4 applications drilled before it queued or running
+  in turn (also on a reused database): 5 live drills, one per application, the
+  overview's drill markers.
 Generated with INSERT ... SELECT ... FROM generate_series(...) through Django's
 connection, the secondary indexes dropped during the load and rebuilt after (the same
 definitions, read from pg_indexes), then VACUUM ANALYZE. A few minutes on 2 CPUs.
 
 Measured side by side, requests interleaved (page A, page B, trivial, page A, ...), on
 a real HTTP server (gunicorn, 1 sync worker, in a child process) with a logged-in
-session cookie: the overview `/`, a stack page `/apps/<app>/<region>/` (default
-window 1 h: raw samples) and its 24 h window (rollups), and `/healthz` (a trivial
-Django view) for the ratio. p50/p95 per page and the ratio to the trivial view.
-Query counts: django.test.Client in this process under CaptureQueriesContext, for the
-overview and for two different stacks (constant: they do not grow with rows or stacks).
+session cookie: the overview `/`, `GET /api/v1/status`, a stack page
+`/apps/<app>/<region>/` (default window 1 h: raw samples) and its 24 h window (rollups),
+and `/healthz` (a trivial Django view) for the ratio. p50/p95 per page and the ratio to
+the trivial view. Query counts: django.test.Client in this process under
+CaptureQueriesContext, for every request measured and a second stack (constant: they do
+not grow with rows or stacks).
 
-The drills pages' polls, at the same 1,000 stacks (the drills list's filters list the
-250 applications): BENCH_DRILLS (200) drills over the first applications, each with a
-timeline of 12 steps, 2 ledger rows, a decision and a 120-point success series, one of
-them running (the drill page measured). Each polled partial is measured three ways side
-by side with its page: the page itself, a poll that renders (no tag: what a poll costs
-when something changed), and a poll when nothing changed (the tag of the previous
+The drills pages' polls, in the same run: each polled partial is measured three ways
+side by side with its page: the page itself, a poll that renders (no tag: what a poll
+costs when something changed), and a poll when nothing changed (the tag of the previous
 answer in HX-PTag: 204; and If-None-Match: 304), for the drill page, the drills list and
 the halt banner (controlplane/rendering.py `polled`), and the drill page's again as a
 user with the approver role. Printed: each no-change poll against its page, its poll
@@ -41,7 +49,12 @@ a tenth of a render.
 BENCH_REQUESTS (100 per page), BENCH_SAMPLES, BENCH_DRILLS, BENCH_REUSE=1 (reuse the
 database of a previous BENCH_KEEP=1 run instead of generating it again), BENCH_KEEP=1 (keep the
 database at the end; default: dropped), BENCH_TIMEOUT (1200 s), BENCH_EXPLAIN=1
-(print EXPLAIN ANALYZE of the heaviest queries).
+(print EXPLAIN ANALYZE of the heaviest queries), BENCH_BASELINE=<directory> (a checkout
+of the code to compare with, e.g. `git worktree add /tmp/base main`: a second gunicorn
+runs it on the same database, and every request goes to both, one after the other in
+alternating order; the output adds its p50 / p95 and the ratio of this code's p50 to
+the baseline's: a before / after comparison under the same noise; a request the
+baseline answers with another status, e.g. a poll it does not know, is not compared).
 """
 
 import http.client
@@ -75,8 +88,10 @@ REUSE = os.environ.get("BENCH_REUSE") == "1"
 KEEP = os.environ.get("BENCH_KEEP") == "1" or REUSE
 TIMEOUT = int(os.environ.get("BENCH_TIMEOUT", 1200))
 EXPLAIN = os.environ.get("BENCH_EXPLAIN") == "1"
+BASELINE = os.environ.get("BENCH_BASELINE")
 SPAN_S = 48 * 3600
 TAIL_S, TAIL_STEP_S, TAIL_AHEAD_S = 120, 2, 420
+LAG_MINUTES, LIVE_DRILLS = 60, 5
 
 
 def step(label, started):
@@ -172,14 +187,43 @@ def add_live_tail():
         return cursor.rowcount
 
 
+def add_lag():
+    """The last LAG_MINUTES of replication lag for every (source, receiving) pair of every
+    application (replaced on each run)."""
+    from regions.models import LagSample
+
+    table = LagSample._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {table}")
+        cursor.execute(
+            f"""INSERT INTO {table} (application_id, source_region, receiving_region, at, lag_ms, method,
+                    replicated)
+                SELECT a.id, src.code, dst.code, now() - make_interval(secs => g * m.step),
+                       CASE WHEN p.bad < 0.01 THEN 10000 WHEN p.bad < 0.04 THEN 2500 + random() * 5000
+                            ELSE 150 + random() * 400 END,
+                       m.method, p.bad >= 0.01 OR m.method = 'metric'
+                FROM regions_application a
+                CROSS JOIN regions_region src CROSS JOIN regions_region dst
+                CROSS JOIN LATERAL (
+                    SELECT abs(hashtext(a.id || src.code || dst.code)) % 1000 / 1000.0 AS bad) p
+                CROSS JOIN (VALUES ('canary', 30), ('metric', 60)) m(method, step)
+                CROSS JOIN LATERAL generate_series(0, {LAG_MINUTES} * 60 / m.step - 1) g
+                WHERE src.id <> dst.id
+                ORDER BY 4"""  # noqa: S608 - in time order, as the samplers write them
+        )
+        rows = cursor.rowcount
+        cursor.execute(f"ANALYZE {table}")
+    return rows
+
+
 def make_drills(user):
     """BENCH_DRILLS drills with their timelines, ledgers, decisions and figures (unless a
-    reused database has them); returns the running one, whose page is measured."""
+    reused database has them); returns the newest running one, whose page is measured."""
     from experiments import models as m
     from experiments.scenarios import ensure_builtin_scenarios
     from regions.models import Stack
 
-    running = m.Drill.objects.filter(state=m.DrillState.RUNNING).order_by("pk").first()
+    running = m.Drill.objects.filter(state=m.DrillState.RUNNING).order_by("-requested_at").first()
     if running is not None:
         return running
     ensure_builtin_scenarios()
@@ -220,6 +264,23 @@ def make_drills(user):
         for d in drills
     ])
     return drills[-1]
+
+
+def make_live(drill):
+    """LIVE_DRILLS live drills, one per application (as requests allow): `drill` and the
+    newest drill of each of the applications drilled just before it, made queued or
+    running in turn (the same ones on every run). Returns how many drills are live."""
+    from experiments.models import LIVE_STATES, Drill, DrillState
+
+    applications = {drill.application_id}
+    for other in Drill.objects.order_by("-requested_at").only("pk", "application_id"):
+        if len(applications) == LIVE_DRILLS:
+            break
+        if other.application_id not in applications:
+            applications.add(other.application_id)
+            state = DrillState.QUEUED if len(applications) % 2 == 0 else DrillState.RUNNING
+            Drill.objects.filter(pk=other.pk).update(state=state, finished_at=None)
+    return Drill.objects.filter(state__in=list(LIVE_STATES)).count()
 
 
 def poll_tags(user, paths):
@@ -278,14 +339,43 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def get(conn, path, cookie, headers=None, status=200):
+def start_server(cwd, env):
+    """gunicorn (1 sync worker) on the code in `cwd` -> (process, port), once it listens."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "controlplane.wsgi", "-b", f"127.0.0.1:{port}",
+         "-w", "1", "--log-level", "warning"],
+        cwd=cwd, env=env,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server, port
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError(f"gunicorn did not start in {cwd}") from None
+            time.sleep(0.2)
+
+
+class UnexpectedStatus(RuntimeError):
+    def __init__(self, path, headers, status, expected):
+        super().__init__(f"GET {path} {headers or ''}: {status}, expected {expected}")
+        self.status = status
+
+
+def get(port, path, cookie, headers=None, status=200):
+    """One request on a new connection -> milliseconds."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     started = time.perf_counter()
     conn.request("GET", path, headers={"Cookie": cookie, "Host": "127.0.0.1", **(headers or {})})
     resp = conn.getresponse()
     resp.read()
     elapsed = time.perf_counter() - started
+    conn.close()
     if resp.status != status:
-        raise RuntimeError(f"GET {path} {headers or ''}: {resp.status}, expected {status}")
+        raise UnexpectedStatus(path, headers, resp.status, status)
     return elapsed * 1000.0
 
 
@@ -332,7 +422,7 @@ def main():
     settings_dict.setdefault("TEST", {})["NAME"] = f"{settings_dict['NAME']}_pages"
     old_name = settings_dict["NAME"]
     db_name = connection.creation.create_test_db(verbosity=0, autoclobber=not REUSE, keepdb=REUSE)
-    server = writer = None
+    servers, writer = {}, None
     try:
         print(f"{time.strftime('%Y-%m-%d %H:%M')}; PostgreSQL database {db_name}; {os.cpu_count()} CPUs; "
               f"load average {os.getloadavg()[0]:.1f}")
@@ -340,6 +430,7 @@ def main():
             print(f"generating {APPS * len(REGIONS)} stacks and {SAMPLES:,} raw samples:")
             generate()
         print(f"live tail: {add_live_tail():,} samples from 2 min ago to {TAIL_AHEAD_S // 60} min ahead")
+        print(f"lag: {add_lag():,} samples over the last {LAG_MINUTES} min")
         started = time.perf_counter()
         folded, _ = fill_target_states(timezone.now() - timedelta(seconds=60))
         print(f"target states: the {folded:,} raw samples of the last 60 s folded into TargetState "
@@ -355,6 +446,7 @@ def main():
         if "testserver" not in settings.ALLOWED_HOSTS:
             settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
         drill = make_drills(user)
+        print(f"drills: {DRILLS}, {make_live(drill)} of them live (queued or running)")
         role_user = approver()
         stacks = list(Stack.objects.select_related("application", "region").order_by("pk")[:2])
         detail, drills, banner = f"/drills/{drill.pk}/", "/drills/", "/drills/halt/banner/"
@@ -363,6 +455,7 @@ def main():
         htmx = {"HX-Request": "true"}
         pages = {  # label: (path, headers, status)
             "overview": ("/", {}, 200),
+            "status API": ("/api/v1/status", {}, 200),
             "stack 1h": (f"/apps/{stacks[0].application.name}/{stacks[0].region.code}/", {}, 200),
             "stack 24h": (f"/apps/{stacks[0].application.name}/{stacks[0].region.code}/?window=24h", {}, 200),
             "drill page": (detail, {}, 200),
@@ -400,40 +493,35 @@ def main():
                 stack=stacks[0], target="stack_health", at__gte=now - (now - now.replace(minute=0)),
             ))
 
-        port = free_port()
         env = {**os.environ, "DATABASE_URL": f"postgres://{settings_dict['USER'] or 'postgres'}@"
                f"{settings_dict['HOST']}:{settings_dict['PORT'] or 5432}/{db_name}"}
-        server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "controlplane.wsgi", "-b", f"127.0.0.1:{port}",
-             "-w", "1", "--log-level", "warning"],
-            cwd=settings.BASE_DIR, env=env,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("gunicorn did not start") from None
-                time.sleep(0.2)
+        servers["this code"] = start_server(settings.BASE_DIR, env)
+        if BASELINE:
+            servers["baseline"] = start_server(BASELINE, env)
         _, until = fill_target_states(timezone.now() - timedelta(seconds=60))
         writer = StateWriter(until)
         writer.start()
-        times = {label: [] for label in pages}
-        for label, (path, headers, status) in pages.items():  # warm-up
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            get(conn, path, cookies[label], headers, status)
-        for _ in range(REQUESTS):
+        times, not_compared = {}, {}
+        for name, (_, port) in servers.items():  # warm-up; which requests the baseline answers alike
+            for label, (path, headers, status) in pages.items():
+                try:
+                    get(port, path, cookies[label], headers, status)
+                    times[label, name] = []
+                except UnexpectedStatus as exc:
+                    if name == "this code":
+                        raise
+                    not_compared[label] = exc.status
+        for n in range(REQUESTS):
             for label, (path, headers, status) in pages.items():  # interleaved: the same noise for every page
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                times[label].append(get(conn, path, cookies[label], headers, status))
-                conn.close()
+                order = list(servers.items())
+                for name, (_, port) in order[n % 2:] + order[:n % 2]:  # alternating which goes first
+                    if (label, name) in times:
+                        times[label, name].append(get(port, path, cookies[label], headers, status))
     finally:
         if writer is not None:
             writer.stop.set()
             writer.join(30)
-        if server is not None:
+        for server, _ in servers.values():
             server.terminate()
             server.wait(15)
         if KEEP:
@@ -444,15 +532,24 @@ def main():
         signal.alarm(0)
 
     print()
-    trivial = statistics.median(times["trivial /healthz"])
+    p50 = {label: statistics.median(times[label, "this code"]) for label in pages}
+    trivial = p50["trivial /healthz"]
     print(f"{REQUESTS} requests per page, interleaved, gunicorn 1 sync worker, logged-in session:")
     for label, (path, _, _) in pages.items():
-        t = times[label]
-        print(f"    {label:27} {path:36} p50 {statistics.median(t):7.1f} ms  p95 {pct(t, 95):7.1f} ms  "
-              f"p50 ratio to trivial {statistics.median(t) / trivial:5.1f}x")
+        p95 = pct(times[label, "this code"], 95)
+        line = (f"    {label:27} {path:36} p50 {p50[label]:7.1f} ms  p95 {p95:7.1f} ms  "
+                f"p50 ratio to trivial {p50[label] / trivial:5.1f}x")
+        if label in not_compared:
+            line += f"  | baseline answers {not_compared[label]}: not compared"
+        elif BASELINE:
+            b = times[label, "baseline"]
+            line += (f"  | baseline p50 {statistics.median(b):7.1f} ms  p95 {pct(b, 95):7.1f} ms  "
+                     f"p50 this / baseline {p50[label] / statistics.median(b):4.2f}x")
+        print(line)
+    if BASELINE:
+        print(f"baseline: the code in {BASELINE}, same database, requests alternating with this code's")
     print("target: p95 <= 150 ms for the overview and stack pages")
     print("no-change polls (p50) against a render of the same thing: target <= 0.10 of a render")
-    p50 = {label: statistics.median(t) for label, t in times.items()}
     for quiet, page, partial in (
         ("drill poll, no change", "drill page", "drill poll, renders"),
         ("drill poll, 304", "drill page", "drill poll, renders"),
