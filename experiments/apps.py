@@ -6,8 +6,9 @@ class ExperimentsConfig(AppConfig):
     verbose_name = "Failover drills"
 
     def ready(self):
-        # Monitoring does not report a running drill's faults as drift.
-        from experiments.queries import applications_with_live_drills
+        # Monitoring does not report as drift a running drill's faults, nor a fault a
+        # drill has reverted since it was read.
+        from experiments.queries import deliberate_changes
         from regions import monitoring
 
-        monitoring.set_deliberate_changes(applications_with_live_drills)
+        monitoring.set_deliberate_changes(deliberate_changes)

@@ -1,15 +1,9 @@
-from datetime import timedelta
-
-from django.conf import settings
-from django.db.models import F, Window
-from django.db.models.functions import RowNumber
 from django.http import JsonResponse
 from django.utils import timezone
 
 from controlplane.api import api_view
 from regions import inventory as inventory_lib
 from regions import monitoring
-from regions.models import LagSample
 
 
 @api_view(["GET"], permission="regions.view_stack")
@@ -38,51 +32,28 @@ def _health(verdict):
     }
 
 
-def _latest_lags(app_ids, now):
-    """{application id: [lag dict, ...]}: the latest sample per (source, receiving) pair,
-    whatever its method, among those of the last 2 x CONTROLPLANE_LAG_STALE_SECONDS (the
-    horizon the status loader reads). One query."""
-    since = now - timedelta(seconds=settings.CONTROLPLANE_LAG_STALE_SECONDS * 2)
-    rows = (
-        LagSample.objects.filter(application_id__in=app_ids, at__gte=since, at__lte=now)
-        .annotate(
-            rank=Window(
-                RowNumber(),
-                partition_by=[F("application_id"), F("source_region"), F("receiving_region")],
-                order_by=F("at").desc(),
-            )
-        )
-        .filter(rank=1)
-        .values_list(
-            "application_id", "source_region", "receiving_region", "lag_ms", "method", "at", "replicated"
-        )
-    )
-    lags = {}
-    for app_id, source, receiving, lag_ms, method, at, replicated in rows:
-        lags.setdefault(app_id, []).append({
-            "source_region": source,
-            "receiving_region": receiving,
-            "lag_seconds": round(lag_ms / 1000, 3) if lag_ms is not None else None,
-            "method": method,
-            "at": _iso(at),
-            "replicated": replicated,
-        })
-    for pairs in lags.values():
-        pairs.sort(key=lambda lag: (lag["receiving_region"], lag["source_region"]))
-    return lags
+def _lag(lag):
+    """One current lag (status.current_lags) as the API shows it."""
+    return {
+        "source_region": lag.source_region,
+        "receiving_region": lag.receiving_region,
+        "lag_seconds": round(lag.lag_ms / 1000, 3) if lag.lag_ms is not None else None,
+        "method": lag.method,
+        "at": _iso(lag.at),
+        "replicated": lag.replicated,
+    }
 
 
 @api_view(["GET"], permission="regions.view_stack")
 def status(request):
     """Every application's computed status, its regions with their effective routing,
-    drift findings, and the latest replication lag per region pair. Six queries (plus
-    authentication) whatever the inventory holds: the status loader's five
-    (monitoring.load_picture) and the latest lags."""
+    drift findings, and the current replication lag per region pair (what the status
+    reads: stale pairs left out). The status loader's queries (monitoring.load_picture)
+    plus authentication, whatever the inventory holds."""
     now = timezone.now()
     pictures = monitoring.load_picture(now)
-    lags = _latest_lags(list(pictures), now)
     applications = []
-    for pk, picture in pictures.items():
+    for picture in pictures.values():
         app_status = picture.status
         applications.append({
             "name": picture.name,
@@ -99,13 +70,15 @@ def status(request):
                     "in_rotation": region.in_rotation,
                     "receives_traffic": routing.receives_traffic if routing else None,
                     "routing_reason": routing.reason if routing else "routing not observed yet",
+                    "routing_source": routing.source if routing else None,
                     "health": _health(region.health),
                     "replication": _verdict(region.replication),
                 }
                 for region in app_status.regions
                 for routing in [picture.routing.get(region.region)]
             ],
-            "lag": lags.get(pk, []),
+            "lag": sorted((_lag(lag) for lag in picture.lags),
+                          key=lambda lag: (lag["receiving_region"], lag["source_region"])),
             "drift": [finding.as_dict() for finding in picture.drift],
         })
     response = JsonResponse({"generated_at": now.isoformat(), "applications": applications})

@@ -74,6 +74,7 @@ class Application(models.Model):
         permissions = [
             ("import_inventory", "Can import or export the inventory"),
             ("run_discovery", "Can run discovery from AWS"),
+            ("apply_drift_undo", "Can apply a drift finding's undo to AWS"),
         ]
 
     def __str__(self):
@@ -138,6 +139,9 @@ class Component(models.Model):
     identifier = models.CharField(max_length=2048, help_text="ARN or id.")
     name = models.CharField(max_length=255, blank=True)
     config = models.JSONField(default=dict, blank=True, help_text="Last-seen configuration.")
+    config_read_at = models.DateTimeField(
+        null=True, blank=True, help_text="When `config` was last read from AWS (discovery, live refresh)."
+    )
     discovered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -10,13 +10,16 @@ import logging
 import statistics
 from collections import defaultdict
 from datetime import timedelta
+from types import MappingProxyType
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import F, Max, Q, Window
-from django.db.models.functions import RowNumber
+from django.db.models import DateTimeField, F, Max, Subquery, Value, Window
+from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
+from controlplane.models import ServiceHeartbeat
 from regions import probes
 from regions.models import (
     Application,
@@ -29,7 +32,18 @@ from regions.models import (
     Stack,
     TargetState,
 )
-from regions.status import HealthStatus, Lag, Run, Sample, Thresholds, Track, application_status, fold
+from regions.status import (
+    HealthStatus,
+    Lag,
+    Run,
+    Sample,
+    Thresholds,
+    Track,
+    application_status,
+    current_lags,
+    fold,
+    replication_status,
+)
 
 log = logging.getLogger(__name__)
 
@@ -236,11 +250,12 @@ def _track_row(track):
     )
 
 
-def _update_states(rows, vantage):
+def _update_states(rows, vantage, rerouted=None):
     """Fold the stored rows into the TargetState (status.Track) of their targets from
     `vantage`: one SELECT of the existing states, one upsert (INSERT ... ON CONFLICT DO
     UPDATE). A sample older than its target's latest folded one (a late batch) is
-    stored raw but does not move the state back."""
+    stored raw but does not move the state back. The applications whose global endpoint
+    now serves this vantage from another region than before are added to `rerouted`."""
     thresholds = Thresholds.from_settings()
     by_key = defaultdict(list)
     for row in rows:
@@ -261,8 +276,19 @@ def _update_states(rows, vantage):
         if track is not start:
             stack_id, app_id, target = samples[0][:3]
             states.append((app_id, stack_id, target, key, vantage, *_track_row(track)))
+            if rerouted is not None and stack_id is None and _served_elsewhere(start, track):
+                rerouted.add(app_id)
     if states:
         _upsert_states(states)
+
+
+def _served_elsewhere(before, after):
+    """The global endpoint answered this vantage from another region than before."""
+    return (
+        before.last is not None
+        and after.last.served_region != before.last.served_region
+        and bool(after.last.served_region or before.last.served_region)
+    )
 
 
 def _upsert_states(states):
@@ -312,10 +338,12 @@ def _upsert_states(states):
             )
 
 
-def store_results(results, vantage):
+def store_results(results, vantage, *, rerouted=None):
     """Store ProbeResults as HealthSample rows in one bulk insert, and fold them into
     the TargetState rows of their targets (one SELECT, one upsert) in the same
-    transaction; returns the row count.
+    transaction; returns the row count. With a set as `rerouted`, adds to it the
+    applications whose global endpoint served this vantage from another region than its
+    previous probe (the clients' routing changed: regions.tasks.follow_routing_change).
 
     A stack or application deleted while its probe was in flight would break the
     foreign key; then the rows of targets that still exist are stored."""
@@ -325,7 +353,7 @@ def store_results(results, vantage):
     try:
         with transaction.atomic():
             _insert_samples(rows)
-            _update_states(rows, vantage)
+            _update_states(rows, vantage, rerouted)
     except IntegrityError:
         stacks = set(Stack.objects.filter(pk__in={r[0] for r in rows if r[0]})
                      .values_list("pk", flat=True))
@@ -335,7 +363,7 @@ def store_results(results, vantage):
         if rows:
             with transaction.atomic():
                 _insert_samples(rows)
-                _update_states(rows, vantage)
+                _update_states(rows, vantage, rerouted)
     return len(rows)
 
 
@@ -523,7 +551,8 @@ def prune(now, *, batch_size=2000, max_batches=500):
 @dataclasses.dataclass
 class Picture:
     """One application as the console and the API show it: computed status (with AWS's
-    own view folded in), effective routing per region, and drift findings."""
+    own view folded in), effective routing per region, drift findings and the current
+    replication lag per region pair (status.current_lags)."""
 
     application_id: int
     name: str
@@ -531,6 +560,7 @@ class Picture:
     status: object  # status.ApplicationStatus
     routing: dict  # region code -> routing.Routing
     drift: list  # drift.Finding
+    lags: list = dataclasses.field(default_factory=list)  # status.Lag, current, by pair
 
 
 def _component_views(app_ids):
@@ -549,16 +579,17 @@ def _component_views(app_ids):
         .order_by("pk")
         .values_list(
             "pk", "stack__application_id", "stack_id", "stack__region__code", "kind", "identifier",
-            "name", "config", "observations__kind", "observations__state", "observations__detail",
-            "observations__observed_at",
+            "name", "config", "config_read_at", "observations__kind", "observations__state",
+            "observations__detail", "observations__observed_at",
         )
     )
     views = {}
-    for pk, app_id, stack_id, region, kind, identifier, name, config, o_kind, o_state, o_detail, o_at in rows:
+    for (pk, app_id, stack_id, region, kind, identifier, name, config, read_at,
+         o_kind, o_state, o_detail, o_at) in rows:
         view = views.get(pk)
         if view is None:
             view = views[pk] = ComponentView(
-                pk, app_id, stack_id, region, kind, identifier, name, config or {}, {}
+                pk, app_id, stack_id, region, kind, identifier, name, config or {}, {}, read_at
             )
         if o_kind:
             view.observations[o_kind] = Obs(o_kind, o_state, o_detail or {}, o_at)
@@ -568,21 +599,104 @@ def _component_views(app_ids):
     return by_app
 
 
-def _nothing_deliberate(application_ids):
-    return set()
+class DeliberateChanges(NamedTuple):
+    """What the drills app says about the applications monitoring asks about: `live`,
+    the applications whose live configuration is being changed on purpose now (a drill
+    queued, running or reverting: its faults are not drift); `reverted`, {component id:
+    the latest time a drill reverted a fault on it} (live configuration read before that
+    shows the fault the drill has since undone: not drift either)."""
+
+    live: frozenset = frozenset()
+    reverted: MappingProxyType = MappingProxyType({})
+
+
+def _nothing_deliberate(application_ids, since):
+    return DeliberateChanges()
 
 
 _deliberate_changes = _nothing_deliberate
 
 
 def set_deliberate_changes(fn):
-    """Register `fn(application_ids) -> set of application ids` whose live AWS
-    configuration is being changed on purpose now (a drill running on them): their faults
-    are not drift. The drills app registers its query at startup (its AppConfig.ready);
+    """Register `fn(application_ids, since) -> DeliberateChanges` (the reverts since
+    `since`). The drills app registers its query at startup (its AppConfig.ready);
     without one, no change is deliberate. load_picture calls it once, when it reads
     components."""
     global _deliberate_changes
     _deliberate_changes = fn or _nothing_deliberate
+
+
+def deliberate_changes(application_ids, now):
+    """The registered function's answer, with the reverts that can still matter: live
+    configuration is re-read every CONTROLPLANE_LIVE_CONFIG_INTERVAL and observations go
+    stale after aws_health.stale_after(), so a revert older than REVERT_HORIZON cannot
+    predate the evidence of a finding unless those reads have stopped for that long."""
+    return _deliberate_changes(application_ids, now - REVERT_HORIZON)
+
+
+# A revert older than this is not looked up (see deliberate_changes).
+REVERT_HORIZON = timedelta(hours=1)
+
+
+def _restart_at():
+    """The start of the scheduler of every sampler (beat, from its heartbeat row), as a
+    subquery: a lag measured before it is from a previous run."""
+    return Subquery(
+        ServiceHeartbeat.objects.filter(kind=ServiceHeartbeat.Kind.BEAT)
+        .order_by("-started_at")
+        .values("started_at")[:1]
+    )
+
+
+def latest_lags(application_ids, now, thresholds=None):
+    """{application id: [status.Lag]}: the newest lag sample of each (source, receiving)
+    pair whatever its method, of the last 2 x CONTROLPLANE_LAG_STALE_SECONDS (older ones
+    would only say "no lag sample for ..."), measured since beat last started (samples
+    of a previous run are not current: after a restart the status waits for the next
+    canary). Every application's when `application_ids` is None. One query.
+
+    What the status, the API and a drill's preflight read; status.current_lags turns
+    them into the lag at `now`."""
+    thresholds = thresholds or Thresholds.from_settings()
+    horizon = now - thresholds.lag_stale * 2
+    rows = LagSample.objects.filter(
+        at__lte=now,
+        at__gte=Coalesce(_restart_at(), Value(horizon, output_field=DateTimeField())),
+    ).filter(at__gte=horizon)
+    if application_ids is not None:
+        rows = rows.filter(application_id__in=application_ids)
+    rows = (
+        rows.annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("application_id"), F("source_region"), F("receiving_region")],
+                order_by=F("at").desc(),
+            )
+        )
+        .filter(rank=1)
+        .values_list(
+            "application_id", "source_region", "receiving_region", "at", "lag_ms", "method", "replicated"
+        )
+    )
+    lags = defaultdict(list)
+    for app_id, *fields in rows:
+        lags[app_id].append(Lag(*fields))
+    return lags
+
+
+def replication_now(application_id, now=None):
+    """{receiving region: status.Verdict} of replication into each region of one
+    application at `now`, as the status computes it (latest_lags, then
+    status.replication_status per receiving region). One query. A drill's preflight
+    reads this, so it aborts on the lag the console shows, no other."""
+    now = now or timezone.now()
+    thresholds = Thresholds.from_settings()
+    by_receiving = defaultdict(list)
+    for lag in latest_lags([application_id], now, thresholds).get(application_id, []):
+        by_receiving[lag.receiving_region].append(lag)
+    return {
+        region: replication_status(lags, thresholds, now) for region, lags in sorted(by_receiving.items())
+    }
 
 
 def load_picture(now=None, *, application_ids=None, aws_view=True):
@@ -590,9 +704,11 @@ def load_picture(now=None, *, application_ids=None, aws_view=True):
     name. Four queries whatever the number of applications and stacks (applications,
     stacks, the TargetState rows: each target's hysteresis state per vantage, kept by
     store_results, so nothing is replayed here; the latest lag sample per (source,
-    receiving, method)), plus one for the components and their AWS observations (unless
-    `aws_view` is False: the status from the probes and the lag only): AWS's reasons
-    folded into the status (regions.aws_health.apply_observations), routing, drift."""
+    receiving) pair), plus one for the components and their AWS observations and one
+    for the drills' deliberate changes (unless `aws_view` is False: the status from the
+    probes and the lag only): AWS's reasons folded into the status
+    (regions.aws_health.apply_observations), routing as the clients see it and as AWS
+    does (regions.routing), drift."""
     from regions import aws_health, drift, routing
 
     now = now or timezone.now()
@@ -628,36 +744,20 @@ def load_picture(now=None, *, application_ids=None, aws_view=True):
     ):
         health[app_id][stack_id or "global"][vantage] = track_from_row(*track)
 
-    lags = defaultdict(list)
-    latest_lags = (
-        of_apps(LagSample.objects).filter(at__lte=now)
-        .filter(Q(at__gte=now - base.lag_stale * 2))
-        .annotate(
-            rank=Window(
-                RowNumber(),
-                partition_by=[F("application_id"), F("source_region"), F("receiving_region"), F("method")],
-                order_by=F("at").desc(),
-            )
-        )
-        .filter(rank=1)
-        .values_list(
-            "application_id", "source_region", "receiving_region", "at", "lag_ms", "method", "replicated"
-        )
-    )
-    for app_id, *fields in latest_lags:
-        lags[app_id].append(Lag(*fields))
+    lags = latest_lags(None if every else app_ids, now, base)
 
     components = _component_views(None if every else app_ids) if aws_view else {}
     stale = aws_health.stale_after()
-    running = _deliberate_changes(app_ids) if components else set()
+    deliberate = deliberate_changes(app_ids, now) if components else DeliberateChanges()
     result = {}
     for pk, _, global_url, _, _ in apps:
         samples = health.get(pk, {})
+        app_lags = lags.get(pk, [])
         app_status = application_status(
             pk,
             stacks.get(pk, []),
             samples,
-            lags.get(pk, []),
+            app_lags,
             thresholds[pk],
             now,
             global_samples=samples.get("global", {}) if global_url else None,
@@ -667,14 +767,23 @@ def load_picture(now=None, *, application_ids=None, aws_view=True):
             app_status, aws_health.observation_reasons(views, now, stale)
         )
         name, architecture = names[pk]
+        regions = [region for _, region, _ in stacks.get(pk, [])]
+        as_aws_sees_it = (
+            routing.routing_state(architecture, regions, views, now=now, stale=stale) if views else {}
+        )
         result[pk] = Picture(
             pk,
             name,
             architecture,
             app_status,
-            routing.routing_state(
-                architecture, [region for _, region, _ in stacks.get(pk, [])], views, now=now, stale=stale
-            ) if views else {},
-            drift.find_drift(views, running, now=now, stale=stale),
+            routing.follow_clients(
+                as_aws_sees_it,
+                {r.region: r.health for r in app_status.regions},
+                samples.get("global", {}) if global_url else {},
+                thresholds[pk],
+                now,
+            ),
+            drift.find_drift(views, deliberate, now=now, stale=stale),
+            current_lags(app_lags, thresholds[pk], now)[0],
         )
     return result

@@ -142,12 +142,17 @@ def test_status_with_routing_and_drift_matches_the_documented_schema(client, vie
     validator_for("Status").validate(data)
 
 
-def test_the_schema_rejects_a_drift_finding_without_its_undo():
+def test_the_schema_rejects_a_drift_finding_without_its_undo_as_data():
     finding = {"region": "us-east-1", "component_kind": "route53_health_check", "identifier": "x",
-               "what": "health check x is inverted"}
+               "what": "health check x is inverted",
+               "undo_text": "UpdateHealthCheck HealthCheckId=x Inverted=false (route53 in us-east-1)",
+               "applicable": True}
+    undo = {"service": "route53", "region": "us-east-1", "operation": "UpdateHealthCheck",
+            "parameters": {"HealthCheckId": "x", "Inverted": False}}
 
     assert not validator_for("DriftFinding").is_valid(finding)
-    assert validator_for("DriftFinding").is_valid({**finding, "undo": "UpdateHealthCheck Inverted=false"})
+    assert not validator_for("DriftFinding").is_valid({**finding, "undo": "UpdateHealthCheck Inverted=false"})
+    assert validator_for("DriftFinding").is_valid({**finding, "undo": undo})
 
 
 def test_an_inconclusive_drill_matches_the_documented_schema(client, viewer, operator):
