@@ -9,13 +9,15 @@ components, both storing `LagSample` rows through `monitoring.store_lag_samples`
   tables and receiving regions (Average and Maximum over the last
   CONTROLPLANE_LAG_METRIC_MINUTES minutes, CONTROLPLANE_LAG_METRIC_PERIOD seconds per
   point; at most 500 queries per call). The newest period's Maximum becomes
-  `LagSample(method=metric)`; a pair without datapoints (no writes) is not sampled.
+  `LagSample(method=metric)` stamped with its datapoint's time; a pair without
+  datapoints (no writes) is not sampled.
 - **Canary** (`run_canary`): write a marker item to each replica (PutItem; hash key
   `controlplane-canary#<uuid>`, a TTL attribute CONTROLPLANE_CANARY_TTL_ATTRIBUTE set
   CONTROLPLANE_CANARY_TTL_SECONDS ahead) and poll every other replica (GetItem,
   ConsistentRead, every CONTROLPLANE_CANARY_POLL_INTERVAL, one thread per pair) until it
   appears -> `LagSample(method=canary, replicated=True, lag_ms=...)`, or give up after
-  CONTROLPLANE_CANARY_TIMEOUT -> `replicated=False` (a replication outage). The lag is
+  CONTROLPLANE_CANARY_TIMEOUT -> `replicated=False` (a replication outage), its lag_ms
+  the age of the pair's oldest canary still not replicated (`outage_starts`). The lag is
   measured between the midpoints of the PutItem call and of the first GetItem that saw
   the item (resolution: the poll interval plus one GetItem). The markers are deleted
   afterwards (best effort; the TTL removes the rest).

@@ -226,7 +226,8 @@ class LagSample(models.Model):
     """Replication lag from one region's replica to another, measured at `at`.
 
     `replicated=False` means a canary written in `source_region` was still not readable
-    in `receiving_region` after the canary timeout (then `lag_ms` is that timeout)."""
+    in `receiving_region` after the canary timeout; then `lag_ms` is the age, at `at`, of
+    the pair's oldest canary still not replicated (regions.lag.run_canary)."""
 
     application = models.ForeignKey(
         Application, on_delete=models.CASCADE, related_name="+", db_index=False

@@ -522,3 +522,25 @@ def test_the_operator_applies_an_undo_from_the_stack_page(client_for, operator, 
     assert "Apply undo" not in page  # read again: no drift left to undo
     assert _reserved(sb) is None  # boto3: no reserved concurrency any more
     assert AuditEvent.objects.filter(action="drift.undo", actor=operator.username).count() == 1
+
+
+def test_drift_shows_red_on_the_overview_and_the_stack_page(client_for, viewer):
+    from tests.regions.test_status_api import add_routing_components, populate
+
+    (app,) = populate()
+    add_routing_components(app)
+    client = client_for(viewer)
+
+    page = client.get(reverse("regions:overview")).content.decode()
+
+    assert "drift: 1 fault left on" in page
+    assert page.count("cell--drift") == 1
+    assert f"health check hc-{app.pk}-us-west-2 is inverted" in page
+    undo_text = f"UpdateHealthCheck HealthCheckId=hc-{app.pk}-us-west-2 Inverted=false (route53 in us-east-1)"
+    assert undo_text in page
+    assert "no traffic: clients: not serving any vantage" in page
+    assert "AWS: health check inverted, as of " in page
+
+    stack_page = client.get(reverse("regions:stack", args=[app.name, "us-west-2"])).content.decode()
+    assert undo_text in stack_page
+    assert "receives no traffic" in stack_page
