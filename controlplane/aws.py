@@ -146,6 +146,24 @@ def client(service, region_name, *, role_arn="", external_id="", endpoint_url=No
     )
 
 
+def call(service, region_name, operation, params, *, role_arn="", external_id="", endpoint_urls=()):
+    """Make one AWS API call named as the API names it (`UpdateHealthCheck`) with its
+    request parameters, as the given role, and return the response. `endpoint_urls`
+    (the ARC cluster endpoints) are tried in order, the next one only when this one was
+    unreachable; without them the client's usual endpoint. Raises the AWS error."""
+    endpoints = list(endpoint_urls) or [None]
+    last = None
+    for endpoint in endpoints:
+        made = client(service, region_name, role_arn=role_arn, external_id=external_id, endpoint_url=endpoint)
+        try:
+            return getattr(made, botocore.xform_name(operation))(**params)
+        except (BotoCoreError, ClientError) as exc:
+            if len(endpoints) == 1 or not is_transient(exc):
+                raise
+            last = exc
+    raise last
+
+
 def client_for_region(service, region):
     """A client for a `regions.Region` row, honouring its role and external id."""
     target = GLOBAL_SERVICE_REGIONS.get(service, region.code)
@@ -159,6 +177,7 @@ __all__ = [
     "BotoCoreError",
     "ClientError",
     "RefreshableCredentials",
+    "call",
     "client",
     "client_for_region",
     "is_transient",

@@ -47,16 +47,27 @@ SCHEMAS = {
         "receives_traffic": _nullable({
             "type": "boolean",
             "description": (
-                "Effective routing now: whether the global front end (Route 53 records and "
-                "health checks, or Global Accelerator dials, weights and endpoint health, and "
-                "ARC routing controls) sends this region traffic; null when the inventory "
-                "has no routing component for it."
+                "Effective routing now. Decided by the clients' view where it says something "
+                "(the probes of the global endpoint from each vantage: a region serving one "
+                "receives traffic; one serving none while its /health is unhealthy receives "
+                "none), else by AWS's (Route 53 records and health checks, or Global "
+                "Accelerator dials, weights and endpoint health, and ARC routing controls); "
+                "null when neither says anything about the region."
             ),
         }),
         "routing_reason": {
             "type": "string",
-            "examples": ["traffic dial 0 %", "health check inverted", "routing control Off"],
+            "description": "Each fact prefixed by its source (clients:, probes:, AWS:).",
+            "examples": [
+                "clients: served by us-west-2 from local, 1.2 s ago",
+                "AWS: traffic dial 0 %, as of 4.0 s ago",
+            ],
         },
+        "routing_source": _nullable({
+            "type": "string",
+            "enum": ["clients", "aws"],
+            "description": "Which source decided receives_traffic.",
+        }),
         "health": _ref("HealthVerdict"),
         "replication": _ref("ReplicationVerdict"),
     }),
@@ -67,8 +78,9 @@ SCHEMAS = {
             "type": "number",
             "minimum": 0,
             "description": (
-                "Replication lag into the region behind the verdict (the largest of the latest "
-                "per source region; for a canary not replicated, how long it was waited for: a "
+                "Replication lag into the region behind the verdict (the largest of the lags "
+                "now, one per source region: its newest measurement; for a canary not "
+                "replicated, the age of the oldest canary still not replicated, growing: a "
                 "lower bound). Compared with CONTROLPLANE_LAG_DEGRADED_SECONDS. Null when "
                 "nothing was measured recently (the reason says why)."
             ),
@@ -81,7 +93,14 @@ SCHEMAS = {
     "Lag": _object({
         "source_region": REGION_CODE,
         "receiving_region": REGION_CODE,
-        "lag_seconds": _nullable({"type": "number", "minimum": 0}),
+        "lag_seconds": _nullable({
+            "type": "number",
+            "minimum": 0,
+            "description": (
+                "The lag now: the pair's newest measurement; for a canary not replicated, "
+                "the age of the pair's oldest canary still not replicated (it grows)."
+            ),
+        }),
         "method": {"type": "string", "enum": list(LagMethod.values)},
         "at": DATE_TIME,
         "replicated": {
@@ -94,7 +113,21 @@ SCHEMAS = {
         "component_kind": {"type": "string", "enum": list(ComponentKind.values)},
         "identifier": {"type": "string", "description": "The component's ARN or id."},
         "what": {"type": "string", "examples": ["health check 1234 is inverted"]},
-        "undo": {"type": "string", "examples": ["UpdateHealthCheck Inverted=false"]},
+        "undo": _ref("DriftUndo"),
+        "undo_text": {
+            "type": "string",
+            "examples": ["DeleteFunctionConcurrency FunctionName=orders-api (lambda in us-east-1)"],
+        },
+        "applicable": {
+            "type": "boolean",
+            "description": "Whether an operator can apply the undo from the console (else by hand).",
+        },
+    }),
+    "DriftUndo": _object({
+        "service": {"type": "string", "examples": ["lambda"]},
+        "region": {"type": "string", "description": "Where the API is called.", "examples": ["us-east-1"]},
+        "operation": {"type": "string", "examples": ["DeleteFunctionConcurrency"]},
+        "parameters": {"type": "object", "examples": [{"FunctionName": "orders-api"}]},
     }),
     "ApplicationStatus": _object({
         "name": {"type": "string"},
@@ -110,7 +143,11 @@ SCHEMAS = {
         "lag": {
             "type": "array",
             "items": _ref("Lag"),
-            "description": "Latest sample per (source, receiving) region pair.",
+            "description": (
+                "The current lag per (source, receiving) region pair: its newest measurement "
+                "whatever the method, not older than CONTROLPLANE_LAG_STALE_SECONDS nor from "
+                "before beat last started."
+            ),
         },
         "drift": {
             "type": "array",

@@ -1,11 +1,12 @@
 """The four roles, as Django groups, and the permissions each one holds.
 
 viewer    sees the console: inventory, status, drills.
-operator  viewer + runs discovery, requests, aborts and halts drills, edits scenarios.
+operator  viewer + runs discovery, requests, aborts and halts drills, edits scenarios,
+          applies a drift finding's undo.
 approver  viewer + approves or rejects drills, aborts them and halts them all, reads and
           exports the audit log.
 admin     everything: inventory changes and import, drills (request, approve, abort, halt
-          and clear the halt), scenarios, the audit log.
+          and clear the halt), scenarios, drift undo, the audit log.
 
 Roles are cumulative only where listed: an operator cannot approve, an approver cannot
 request. Whoever may abort a drill may also halt them all (stop everything at once). A
@@ -57,9 +58,10 @@ _INVENTORY_ADMIN = [
 # Later issues extend these lists and add a migration that calls sync_roles again.
 ROLE_PERMISSIONS = {
     VIEWER: _VIEW,
-    OPERATOR: _VIEW + ["regions.run_discovery"] + _DRILL_OPERATOR,
+    OPERATOR: _VIEW + ["regions.run_discovery", "regions.apply_drift_undo"] + _DRILL_OPERATOR,
     APPROVER: _VIEW + _AUDIT + _DRILL_APPROVER,
-    ADMIN: _VIEW + _AUDIT + _INVENTORY_ADMIN + ["regions.run_discovery"] + _DRILL_ADMIN,
+    ADMIN: _VIEW + _AUDIT + _INVENTORY_ADMIN + ["regions.run_discovery", "regions.apply_drift_undo"]
+    + _DRILL_ADMIN,
 }
 
 

@@ -386,6 +386,11 @@ CONTROLPLANE_AWS_HEALTH_INTERVAL = env_float("CONTROLPLANE_AWS_HEALTH_INTERVAL",
 CONTROLPLANE_ROUTE53_STATUS_MIN_INTERVAL = env_float(
     "CONTROLPLANE_ROUTE53_STATUS_MIN_INTERVAL", 30.0, minimum=0.0
 )
+# ... and its minimum age when the clients' routing has just changed (a probe of the
+# global endpoint served from another region: regions.tasks.follow_routing_change).
+CONTROLPLANE_ROUTE53_STATUS_CHANGE_INTERVAL = env_float(
+    "CONTROLPLANE_ROUTE53_STATUS_CHANGE_INTERVAL", 5.0, minimum=0.0
+)
 # Live configuration refresh for routing and drift (regions/drift.py).
 CONTROLPLANE_LIVE_CONFIG_INTERVAL = env_float("CONTROLPLANE_LIVE_CONFIG_INTERVAL", 10.0, minimum=1.0)
 # Replication lag (regions/lag.py): CloudWatch ReplicationLatency sampling, and the canary.

@@ -6,9 +6,10 @@ class ExperimentsConfig(AppConfig):
     verbose_name = "Failover drills"
 
     def ready(self):
-        # Monitoring does not report a live drill's faults as drift, and the console shows
-        # the drill on its application and region.
-        from experiments.queries import live_drills
+        # Monitoring does not report as drift a live drill's faults, nor a fault a drill
+        # has reverted since it was read, and the console shows each live drill on its
+        # application and region.
+        from experiments.queries import deliberate_changes
         from regions import monitoring
 
-        monitoring.set_deliberate_changes(live_drills)
+        monitoring.set_deliberate_changes(deliberate_changes)

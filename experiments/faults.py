@@ -31,7 +31,6 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 
-from botocore import xform_name
 from django.db.models import TextChoices
 
 from controlplane import aws
@@ -206,19 +205,12 @@ def _client(service, region_code, credentials, endpoint_url=None):
 
 
 def execute(call, credentials):
-    """Make one `Call` through controlplane.aws as `credentials` and return the response."""
-    endpoints = list(call.endpoint_urls) or [None]
-    last = None
-    for endpoint in endpoints:
-        client = _client(call.service, call.region, credentials, endpoint)
-        try:
-            return getattr(client, xform_name(call.operation))(**call.params)
-        except (aws.BotoCoreError, aws.ClientError) as exc:
-            # ARC: try the next cluster endpoint only when this one was unreachable.
-            if len(endpoints) == 1 or not aws.is_transient(exc):
-                raise
-            last = exc
-    raise last
+    """Make one `Call` through controlplane.aws as `credentials` and return the response
+    (ARC: the next cluster endpoint only when one was unreachable)."""
+    return aws.call(
+        call.service, call.region, call.operation, call.params,
+        role_arn=credentials.role_arn, external_id=credentials.external_id, endpoint_urls=call.endpoint_urls,
+    )
 
 
 # --- the faults ---------------------------------------------------------------------

@@ -37,7 +37,7 @@ _CALL = _object(
 
 SCHEMAS = {
     "Error": _object({"error": {"type": "string"}}, additional=True),
-    # What the drills app tells monitoring (experiments.queries.live_drills): the status
+    # What the drills app tells monitoring (experiments.queries.deliberate_changes): the status
     # API lists these per application.
     "ActiveDrill": _object({
         "id": {"type": "integer"},

@@ -54,7 +54,7 @@ from experiments.observer import (
 )
 from experiments.replication import ReplicationWatcher, lag_at, lag_figures
 from experiments.scenarios import REPLICATION_HYPOTHESIS
-from regions import probes
+from regions import monitoring, probes
 from regions.aws_health import route53_verdict
 from regions.models import ComponentKind, LagSample, Stack
 from regions.status import HealthStatus, Sample, Thresholds, Track, describe_sample, fold
@@ -365,20 +365,10 @@ class DrillRun:
                 "Preflight: no other region is in rotation, so failing this one would take the "
                 "application down (at least one region must stay in rotation)",
             )
-        lag_limit = settings.CONTROLPLANE_LAG_DEGRADED_SECONDS * 1000
-        lagging = (
-            LagSample.objects.filter(
-                application=self.application, at__gte=now - timedelta(minutes=5), lag_ms__gt=lag_limit
-            )
-            .order_by("-at")
-            .first()
-        )
-        if lagging:
-            raise Stop(
-                DrillState.ABORTED,
-                f"Preflight: replication {lagging.source_region} -> {lagging.receiving_region} lags "
-                f"{lagging.lag_ms / 1000:.1f} s (limit {lag_limit / 1000:.1f} s)",
-            )
+        # The lag the status shows now (regions.monitoring.replication_now), no other.
+        for region, verdict in monitoring.replication_now(self.application.pk, now).items():
+            if verdict.status in (HealthStatus.DEGRADED, HealthStatus.UNHEALTHY):
+                raise Stop(DrillState.ABORTED, f"Preflight: replication into {region}: {verdict.reason}")
         self.step(StepKind.NOTE, f"Preflight passed: {', '.join(serving)} healthy and in rotation")
 
     def needs_replication(self):

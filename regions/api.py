@@ -33,6 +33,7 @@ def _health(verdict):
 
 
 def _lag(lag):
+    """One current lag (status.current_lags) as the API shows it."""
     return {
         "source_region": lag.source_region,
         "receiving_region": lag.receiving_region,
@@ -57,10 +58,11 @@ def _replication(verdict):
 
 @api_view(["GET"], permission="regions.view_stack")
 def status(request):
-    """Every application's computed status, its regions with their effective routing and
-    replication lag, drift findings, the drills changing it now, and the latest
-    replication lag per region pair: what every console page shows, from the same loader
-    (monitoring.load_picture; its six queries, plus authentication, whatever the
+    """Every application's computed status, its regions with their routing (as the
+    clients see it, and the source of that fact) and replication lag, drift findings, the
+    drills changing it now, and the current replication lag per region pair (what the
+    status reads: stale pairs left out): what every console page shows, from the same
+    loader (monitoring.load_picture; its six queries, plus authentication, whatever the
     inventory holds)."""
     now = timezone.now()
     applications = []
@@ -81,12 +83,14 @@ def status(request):
                     "in_rotation": here.status.in_rotation,
                     "receives_traffic": here.routing.receives_traffic if here.routing else None,
                     "routing_reason": here.routing.reason if here.routing else "routing not observed yet",
+                    "routing_source": here.routing.source if here.routing else None,
                     "health": _health(here.status.health),
                     "replication": _replication(here.status.replication),
                 }
                 for here in picture.regions()
             ],
-            "lag": [_lag(lag) for lag in picture.latest_lags()],
+            "lag": sorted((_lag(lag) for lag in picture.lags),
+                          key=lambda lag: (lag["receiving_region"], lag["source_region"])),
             "drift": [finding.as_dict() for finding in picture.drift],
             "drills": [drill.as_dict() for drill in picture.drills],
         })

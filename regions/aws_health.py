@@ -246,11 +246,12 @@ def routing_control_state(component):
 # --- the beat task's body ----------------------------------------------------------
 
 
-def poll(now=None, *, application_ids=None):
+def poll(now=None, *, application_ids=None, route53_min_age=None):
     """Ask AWS about every observed component and upsert the observations.
 
     Returns {observation kind: number of rows written}. Route 53 checks observed healthy
-    less than CONTROLPLANE_ROUTE53_STATUS_MIN_INTERVAL ago are not asked again."""
+    less than `route53_min_age` ago (default CONTROLPLANE_ROUTE53_STATUS_MIN_INTERVAL)
+    are not asked again; one observed unhealthy is asked at every poll."""
     now = now or timezone.now()
     components = Component.objects.filter(kind__in=set(OBSERVED_COMPONENT_KIND.values())).select_related(
         "stack__region"
@@ -268,9 +269,13 @@ def poll(now=None, *, application_ids=None):
 
     # A check seen unhealthy is asked at every poll, so that its recovery shows within one
     # poll of Route 53 seeing it (docs/MONITORING.md "One status, everywhere"); a healthy
-    # one at most every CONTROLPLANE_ROUTE53_STATUS_MIN_INTERVAL (a failure is seen
-    # sooner by the probes).
-    min_age = timedelta(seconds=settings.CONTROLPLANE_ROUTE53_STATUS_MIN_INTERVAL)
+    # one at most every `route53_min_age` (CONTROLPLANE_ROUTE53_STATUS_MIN_INTERVAL at
+    # beat's polls, a failure is seen sooner by the probes;
+    # CONTROLPLANE_ROUTE53_STATUS_CHANGE_INTERVAL when the clients' routing changed).
+    min_age = (
+        timedelta(seconds=settings.CONTROLPLANE_ROUTE53_STATUS_MIN_INTERVAL)
+        if route53_min_age is None else route53_min_age
+    )
     checks = [
         c for c in by_kind.get(ComponentKind.ROUTE53_HEALTH_CHECK, [])
         if (old := existing.get((c.pk, ObservationKind.ROUTE53_HEALTH))) is None
@@ -323,6 +328,19 @@ def poll(now=None, *, application_ids=None):
             update_fields=["state", "detail", "observed_at", "changed_at"],
         )
     return counts
+
+
+def route53_deferred(application_ids, min_age, polled_at):
+    """Seconds until the Route 53 status of every health check of the applications that
+    the poll at `polled_at` left alone (observed less than `min_age` before it) may be
+    asked again; 0 when none was left alone. One query."""
+    left = AwsObservation.objects.filter(
+        kind=ObservationKind.ROUTE53_HEALTH,
+        component__stack__application_id__in=application_ids,
+        observed_at__lt=polled_at,
+        observed_at__gt=polled_at - min_age,
+    ).values_list("observed_at", flat=True)
+    return max(((at + min_age - polled_at).total_seconds() for at in left), default=0.0)
 
 
 # --- pure: observations -> status reasons ------------------------------------------

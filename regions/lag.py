@@ -9,13 +9,15 @@ components, both storing `LagSample` rows through `monitoring.store_lag_samples`
   tables and receiving regions (Average and Maximum over the last
   CONTROLPLANE_LAG_METRIC_MINUTES minutes, CONTROLPLANE_LAG_METRIC_PERIOD seconds per
   point; at most 500 queries per call). The newest period's Maximum becomes
-  `LagSample(method=metric)`; a pair without datapoints (no writes) is not sampled.
+  `LagSample(method=metric)` stamped with its datapoint's time; a pair without
+  datapoints (no writes) is not sampled.
 - **Canary** (`run_canary`): write a marker item to each replica (PutItem; hash key
   `controlplane-canary#<uuid>`, a TTL attribute CONTROLPLANE_CANARY_TTL_ATTRIBUTE set
   CONTROLPLANE_CANARY_TTL_SECONDS ahead) and poll every other replica (GetItem,
   ConsistentRead, every CONTROLPLANE_CANARY_POLL_INTERVAL, one thread per pair) until it
   appears -> `LagSample(method=canary, replicated=True, lag_ms=...)`, or give up after
-  CONTROLPLANE_CANARY_TIMEOUT -> `replicated=False` (a replication outage). The lag is
+  CONTROLPLANE_CANARY_TIMEOUT -> `replicated=False` (a replication outage), its lag_ms
+  the age of the pair's oldest canary still not replicated (`outage_starts`). The lag is
   measured between the midpoints of the PutItem call and of the first GetItem that saw
   the item (resolution: the poll interval plus one GetItem). The markers are deleted
   afterwards (best effort; the TTL removes the rest).
@@ -32,7 +34,7 @@ from django.utils import timezone
 
 from controlplane import aws
 from regions import monitoring
-from regions.models import Component, ComponentKind, LagMethod
+from regions.models import Component, ComponentKind, LagMethod, LagSample
 from regions.status import Lag
 
 log = logging.getLogger(__name__)
@@ -105,11 +107,13 @@ def sample_metrics(now=None, *, application_ids=None):
                 log.warning("lag metrics in %s: %s", items[0][1].code, exc)
                 continue
             for i, (app_id, region, _, receiving) in enumerate(batch):
-                maximum = results.get(f"q{i}_maximum")
-                if maximum is None:
+                newest = results.get(f"q{i}_maximum")
+                if newest is None:
                     continue
+                # Stamped with its period's start: a canary measured after that is newer.
+                at, maximum = newest
                 lags.setdefault(app_id, []).append(
-                    Lag(region.code, receiving, now, float(maximum), LagMethod.METRIC, True)
+                    Lag(region.code, receiving, min(at, now), float(maximum), LagMethod.METRIC, True)
                 )
     stored = 0
     for app_id, app_lags in lags.items():
@@ -118,7 +122,8 @@ def sample_metrics(now=None, *, application_ids=None):
 
 
 def _metric_data(cw, queries, start, end):
-    """{query id: the newest value} over all pages of one GetMetricData request."""
+    """{query id: (timestamp, value) of its newest datapoint} over all pages of one
+    GetMetricData request."""
     newest = {}
     kwargs = {
         "MetricDataQueries": queries, "StartTime": start, "EndTime": end,
@@ -131,7 +136,7 @@ def _metric_data(cw, queries, start, end):
                 zip(result.get("Timestamps", []), result.get("Values", []), strict=False), reverse=True
             )
             if points and result["Id"] not in newest:
-                newest[result["Id"]] = points[0][1]
+                newest[result["Id"]] = points[0]
         if not page.get("NextToken"):
             return newest
         kwargs["NextToken"] = page["NextToken"]
@@ -168,8 +173,10 @@ def _poll(receiving, key, timeout, interval, deadline_base):
         time.sleep(min(interval, max(0.0, deadline - done)))
 
 
-def _canary_from(source, others, timeout, interval, pool):
-    """Write one marker in `source`, poll `others`; [(Lag), ...]."""
+def _canary_from(source, others, timeout, interval, pool, outages):
+    """Write one marker in `source`, poll `others`; [(Lag), ...]. A marker not seen in
+    time is a Lag with replicated=False whose lag_ms is the age of the pair's oldest
+    canary not replicated: this one's, or the start of the outage in `outages`."""
     ddb = dynamodb_for(source)
     try:
         key, written = write_marker(source, ddb)
@@ -182,8 +189,10 @@ def _canary_from(source, others, timeout, interval, pool):
         seen = future.result()
         at = timezone.now()
         if seen is None:
-            lags.append(Lag(source.stack.region.code, receiving.stack.region.code, at,
-                            timeout * 1000, LagMethod.CANARY, False))
+            pair = (source.stack.region.code, receiving.stack.region.code)
+            since = outages.get(pair)
+            age = max(timeout, (at - since).total_seconds() if since is not None else 0.0)
+            lags.append(Lag(*pair, at, round(age * 1000, 1), LagMethod.CANARY, False))
         else:
             lags.append(Lag(source.stack.region.code, receiving.stack.region.code, at,
                             round(max(0.0, seen - written) * 1000, 1), LagMethod.CANARY, True))
@@ -241,13 +250,15 @@ def run_canary(application_id, *, timeout=None, sources=None, store=True):
         return []
     chosen = [r for r in replicas if sources is None or r.stack.region.code in sources]
     pollers = len(chosen) * (len(replicas) - 1)
+    outages = outage_starts(application_id)
     lags, cleanup = [], []
     with ThreadPoolExecutor(max_workers=pollers) as poll_pool, ThreadPoolExecutor(
         max_workers=len(chosen)
     ) as writers:
         futures = [
             writers.submit(
-                _canary_from, source, [r for r in replicas if r.pk != source.pk], timeout, interval, poll_pool
+                _canary_from, source, [r for r in replicas if r.pk != source.pk], timeout, interval,
+                poll_pool, outages,
             )
             for source in chosen
         ]
@@ -264,6 +275,29 @@ def run_canary(application_id, *, timeout=None, sources=None, store=True):
     if store and lags:
         monitoring.store_lag_samples(lags, application_id)
     return lags
+
+
+def outage_starts(application_id, now=None):
+    """{(source, receiving): when the pair's oldest canary still not replicated was
+    written} for the pairs whose latest canary (within CONTROLPLANE_LAG_STALE_SECONDS)
+    was not replicated: that sample's time minus its lag. One query."""
+    now = now or timezone.now()
+    rows = (
+        LagSample.objects.filter(
+            application_id=application_id, method=LagMethod.CANARY,
+            at__gte=now - timedelta(seconds=settings.CONTROLPLANE_LAG_STALE_SECONDS),
+        )
+        .order_by("source_region", "receiving_region", "-at")
+        .values_list("source_region", "receiving_region", "at", "lag_ms", "replicated")
+    )
+    starts, seen = {}, set()
+    for source, receiving, at, lag_ms, replicated in rows:
+        if (source, receiving) in seen:
+            continue
+        seen.add((source, receiving))
+        if not replicated and lag_ms is not None:
+            starts[source, receiving] = at - timedelta(milliseconds=lag_ms)
+    return starts
 
 
 def canary_application_ids():

@@ -75,6 +75,7 @@ class Application(models.Model):
         permissions = [
             ("import_inventory", "Can import or export the inventory"),
             ("run_discovery", "Can run discovery from AWS"),
+            ("apply_drift_undo", "Can apply a drift finding's undo to AWS"),
         ]
 
     def __str__(self):
@@ -145,6 +146,9 @@ class Component(models.Model):
     identifier = models.CharField(max_length=2048, help_text="ARN or id.")
     name = models.CharField(max_length=255, blank=True)
     config = models.JSONField(default=dict, blank=True, help_text="Last-seen configuration.")
+    config_read_at = models.DateTimeField(
+        null=True, blank=True, help_text="When `config` was last read from AWS (discovery, live refresh)."
+    )
     discovered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -233,7 +237,8 @@ class LagSample(models.Model):
     """Replication lag from one region's replica to another, measured at `at`.
 
     `replicated=False` means a canary written in `source_region` was still not readable
-    in `receiving_region` after the canary timeout (then `lag_ms` is that timeout)."""
+    in `receiving_region` after the canary timeout; then `lag_ms` is the age, at `at`, of
+    the pair's oldest canary still not replicated (regions.lag.run_canary)."""
 
     application = models.ForeignKey(
         Application, on_delete=models.CASCADE, related_name="+", db_index=False

@@ -10,14 +10,16 @@ import logging
 import statistics
 from collections import defaultdict
 from datetime import timedelta
+from types import MappingProxyType
 from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import F, Max, Q, Window
-from django.db.models.functions import RowNumber
+from django.db.models import DateTimeField, F, Max, Subquery, Value, Window
+from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
+from controlplane.models import ServiceHeartbeat
 from regions import probes
 from regions.models import (
     Application,
@@ -30,7 +32,18 @@ from regions.models import (
     Stack,
     TargetState,
 )
-from regions.status import HealthStatus, Lag, Run, Sample, Thresholds, Track, application_status, fold
+from regions.status import (
+    HealthStatus,
+    Lag,
+    Run,
+    Sample,
+    Thresholds,
+    Track,
+    application_status,
+    current_lags,
+    fold,
+    replication_status,
+)
 
 log = logging.getLogger(__name__)
 
@@ -237,11 +250,12 @@ def _track_row(track):
     )
 
 
-def _update_states(rows, vantage):
+def _update_states(rows, vantage, rerouted=None):
     """Fold the stored rows into the TargetState (status.Track) of their targets from
     `vantage`: one SELECT of the existing states, one upsert (INSERT ... ON CONFLICT DO
     UPDATE). A sample older than its target's latest folded one (a late batch) is
-    stored raw but does not move the state back."""
+    stored raw but does not move the state back. The applications whose global endpoint
+    now serves this vantage from another region than before are added to `rerouted`."""
     thresholds = Thresholds.from_settings()
     by_key = defaultdict(list)
     for row in rows:
@@ -262,8 +276,19 @@ def _update_states(rows, vantage):
         if track is not start:
             stack_id, app_id, target = samples[0][:3]
             states.append((app_id, stack_id, target, key, vantage, *_track_row(track)))
+            if rerouted is not None and stack_id is None and _served_elsewhere(start, track):
+                rerouted.add(app_id)
     if states:
         _upsert_states(states)
+
+
+def _served_elsewhere(before, after):
+    """The global endpoint answered this vantage from another region than before."""
+    return (
+        before.last is not None
+        and after.last.served_region != before.last.served_region
+        and bool(after.last.served_region or before.last.served_region)
+    )
 
 
 def _upsert_states(states):
@@ -313,10 +338,12 @@ def _upsert_states(states):
             )
 
 
-def store_results(results, vantage):
+def store_results(results, vantage, *, rerouted=None):
     """Store ProbeResults as HealthSample rows in one bulk insert, and fold them into
     the TargetState rows of their targets (one SELECT, one upsert) in the same
-    transaction; returns the row count.
+    transaction; returns the row count. With a set as `rerouted`, adds to it the
+    applications whose global endpoint served this vantage from another region than its
+    previous probe (the clients' routing changed: regions.tasks.follow_routing_change).
 
     A stack or application deleted while its probe was in flight would break the
     foreign key; then the rows of targets that still exist are stored."""
@@ -326,7 +353,7 @@ def store_results(results, vantage):
     try:
         with transaction.atomic():
             _insert_samples(rows)
-            _update_states(rows, vantage)
+            _update_states(rows, vantage, rerouted)
     except IntegrityError:
         stacks = set(Stack.objects.filter(pk__in={r[0] for r in rows if r[0]})
                      .values_list("pk", flat=True))
@@ -336,7 +363,7 @@ def store_results(results, vantage):
         if rows:
             with transaction.atomic():
                 _insert_samples(rows)
-                _update_states(rows, vantage)
+                _update_states(rows, vantage, rerouted)
     return len(rows)
 
 
@@ -550,9 +577,10 @@ class RegionPicture:
 @dataclasses.dataclass
 class Picture:
     """One application as the console and the API show it: computed status (with AWS's
-    own view folded in), effective routing per region, drift findings, the drills
-    changing it now and the latest replication lag samples the status was computed from.
-    Every page and the status API read this (`load_picture`), so they say the same."""
+    own view folded in), routing per region as the clients see it, drift findings, the
+    drills changing it now and the current replication lag per region pair
+    (status.current_lags) the status was computed from. Every page and the status API
+    read this (`load_picture`), so they say the same."""
 
     application_id: int
     name: str
@@ -561,7 +589,7 @@ class Picture:
     routing: dict  # region code -> routing.Routing
     drift: list  # drift.Finding
     drills: list = dataclasses.field(default_factory=list)  # ActiveDrill
-    lags: list = dataclasses.field(default_factory=list)  # status.Lag, latest per (source, receiving, method)
+    lags: list = dataclasses.field(default_factory=list)  # status.Lag, current, by pair
 
     def regions(self):
         """[RegionPicture] for each of the application's stacks, by region code."""
@@ -582,16 +610,6 @@ class Picture:
             [d for d in self.drills if d.region == code],
         )
 
-    def latest_lags(self):
-        """The latest Lag per (source, receiving) region pair, whatever its method, by
-        receiving then source region."""
-        latest = {}
-        for lag in self.lags:
-            key = (lag.receiving_region, lag.source_region)
-            if key not in latest or lag.at > latest[key].at:
-                latest[key] = lag
-        return [latest[key] for key in sorted(latest)]
-
 
 def _component_views(app_ids):
     """{application id: [routing.ComponentView]} with their AWS observations (of every
@@ -609,16 +627,17 @@ def _component_views(app_ids):
         .order_by("pk")
         .values_list(
             "pk", "stack__application_id", "stack_id", "stack__region__code", "kind", "identifier",
-            "name", "config", "observations__kind", "observations__state", "observations__detail",
-            "observations__observed_at",
+            "name", "config", "config_read_at", "observations__kind", "observations__state",
+            "observations__detail", "observations__observed_at",
         )
     )
     views = {}
-    for pk, app_id, stack_id, region, kind, identifier, name, config, o_kind, o_state, o_detail, o_at in rows:
+    for (pk, app_id, stack_id, region, kind, identifier, name, config, read_at,
+         o_kind, o_state, o_detail, o_at) in rows:
         view = views.get(pk)
         if view is None:
             view = views[pk] = ComponentView(
-                pk, app_id, stack_id, region, kind, identifier, name, config or {}, {}
+                pk, app_id, stack_id, region, kind, identifier, name, config or {}, {}, read_at
             )
         if o_kind:
             view.observations[o_kind] = Obs(o_kind, o_state, o_detail or {}, o_at)
@@ -628,22 +647,110 @@ def _component_views(app_ids):
     return by_app
 
 
-def _no_drills(application_ids):
-    return []
+class DeliberateChanges(NamedTuple):
+    """What the drills app says about the applications monitoring asks about: `drills`,
+    the ActiveDrills changing their live configuration on purpose now (queued, running or
+    reverting: their faults are not drift, and the console shows each on its application
+    and region); `reverted`, {component id: the latest time a drill reverted a fault on
+    it} (live configuration read before that shows the fault the drill has since undone:
+    not drift either)."""
+
+    drills: tuple = ()
+    reverted: MappingProxyType = MappingProxyType({})
+
+    @property
+    def live(self):
+        """The ids of the applications with a live drill."""
+        return frozenset(drill.application_id for drill in self.drills)
 
 
-_active_drills = _no_drills
+def _nothing_deliberate(application_ids, since):
+    return DeliberateChanges()
+
+
+_deliberate_changes = _nothing_deliberate
 
 
 def set_deliberate_changes(fn):
-    """Register `fn(application_ids) -> [ActiveDrill]`: the drills changing the live AWS
-    configuration of those applications on purpose now (queued, running or reverting).
-    Their faults are not drift, and the console and the API show each drill on its
-    application and region. The drills app registers its query at startup (its
+    """Register `fn(application_ids, since) -> DeliberateChanges` (the live drills, and
+    the reverts since `since`). The drills app registers its query at startup (its
     AppConfig.ready); without one, no change is deliberate and no drill is shown.
     load_picture calls it once (one query), unless it reads the status only."""
-    global _active_drills
-    _active_drills = fn or _no_drills
+    global _deliberate_changes
+    _deliberate_changes = fn or _nothing_deliberate
+
+
+def deliberate_changes(application_ids, now):
+    """The registered function's answer, with the reverts that can still matter: live
+    configuration is re-read every CONTROLPLANE_LIVE_CONFIG_INTERVAL and observations go
+    stale after aws_health.stale_after(), so a revert older than REVERT_HORIZON cannot
+    predate the evidence of a finding unless those reads have stopped for that long."""
+    return _deliberate_changes(application_ids, now - REVERT_HORIZON)
+
+
+# A revert older than this is not looked up (see deliberate_changes).
+REVERT_HORIZON = timedelta(hours=1)
+
+
+def _restart_at():
+    """The start of the scheduler of every sampler (beat, from its heartbeat row), as a
+    subquery: a lag measured before it is from a previous run."""
+    return Subquery(
+        ServiceHeartbeat.objects.filter(kind=ServiceHeartbeat.Kind.BEAT)
+        .order_by("-started_at")
+        .values("started_at")[:1]
+    )
+
+
+def latest_lags(application_ids, now, thresholds=None):
+    """{application id: [status.Lag]}: the newest lag sample of each (source, receiving)
+    pair whatever its method, of the last 2 x CONTROLPLANE_LAG_STALE_SECONDS (older ones
+    would only say "no lag sample for ..."), measured since beat last started (samples
+    of a previous run are not current: after a restart the status waits for the next
+    canary). Every application's when `application_ids` is None. One query.
+
+    What the status, the API and a drill's preflight read; status.current_lags turns
+    them into the lag at `now`."""
+    thresholds = thresholds or Thresholds.from_settings()
+    horizon = now - thresholds.lag_stale * 2
+    rows = LagSample.objects.filter(
+        at__lte=now,
+        at__gte=Coalesce(_restart_at(), Value(horizon, output_field=DateTimeField())),
+    ).filter(at__gte=horizon)
+    if application_ids is not None:
+        rows = rows.filter(application_id__in=application_ids)
+    rows = (
+        rows.annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("application_id"), F("source_region"), F("receiving_region")],
+                order_by=F("at").desc(),
+            )
+        )
+        .filter(rank=1)
+        .values_list(
+            "application_id", "source_region", "receiving_region", "at", "lag_ms", "method", "replicated"
+        )
+    )
+    lags = defaultdict(list)
+    for app_id, *fields in rows:
+        lags[app_id].append(Lag(*fields))
+    return lags
+
+
+def replication_now(application_id, now=None):
+    """{receiving region: status.Verdict} of replication into each region of one
+    application at `now`, as the status computes it (latest_lags, then
+    status.replication_status per receiving region). One query. A drill's preflight
+    reads this, so it aborts on the lag the console shows, no other."""
+    now = now or timezone.now()
+    thresholds = Thresholds.from_settings()
+    by_receiving = defaultdict(list)
+    for lag in latest_lags([application_id], now, thresholds).get(application_id, []):
+        by_receiving[lag.receiving_region].append(lag)
+    return {
+        region: replication_status(lags, thresholds, now) for region, lags in sorted(by_receiving.items())
+    }
 
 
 def load_picture(now=None, *, application_ids=None, aws_view=True):
@@ -651,10 +758,11 @@ def load_picture(now=None, *, application_ids=None, aws_view=True):
     name. Four queries whatever the number of applications and stacks (applications,
     stacks, the TargetState rows: each target's hysteresis state per vantage, kept by
     store_results, so nothing is replayed here; the latest lag sample per (source,
-    receiving, method)), plus two (unless `aws_view` is False: the status from the probes
-    and the lag only): the components and their AWS observations, and the active drills
-    (the hook above); AWS's reasons folded into the status
-    (regions.aws_health.apply_observations), routing, drift, the drills."""
+    receiving) pair), plus two (unless `aws_view` is False: the status from the probes
+    and the lag only): the components and their AWS observations, and the drills'
+    deliberate changes (the hook above: live drills and reverts); AWS's reasons folded
+    into the status (regions.aws_health.apply_observations), routing as the clients see
+    it and as AWS does (regions.routing), drift, the drills."""
     from regions import aws_health, drift, routing
 
     now = now or timezone.now()
@@ -690,38 +798,23 @@ def load_picture(now=None, *, application_ids=None, aws_view=True):
     ):
         health[app_id][stack_id or "global"][vantage] = track_from_row(*track)
 
-    lags = defaultdict(list)
-    latest_lags = (
-        of_apps(LagSample.objects).filter(at__lte=now)
-        .filter(Q(at__gte=now - base.lag_stale * 2))
-        .annotate(
-            rank=Window(
-                RowNumber(),
-                partition_by=[F("application_id"), F("source_region"), F("receiving_region"), F("method")],
-                order_by=F("at").desc(),
-            )
-        )
-        .filter(rank=1)
-        .values_list(
-            "application_id", "source_region", "receiving_region", "at", "lag_ms", "method", "replicated"
-        )
-    )
-    for app_id, *fields in latest_lags:
-        lags[app_id].append(Lag(*fields))
+    lags = latest_lags(None if every else app_ids, now, base)
 
     components = _component_views(None if every else app_ids) if aws_view else {}
     stale = aws_health.stale_after()
+    deliberate = deliberate_changes(app_ids, now) if aws_view else DeliberateChanges()
     drills = defaultdict(list)
-    for drill in _active_drills(app_ids) if aws_view else ():
+    for drill in deliberate.drills:
         drills[drill.application_id].append(drill)
     result = {}
     for pk, _, global_url, _, _ in apps:
         samples = health.get(pk, {})
+        app_lags = lags.get(pk, [])
         app_status = application_status(
             pk,
             stacks.get(pk, []),
             samples,
-            lags.get(pk, []),
+            app_lags,
             thresholds[pk],
             now,
             global_samples=samples.get("global", {}) if global_url else None,
@@ -731,17 +824,25 @@ def load_picture(now=None, *, application_ids=None, aws_view=True):
             app_status, aws_health.observation_reasons(views, now, stale)
         )
         name, architecture = names[pk]
+        regions = [region for _, region, _ in stacks.get(pk, [])]
+        as_aws_sees_it = (
+            routing.routing_state(architecture, regions, views, now=now, stale=stale) if views else {}
+        )
         result[pk] = Picture(
             pk,
             name,
             architecture,
             app_status,
-            routing.routing_state(
-                architecture, [region for _, region, _ in stacks.get(pk, [])], views, now=now, stale=stale
-            ) if views else {},
-            drift.find_drift(views, set(drills), now=now, stale=stale),
+            routing.follow_clients(
+                as_aws_sees_it,
+                {r.region: r.health for r in app_status.regions},
+                samples.get("global", {}) if global_url else {},
+                thresholds[pk],
+                now,
+            ),
+            drift.find_drift(views, deliberate, now=now, stale=stale),
             drills.get(pk, []),
-            lags.get(pk, []),
+            current_lags(app_lags, thresholds[pk], now)[0],
         )
     return result
 

@@ -47,17 +47,20 @@ def figure_definitions():
          "Global Accelerator endpoint health, alarms, replicas). Every page and GET /api/v1/status "
          "read the same computation."),
         ("lag", "Replication lag",
-         "How far the region's replica is behind: for each source region, the latest measurement "
-         f"of the last {stale} (a canary item written in the source and read back in this region, "
-         "or CloudWatch's ReplicationLatency), and the figure shown is the one behind the verdict "
-         f"(the largest). Green: at most CONTROLPLANE_LAG_DEGRADED_SECONDS ({lag_limit}); orange: "
-         "above it, the region is degraded; red: a canary was not replicated within the canary "
-         "timeout, shown as \"≥\" the time waited (a replication outage); grey \"unknown\": nothing "
-         f"measured in the last {stale}, and why."),
+         "How far the region's replica is behind now: for each source region, the newest "
+         f"measurement of the last {stale} since the scheduler last started (a canary item written "
+         "in the source and read back in this region, or CloudWatch's ReplicationLatency), and the "
+         "figure shown is the one behind the verdict (the largest). Green: at most "
+         f"CONTROLPLANE_LAG_DEGRADED_SECONDS ({lag_limit}); orange: above it, the region is "
+         "degraded; red: a canary was not replicated within the canary timeout (a replication "
+         "outage), shown as \"≥\" the age of the oldest canary not replicated yet, growing until "
+         f"one is; grey \"unknown\": nothing measured in the last {stale}, and why."),
         ("traffic", "Traffic",
-         "Whether the global front end sends the region traffic now (Route 53 records and health "
-         "checks, or Global Accelerator dials, weights and endpoint health, and ARC routing "
-         "controls), and why. Rotation is the inventory's intent, not this."),
+         "Whether the global front end sends the region traffic now, and why: as the clients see "
+         "it (the console's probes of the global endpoint from each vantage, which region answered) "
+         "when they say, else as AWS does (Route 53 records and health checks, or Global "
+         "Accelerator dials, weights and endpoint health, and ARC routing controls); the reason "
+         "names the source. Rotation is the inventory's intent, not this."),
         ("drill", "Drill marker",
          "\"drill #N queued / running / reverting\": a drill is changing this application's live "
          "AWS configuration on purpose now, on the region named; its faults are not reported as "

@@ -16,7 +16,7 @@ Levels, each a `Verdict` (status + a human reason):
 - stack health: the vantages that have fresh data; all healthy -> healthy, all unhealthy
   -> unhealthy, a mix -> degraded. A silent vantage is ignored while another one speaks
   (a dead probe worker is not a dead region).
-- replication into a region: latest lag per source region; above `lag_degraded` ->
+- replication into a region: the current lag per source region (`current_lags`); above `lag_degraded` ->
   degraded, a canary not replicated -> unhealthy (replication outage); the verdict
   carries the sample behind it, the lag figure the console shows (`ReplicationVerdict`).
 - region: the stack's health, made at most degraded by replication (a region with a
@@ -113,15 +113,16 @@ class Verdict:
 @dataclass(frozen=True)
 class ReplicationVerdict(Verdict):
     """Replication into one region, with the figure the console shows for it: `lag`, the
-    fresh sample behind the verdict (the outage, the largest lag over the threshold, or
-    the largest lag); None when nothing fresh was measured (the reason says why)."""
+    current lag behind the verdict (`current_lags`: the outage, the largest lag over the
+    threshold, or the largest lag); None when nothing fresh was measured (the reason
+    says why)."""
 
     lag: Lag | None = None
 
     @property
     def lag_seconds(self):
-        """The lag figure in seconds (for a canary not replicated: how long it was waited
-        for, a lower bound); None when not measured."""
+        """The lag figure in seconds (for a canary not replicated: the age now of the
+        oldest canary not replicated yet, a lower bound); None when not measured."""
         return self.lag.lag_ms / 1000 if self.lag is not None and self.lag.lag_ms is not None else None
 
     @property
@@ -325,21 +326,53 @@ def _largest(lags):
     return max((lag for lag in lags if lag.lag_ms is not None), key=lambda lag: lag.lag_ms, default=None)
 
 
+def current_lags(lags, thresholds, now):
+    """The lag of each (source, receiving) pair at `now`, as the status, the API and a
+    drill's preflight read it -> (current Lags sorted by pair, the newest stale one's time
+    or None).
+
+    - What was measured last, whatever the method: the newest Lag of the pair (a
+      ReplicationLatency maximum stamped with its period's start, a canary with its end),
+      never a larger one held over from before.
+    - Not older than `thresholds.lag_stale`: a stale pair is left out (its time is
+      returned, so the reason can say how old it is).
+    - A canary not replicated (`replicated=False`): its `lag_ms` is the age, at `at`, of
+      the pair's oldest canary still not replicated (regions.lag.run_canary carries it
+      forward); it keeps growing until the next measurement, so the lag at `now` is
+      `lag_ms` plus the time since `at`."""
+    newest = {}
+    for lag in lags:
+        pair = (lag.source_region, lag.receiving_region)
+        if pair not in newest or lag.at > newest[pair].at:
+            newest[pair] = lag
+    current, stale_at = [], None
+    for pair in sorted(newest):
+        lag = newest[pair]
+        if now - lag.at > thresholds.lag_stale:
+            stale_at = lag.at if stale_at is None else max(stale_at, lag.at)
+            continue
+        if not lag.replicated and lag.lag_ms is not None:
+            lag = lag._replace(lag_ms=lag.lag_ms + max(0.0, (now - lag.at).total_seconds()) * 1000)
+        current.append(lag)
+    return current, stale_at
+
+
 def replication_status(lags, thresholds, now):
-    """The ReplicationVerdict for replication into one region from the latest Lag per
-    source (and method): the verdict and the sample behind its figure."""
-    fresh = [lag for lag in lags if now - lag.at <= thresholds.lag_stale]
+    """The ReplicationVerdict for replication into one region from its Lags (any number
+    per source and method: `current_lags` picks the current one of each source): the
+    verdict and the current lag behind its figure."""
+    fresh, stale_at = current_lags(lags, thresholds, now)
     if not fresh:
-        if lags:
-            age = now - max(lag.at for lag in lags)
-            return ReplicationVerdict(HealthStatus.UNKNOWN, f"no lag sample for {format_duration(age)}")
+        if stale_at is not None:
+            return ReplicationVerdict(
+                HealthStatus.UNKNOWN, f"no lag sample for {format_duration(now - stale_at)}"
+            )
         return ReplicationVerdict(HealthStatus.UNKNOWN, "no lag samples")
-    fresh.sort(key=lambda lag: (lag.source_region, lag.method))
     outages = [lag for lag in fresh if not lag.replicated]
     if outages:
         reasons = [
             f"replication outage: canary from {lag.source_region} not replicated"
-            + (f" after {_seconds(lag.lag_ms)}" if lag.lag_ms is not None else "")
+            + (f" for {_seconds(lag.lag_ms)}" if lag.lag_ms is not None else "")
             for lag in outages
         ]
         return ReplicationVerdict(
@@ -412,6 +445,22 @@ def rollup_regions(regions, global_endpoint=None):
     return HealthStatus.DEGRADED, details
 
 
+def served_again(verdict, tracks, thresholds, now):
+    """The global endpoint's Verdict as its clients see it: still unhealthy by its
+    hysteresis (`successes` in a row to come back) while its latest probe from every
+    vantage with fresh data was answered is degraded, "clients served again by
+    us-west-2; recovering ...": the clients are served (by whichever region), so the
+    application is not down."""
+    if verdict.status != HealthStatus.UNHEALTHY:
+        return verdict
+    latest = [t.last for t in tracks.values() if t.last is not None and now - t.last.at <= thresholds.stale]
+    if not latest or not all(sample.ok for sample in latest):
+        return verdict
+    served = sorted({sample.served_region for sample in latest if sample.served_region})
+    by = f" by {', '.join(served)}" if served else ""
+    return Verdict(HealthStatus.DEGRADED, f"clients served again{by}; {verdict.reason}", verdict.last_sample)
+
+
 def application_status(
     application_id,
     stacks,
@@ -426,7 +475,8 @@ def application_status(
 
     - `stacks`: [(stack_id, region_code, in_rotation), ...]
     - `health_samples`: {stack_id: {vantage: Track}} (missing stacks have none)
-    - `lags`: [Lag, ...], the latest per (source, receiving, method) for this application
+    - `lags`: [Lag, ...] for this application (any number per pair: `current_lags`
+      picks the lag now of each)
     - `global_samples`: {vantage: Track} for the global endpoint, or None when the
       application has no global endpoint URL."""
     by_receiving = {}
@@ -440,6 +490,9 @@ def application_status(
         regions.append(RegionStatus(stack_id, region, status, reason, health, replication, in_rotation))
     global_endpoint = None
     if global_samples is not None:
-        global_endpoint = stack_health(global_samples, thresholds, now, label="the global endpoint")
+        global_endpoint = served_again(
+            stack_health(global_samples, thresholds, now, label="the global endpoint"),
+            global_samples, thresholds, now,
+        )
     status, reason = rollup_regions(regions, global_endpoint)
     return ApplicationStatus(application_id, status, reason, regions, global_endpoint)

@@ -2,7 +2,7 @@ import logging
 
 from celery import shared_task
 
-from controlplane.celery import probe_queue
+from controlplane.celery import PUBLISH_ERRORS, probe_queue
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,40 @@ def probe_batch(target_ids, vantage):
         read_timeout=settings.CONTROLPLANE_PROBE_READ_TIMEOUT,
         vantage=vantage,
     )
-    return monitoring.store_results(results, vantage)
+    rerouted = set()
+    stored = monitoring.store_results(results, vantage, rerouted=rerouted)
+    if rerouted:  # stored and committed: the clients' routing changed, read AWS's now
+        try:
+            follow_routing_change.apply_async(
+                (sorted(rerouted),), expires=settings.CONTROLPLANE_PROBE_INTERVAL * 5
+            )
+        except PUBLISH_ERRORS as exc:  # beat's polls read it later anyway
+            log.warning("routing change of %s not followed: %s", sorted(rerouted), exc)
+    return stored
+
+
+@shared_task(ignore_result=True)
+def follow_routing_change(application_ids):
+    """Sent by `probe_batch` when the global endpoint served a vantage from another
+    region than before: read the applications' routing configuration and AWS's view of
+    it now rather than at beat's next poll (GA, ARC as always; a Route 53 status only once
+    the stored one is CONTROLPLANE_ROUTE53_STATUS_CHANGE_INTERVAL old: one younger than
+    that is read again by this task, sent again for when it is)."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from regions import aws_health, drift
+
+    min_age = timedelta(seconds=settings.CONTROLPLANE_ROUTE53_STATUS_CHANGE_INTERVAL)
+    drift.refresh_live_config(application_ids=application_ids)
+    polled_at = timezone.now()
+    counts = aws_health.poll(polled_at, application_ids=application_ids, route53_min_age=min_age)
+    later = aws_health.route53_deferred(application_ids, min_age, polled_at)
+    if later:
+        follow_routing_change.apply_async((application_ids,), countdown=later, expires=later + 30)
+    log.info("routing change of %s followed: %s (Route 53 again in %.1f s)", application_ids, counts, later)
 
 
 @shared_task(ignore_result=True)

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 from controlplane import audit
 from controlplane.celery import PUBLISH_ERRORS
 from controlplane.rendering import render_page
-from regions import charts, inventory, monitoring, overview_grid, tasks
+from regions import charts, inventory, monitoring, overview_grid, tasks, undo
 from regions.models import (
     Application,
     Component,
@@ -219,6 +219,27 @@ def discover(request):
     audit.record_request(request, "inventory.discovery_requested", object_type="inventory")
     messages.success(request, "Discovery queued; the inventory updates when the worker has run it.")
     return redirect("regions:overview")
+
+
+@login_required
+@permission_required(undo.PERMISSION, raise_exception=True)
+@require_POST
+def apply_drift_undo(request, app, region):
+    """POST apps/<app>/<region>/drift/undo/ (component, undo: the finding's undo key):
+    make the undo call of that current drift finding (regions/undo.py), audited; back
+    to the stack page with what happened."""
+    stack = _get_stack_for_user(request.user, app, region)
+    try:
+        finding = undo.apply_undo(
+            request.user, stack, request.POST.get("component"), request.POST.get("undo", ""), request=request
+        )
+    except (undo.UndoRefused, undo.UndoFailed) as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(
+            request, f"Undone: {finding.what} ({finding.undo.operation} in {finding.undo.region}; audited)."
+        )
+    return redirect("regions:stack", app, region)
 
 
 @login_required

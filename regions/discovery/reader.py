@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils import timezone
 
 from controlplane import aws
 from controlplane.jsonvalues import json_safe
@@ -70,6 +71,9 @@ class Reader:
     applications  application names to keep (None: every tagged application)
     warnings      the list warnings are appended to (default: a new one)
 
+    started_at           when the reads began (what a configuration read by them is at most as
+                         old as: Component.config_read_at)
+
     After the reads:
     found                {(application, region, kind, identifier): Found}
     app_facts            {application: {"architecture", "global_endpoint", "global_endpoint_url"}}
@@ -89,6 +93,7 @@ class Reader:
         self.health_urls = {}
         self.derived_health_urls = {}
         self.unscanned = set()
+        self.started_at = timezone.now()
 
     def warn(self, message):
         log.warning("discovery: %s", message)

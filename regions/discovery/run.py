@@ -190,7 +190,7 @@ def _apply(reader, report, *, actor, source, prune=False):
                         existing.get((f.kind, f.identifier)),
                         {"name": f.name[:255], "config": f.config},
                         create={"stack": stack, "kind": f.kind, "identifier": f.identifier},
-                        touch={"discovered_at": now},
+                        touch={"discovered_at": now, "config_read_at": reader.started_at},
                     )
                 if prune:
                     for key, component in sorted(existing.items()):

@@ -168,12 +168,17 @@ def test_the_schema_rejects_a_drill_that_is_not_live_and_a_lag_without_its_figur
     assert not validator_for("ReplicationVerdict").is_valid(replication)
 
 
-def test_the_schema_rejects_a_drift_finding_without_its_undo():
+def test_the_schema_rejects_a_drift_finding_without_its_undo_as_data():
     finding = {"region": "us-east-1", "component_kind": "route53_health_check", "identifier": "x",
-               "what": "health check x is inverted"}
+               "what": "health check x is inverted",
+               "undo_text": "UpdateHealthCheck HealthCheckId=x Inverted=false (route53 in us-east-1)",
+               "applicable": True}
+    undo = {"service": "route53", "region": "us-east-1", "operation": "UpdateHealthCheck",
+            "parameters": {"HealthCheckId": "x", "Inverted": False}}
 
     assert not validator_for("DriftFinding").is_valid(finding)
-    assert validator_for("DriftFinding").is_valid({**finding, "undo": "UpdateHealthCheck Inverted=false"})
+    assert not validator_for("DriftFinding").is_valid({**finding, "undo": "UpdateHealthCheck Inverted=false"})
+    assert validator_for("DriftFinding").is_valid({**finding, "undo": undo})
 
 
 def test_an_inconclusive_drill_matches_the_documented_schema(client, viewer, operator):

@@ -25,7 +25,7 @@ PUBLIC = {
 # Every URL whose view accepts a mutating method. The walk asserts this list is
 # complete, so a new mutating URL must be added here (and so get the viewer check).
 MUTATING = {
-    "logout", "regions:discover",
+    "logout", "regions:discover", "regions:apply-undo",
     "experiments:create", "experiments:halt", "experiments:clear-halt", "experiments:approve",
     "experiments:reject", "experiments:abort", "experiments:scenario-create",
     "experiments:scenario-save", "experiments:close-ledger-row",

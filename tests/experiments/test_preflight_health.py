@@ -1,11 +1,19 @@
 """The runner's preflight health check of the other regions, against a real local HTTP
-server: a failing region is probed again before the drill is aborted."""
+server: a failing region is probed again before the drill is aborted. And its check of
+replication lag, against the sandbox: it reads the lag the status shows, no other."""
+
+from datetime import timedelta
 
 import pytest
 from aiohttp import web
+from django.utils import timezone
 
-from experiments import runner
-from regions import probes
+from experiments import runner, services
+from experiments.models import Drill, DrillStep, Scenario
+from experiments.scenarios import ensure_builtin_scenarios
+from regions import monitoring, probes
+from regions.models import Application, LagSample, Region
+from regions.status import HealthStatus
 from tests.regions.test_probes import LocalServer
 
 
@@ -62,3 +70,74 @@ def test_a_healthy_region_is_probed_once(scripted):
     url, health = scripted(200)
     assert runner._healthy_confirmed(url, attempts=2, pause=0.01)[0] is True
     assert health.requests == 1
+
+
+# --- the replication lag: the preflight reads the lag the status shows -----------------
+
+
+@pytest.fixture
+def approved(inventory, operator, approver, settings):
+    """A drill on orders/us-east-1, requested and approved (never dispatched: the test's
+    transaction is rolled back, so nothing is sent on commit), its DrillRun."""
+    ensure_builtin_scenarios()
+    drill = services.request(
+        user=operator, scenario=Scenario.objects.get(slug="fail-region-health-check"),
+        application=Application.objects.get(name="orders"), region=Region.objects.get(code="us-east-1"),
+    )
+    services.approve(drill, approver, comment="go")
+    yield runner.DrillRun(Drill.objects.select_related("scenario", "application", "region").get(pk=drill.pk))
+    probes.close_engine()
+
+
+def _lag(app, seconds_ago, lag_ms, method="canary", replicated=True):
+    return LagSample.objects.create(
+        application=app, source_region="us-east-1", receiving_region="us-west-2",
+        at=timezone.now() - timedelta(seconds=seconds_ago), lag_ms=lag_ms, method=method,
+        replicated=replicated,
+    )
+
+
+def _status_of_replication(app):
+    status = monitoring.load_picture(application_ids=[app.pk], aws_view=False)[app.pk].status
+    return next(r for r in status.regions if r.region == "us-west-2").replication
+
+
+@pytest.mark.sandbox
+@pytest.mark.django_db
+def test_a_lag_of_minutes_ago_that_the_status_no_longer_shows_does_not_stop_the_preflight(approved):
+    app = approved.application
+    # 66.8 s measured while replication was paused (the period's maximum), then the
+    # canary after the resume: 0.3 s. The preflight used to abort on the 66.8 s.
+    _lag(app, 90, 66800, method="metric")
+    _lag(app, 60, 300)
+    assert (_status_of_replication(app).status, _status_of_replication(app).reason) == (
+        HealthStatus.HEALTHY, "lag ≤ 0.3 s"
+    )
+
+    approved.preflight()
+
+    step = DrillStep.objects.filter(drill=approved.drill).latest("pk")
+    assert step.message.startswith("Preflight passed: us-west-2 healthy")
+
+
+@pytest.mark.sandbox
+@pytest.mark.django_db
+@pytest.mark.parametrize("lag_ms, replicated", [(4200, True), (10000, False)])
+def test_the_preflight_stops_on_the_lag_the_status_shows_in_its_words(approved, lag_ms, replicated):
+    app = approved.application
+    _lag(app, 60, 300)
+    _lag(app, 0, lag_ms, replicated=replicated)
+    verdict = _status_of_replication(app)
+    assert verdict.status == (HealthStatus.DEGRADED if replicated else HealthStatus.UNHEALTHY)
+
+    with pytest.raises(runner.Stop) as stop:
+        approved.preflight()
+
+    assert stop.value.state == "aborted"
+    if replicated:
+        assert stop.value.reason == f"Preflight: replication into us-west-2: {verdict.reason}"
+        assert verdict.reason == "lag 4.2 s > 2 s threshold from us-east-1"
+    else:  # an outage's lag grows between the two reads: the same words, a later figure
+        assert stop.value.reason.startswith("Preflight: replication into us-west-2: replication outage: ")
+        assert verdict.reason.startswith("replication outage: canary from us-east-1 not replicated for 10.")
+        assert stop.value.reason[len("Preflight: replication into us-west-2: "):][:60] == verdict.reason[:60]

@@ -1,16 +1,20 @@
 """Replication lag (regions/lag.py): the canary and CloudWatch ReplicationLatency,
-against the sandbox's replicator (300 +/- 100 ms)."""
+against the sandbox's replicator (300 +/- 100 ms), with boto3 as an independent client
+of the tables; and the current lag the status, the API and a drill's preflight read
+(regions.monitoring.latest_lags, regions.status.current_lags)."""
+
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
+from controlplane.models import ServiceHeartbeat
 from regions import lag, monitoring
 from regions.discovery import run_discovery
-from regions.models import Application, LagMethod, LagSample
+from regions.models import Application, Architecture, LagMethod, LagSample, Region, Stack
 from regions.status import HealthStatus
 from tests.regions.test_aws_health import count_calls
 from tests.sandbox_support import wait_for
-
-pytestmark = [pytest.mark.sandbox, pytest.mark.django_db]
 
 REGIONS = ["eu-central-1", "us-east-1", "us-west-2"]
 PAUSE_TAG = "sandbox:replication-paused"
@@ -22,6 +26,13 @@ def orders(sandbox_settings):
     return Application.objects.get(name="orders")
 
 
+def replication_into(app, region, now=None):
+    status = monitoring.load_picture(now, application_ids=[app.pk], aws_view=False)[app.pk].status
+    return next(r for r in status.regions if r.region == region).replication
+
+
+@pytest.mark.sandbox
+@pytest.mark.django_db
 def test_the_canary_measures_a_lag_of_a_few_hundred_ms(orders):
     lags = lag.run_canary(orders.pk, timeout=5)
 
@@ -36,31 +47,73 @@ def test_the_canary_measures_a_lag_of_a_few_hundred_ms(orders):
     assert all(r.replicated for r in rows)
 
 
-def test_a_paused_replica_is_reported_not_replicated_after_the_timeout(orders, sandbox_settings):
+def _item(key):
+    return {"id": {"S": key}, "note": {"S": "written by the test, not the control plane"}}
+
+
+@pytest.mark.sandbox
+@pytest.mark.django_db
+def test_lag_grows_with_the_oldest_unreplicated_canary_during_a_pause_and_drops_after_resume(
+    orders, sandbox_settings
+):
     sb = sandbox_settings
-    west = sb.stack("orders", "us-west-2")
-    sb.client("dynamodb", "us-west-2").tag_resource(
-        ResourceArn=west.table_arn, Tags=[{"Key": PAUSE_TAG, "Value": "true"}]
-    )
+    east, west = sb.client("dynamodb", "us-east-1"), sb.client("dynamodb", "us-west-2")
+    west_arn = sb.stack("orders", "us-west-2").table_arn
+    west.tag_resource(ResourceArn=west_arn, Tags=[{"Key": PAUSE_TAG, "Value": "true"}])
+    # An independent write, read back with boto3: it must not arrive while paused.
+    east.put_item(TableName="orders", Item=_item("test-lag-probe"))
 
-    lags = lag.run_canary(orders.pk, timeout=1.5, sources=["us-east-1"])
+    (first,) = lag.run_canary(orders.pk, timeout=1.0, sources=["us-east-1"])
+    (second,) = lag.run_canary(orders.pk, timeout=2.5, sources=["us-east-1"])
 
-    (item,) = lags
-    assert (item.source_region, item.receiving_region) == ("us-east-1", "us-west-2")
-    assert item.replicated is False
-    assert item.lag_ms == 1500
-    status = monitoring.load_picture(application_ids=[orders.pk], aws_view=False)[orders.pk].status
-    west_status = next(r for r in status.regions if r.region == "us-west-2")
-    assert west_status.replication.status == HealthStatus.UNHEALTHY
-    assert "canary from us-east-1 not replicated after 1.5 s" in west_status.replication.reason
+    assert (first.replicated, second.replicated) == (False, False)
+    assert first.lag_ms == 1000  # its own canary, written 1 s before it gave up
+    # the second reports the age of the first canary, still not replicated
+    first_written = first.at - timedelta(milliseconds=first.lag_ms)
+    assert second.lag_ms == pytest.approx((second.at - first_written).total_seconds() * 1000, abs=1)
+    assert second.lag_ms >= first.lag_ms + 2500
+    assert "Item" not in west.get_item(TableName="orders", Key={"id": {"S": "test-lag-probe"}},
+                                       ConsistentRead=True)
+    # and the lag keeps growing with the clock until measured again
+    now = second.at + timedelta(seconds=20)
+    verdict = replication_into(orders, "us-west-2", now)
+    assert verdict.status == HealthStatus.UNHEALTHY
+    grown = (second.lag_ms + 20000) / 1000
+    assert verdict.reason == f"replication outage: canary from us-east-1 not replicated for {grown:.1f} s"
+
+    west.untag_resource(ResourceArn=west_arn, TagKeys=[PAUSE_TAG])
+    wait_for(lambda: "Item" in west.get_item(TableName="orders", Key={"id": {"S": "test-lag-probe"}},
+                                            ConsistentRead=True), 10, "the backlog to drain")
+    # CloudWatch's maximum for the period holds the drained backlog's lag ...
+    wait_for(lambda: lag.sample_metrics(application_ids=[orders.pk]), 20, "ReplicationLatency", interval=0.3)
+    held = LagSample.objects.filter(application=orders, method=LagMethod.METRIC, source_region="us-east-1",
+                                    receiving_region="us-west-2").latest("at")
+    assert held.lag_ms > 2000
+    # ... but the lag now is what was measured last: the canary after the resume.
+    (after,) = lag.run_canary(orders.pk, timeout=5, sources=["us-east-1"])
+
+    assert after.replicated and after.lag_ms < 2000
+    assert after.at > held.at
+    verdict = replication_into(orders, "us-west-2")
+    assert (verdict.status, verdict.reason) == (HealthStatus.HEALTHY, f"lag ≤ {after.lag_ms / 1000:.1f} s")
+    (current,) = [x for x in monitoring.load_picture(application_ids=[orders.pk])[orders.pk].lags
+                  if x.receiving_region == "us-west-2"]
+    assert current.lag_ms == after.lag_ms
+    assert monitoring.replication_now(orders.pk)["us-west-2"] == verdict  # what a preflight reads
 
 
+@pytest.mark.sandbox
+@pytest.mark.django_db
 def test_replication_latency_metrics_become_lag_samples_in_one_call_per_source_region(orders):
     calls = {code: count_calls("cloudwatch", "GetMetricData", code) for code in REGIONS}
     lag.run_canary(orders.pk, timeout=5)  # writes: the replicator publishes ReplicationLatency
+    sampled = []
 
-    wait_for(lambda: lag.sample_metrics(application_ids=[orders.pk]), 20, "ReplicationLatency datapoints",
-             interval=0.3)
+    def sample_now():
+        sampled.append(timezone.now())
+        return lag.sample_metrics(application_ids=[orders.pk])
+
+    wait_for(sample_now, 20, "ReplicationLatency datapoints", interval=0.3)
 
     rows = list(LagSample.objects.filter(application=orders, method=LagMethod.METRIC))
     assert rows
@@ -68,9 +121,84 @@ def test_replication_latency_metrics_become_lag_samples_in_one_call_per_source_r
         ("us-east-1", "us-west-2"), ("us-west-2", "us-east-1"),
     }
     assert all(r.lag_ms is not None and r.lag_ms > 0 for r in rows)
+    # stamped with their datapoint's time (the start of the period they describe), from
+    # before they were read, not with when they were read
+    assert all(r.at < sampled[-1] for r in rows)
     # each sampling pass: one GetMetricData per source region, for all its pairs
     per_pass = {code: len(c) for code, c in calls.items()}
     assert per_pass["eu-central-1"] == 0
     assert per_pass["us-east-1"] == per_pass["us-west-2"] >= 1
     queries = calls["us-east-1"][-1]["MetricDataQueries"]
     assert {q["MetricStat"]["Stat"] for q in queries} == {"Average", "Maximum"}
+
+
+# --- the current lag: staleness bound and restarts ------------------------------------
+
+
+@pytest.fixture
+def shop(db):
+    app = Application.objects.create(name="shop", architecture=Architecture.DNS)
+    for code in ("us-east-1", "us-west-2"):
+        Stack.objects.create(application=app, region=Region.objects.create(code=code))
+    return app
+
+
+def sample(app, seconds_ago, lag_ms=4200, now=None, **fields):
+    now = now or timezone.now()
+    return LagSample.objects.create(
+        application=app, source_region="us-east-1", receiving_region="us-west-2",
+        at=now - timedelta(seconds=seconds_ago), lag_ms=lag_ms, method=fields.pop("method", LagMethod.CANARY),
+        **fields,
+    )
+
+
+def test_a_lag_never_outlives_its_staleness_bound(shop, settings, client, viewer):
+    from controlplane.api import issue_token
+
+    settings.CONTROLPLANE_LAG_STALE_SECONDS = 60
+    now = timezone.now()
+    old = sample(shop, 59, now=now)
+    assert replication_into(shop, "us-west-2", now).status == HealthStatus.DEGRADED
+
+    later = now + timedelta(seconds=2)  # 61 s after the sample
+    verdict = replication_into(shop, "us-west-2", later)
+
+    assert (verdict.status, verdict.reason) == (HealthStatus.UNKNOWN, "no lag sample for 1 min 1 s")
+    assert monitoring.load_picture(later, application_ids=[shop.pk])[shop.pk].lags == []
+    assert monitoring.replication_now(shop.pk, later)["us-west-2"] == verdict
+    # the API shows no lag past its bound either
+    LagSample.objects.filter(pk=old.pk).update(at=now - timedelta(seconds=61))
+    token = issue_token(viewer)[1]
+    response = client.get("/api/v1/status", headers={"Authorization": f"Bearer {token}"})
+    (entry,) = response.json()["applications"]
+    assert entry["lag"] == []
+
+
+def test_a_lag_measured_before_a_restart_is_not_current(shop):
+    now = timezone.now()
+    sample(shop, 20, lag_ms=66800, now=now)
+    assert replication_into(shop, "us-west-2", now).status == HealthStatus.DEGRADED
+
+    # beat (the scheduler of every sampler) started again 10 s ago
+    ServiceHeartbeat.objects.create(kind=ServiceHeartbeat.Kind.BEAT, hostname="beat@test", last_seen=now,
+                                    started_at=now - timedelta(seconds=10))
+
+    verdict = replication_into(shop, "us-west-2", now)
+    assert (verdict.status, verdict.reason) == (HealthStatus.UNKNOWN, "no lag samples")
+    assert monitoring.replication_now(shop.pk, now) == {}
+    # measured again since: that is the lag
+    sample(shop, 5, lag_ms=300, now=now)
+    verdict = replication_into(shop, "us-west-2", now)
+    assert (verdict.status, verdict.reason) == (HealthStatus.HEALTHY, "lag ≤ 0.3 s")
+
+
+def test_the_status_loader_reads_the_current_lags_in_one_query(shop, django_assert_num_queries):
+    now = timezone.now()
+    for seconds in (50, 40, 30):
+        sample(shop, seconds, now=now, method=LagMethod.METRIC)
+    newest = sample(shop, 10, lag_ms=250, now=now)
+
+    with django_assert_num_queries(1):
+        lags = monitoring.latest_lags([shop.pk], now)
+
+    assert [x.at for x in lags[shop.pk]] == [newest.at]

@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 import pytest
@@ -290,8 +291,10 @@ def test_each_cell_shows_the_replication_lag_coloured_against_the_threshold(
     assert 'lag--green' in lag(calm) and '<span class="lag-figure">0.4 s</span>' in lag(calm)
     assert 'lag--orange' in lag(slow) and '<span class="lag-figure">4.2 s</span>' in lag(slow)
     assert 'title="lag 4.2 s &gt; 2 s threshold from us-west-2"' in lag(slow)
-    assert 'lag--red' in lag(broken) and '<span class="lag-figure">≥ 10.0 s</span>' in lag(broken)
-    assert "replication outage: canary from us-west-2 not replicated after 10.0 s" in lag(broken)
+    # an outage grows: the canary 10.0 s late when measured 5 s ago is 15 s late now
+    outage = re.search(r'<span class="lag-figure">≥ (\d+\.\d) s</span>', lag(broken))
+    assert 'lag--red' in lag(broken) and 15.0 <= float(outage[1]) < 20.0
+    assert f"replication outage: canary from us-west-2 not replicated for {outage[1]} s" in lag(broken)
     assert 'lag--gray' in lag(unmeasured) and "unknown: no lag sample for 6 min" in lag(unmeasured)
     # nothing measured at all into us-west-2: unknown, and why
     assert "unknown: no lag samples" in cell(html, calm.name, "us-west-2")

@@ -14,6 +14,7 @@ from regions.status import (
     Verdict,
     application_status,
     combine_vantages,
+    current_lags,
     fold,
     format_duration,
     region_status,
@@ -228,12 +229,47 @@ def test_lag_over_the_threshold_is_degraded():
     assert verdict.reason == "lag 4.2 s > 2 s threshold from us-east-1"
 
 
-def test_canary_not_replicated_is_a_replication_outage():
-    verdict = replication_status(
-        [lag("us-east-1", "us-west-2", 5000, replicated=False, method=LagMethod.CANARY)], T, NOW
-    )
+def test_canary_not_replicated_is_a_replication_outage_whose_lag_grows_until_measured_again():
+    # The oldest canary still not replicated was 5 s old when sampled, 1 s ago.
+    outage = [lag("us-east-1", "us-west-2", 5000, replicated=False, method=LagMethod.CANARY)]
+
+    verdict = replication_status(outage, T, NOW)
+
     assert verdict.status == HealthStatus.UNHEALTHY
-    assert verdict.reason == "replication outage: canary from us-east-1 not replicated after 5.0 s"
+    assert verdict.reason == "replication outage: canary from us-east-1 not replicated for 6.0 s"
+    later = replication_status(outage, T, NOW + timedelta(seconds=20))
+    assert later.reason == "replication outage: canary from us-east-1 not replicated for 26.0 s"
+    (now,) = current_lags(outage, T, NOW + timedelta(seconds=20))[0]
+    assert now.lag_ms == 26000
+
+
+def test_the_current_lag_is_the_newest_measurement_of_the_pair_whatever_the_method():
+    # A ReplicationLatency maximum of 66.8 s (the backlog drained after a pause),
+    # stamped with its period's start, then a canary measured after it: 0.3 s.
+    held_over = lag("us-east-1", "us-west-2", 66800, seconds_ago=40)
+    canary = lag("us-east-1", "us-west-2", 300, seconds_ago=10, method=LagMethod.CANARY)
+    other_pair = lag("us-west-2", "us-east-1", 250, seconds_ago=5)
+
+    current, stale_at = current_lags([held_over, canary, other_pair], T, NOW)
+
+    assert current == [canary, other_pair]
+    assert stale_at is None
+    verdict = replication_status([held_over, canary], T, NOW)
+    assert (verdict.status, verdict.reason) == (HealthStatus.HEALTHY, "lag ≤ 0.3 s")
+    # and the other way round: a newer large measurement is the lag now
+    assert replication_status([held_over._replace(at=NOW), canary], T, NOW).status == HealthStatus.DEGRADED
+
+
+def test_a_stale_lag_is_left_out_once_past_its_bound_however_large():
+    big = lag("us-east-1", "us-west-2", 66800, seconds_ago=299)
+    assert replication_status([big], T, NOW).status == HealthStatus.DEGRADED
+
+    current, stale_at = current_lags([big], T, NOW + timedelta(seconds=2))
+
+    assert current == []
+    assert stale_at == big.at
+    verdict = replication_status([big], T, NOW + timedelta(seconds=2))
+    assert (verdict.status, verdict.reason) == (HealthStatus.UNKNOWN, "no lag sample for 5 min 1 s")
 
 
 def test_the_replication_verdict_carries_the_figure_behind_it():
@@ -249,8 +285,9 @@ def test_the_replication_verdict_carries_the_figure_behind_it():
         [lag("us-east-1", "us-west-2", 9100),
          lag("eu-central-1", "us-west-2", 5000, replicated=False, method=LagMethod.CANARY)], T, NOW
     )
-    # the outage sets the figure, not the larger lag of a source that replicates: ">=" what was waited
-    assert (outage.lag.source_region, outage.lag_text) == ("eu-central-1", "≥ 5.0 s")
+    # the outage sets the figure, not the larger lag of a source that replicates: ">=" the
+    # age now of the canary not replicated (5.0 s when measured 1 s ago)
+    assert (outage.lag.source_region, outage.lag_text) == ("eu-central-1", "≥ 6.0 s")
     stale = lag("us-east-1", "us-west-2", 10, seconds_ago=600)
     for unmeasured in ([], [stale], [lag("us-east-1", "us-west-2", None)]):
         verdict = replication_status(unmeasured, T, NOW)
@@ -343,6 +380,26 @@ def test_a_failing_global_endpoint_makes_the_application_unhealthy():
     fine = app_status(health, global_samples={"v": served})
     assert fine.status == HealthStatus.HEALTHY
     assert fine.served_region == "us-west-2"
+
+
+def test_a_global_endpoint_answering_again_from_every_vantage_is_degraded_while_it_recovers():
+    # Clients failed over: the global endpoint answers again (served by us-west-2), but
+    # one success is short of the 2 the hysteresis needs to call it healthy.
+    health = {1: {"v": samples(OK)}, 2: {"v": samples(OK, FAIL, FAIL, FAIL)}, 3: {"v": samples(OK)}}
+    failing = samples(OK, FAIL, FAIL, end=NOW - timedelta(seconds=2))
+    answered = Sample(NOW, True, 200, 30.0, "", "us-west-2")
+
+    status = app_status(health, global_samples={"a": [*failing, answered], "b": [*failing, answered]})
+
+    assert status.global_endpoint.status == HealthStatus.DEGRADED
+    assert status.global_endpoint.reason.startswith(
+        "clients served again by us-west-2; from every vantage: recovering"
+    )
+    assert status.status == HealthStatus.DEGRADED
+    # while one vantage still fails, the endpoint is unhealthy for its clients
+    still = app_status(health, global_samples={"a": [*failing, answered], "b": samples(OK, FAIL, FAIL, FAIL)})
+    assert still.global_endpoint.status == HealthStatus.UNHEALTHY
+    assert still.status == HealthStatus.UNHEALTHY
 
 
 def test_choices_carry_label_and_badge_colour():

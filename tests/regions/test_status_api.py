@@ -110,15 +110,20 @@ def test_status_reports_applications_regions_and_lag(client, viewer_token):
     assert west["status"] == "unhealthy"
     assert west["in_rotation"] is False
     assert west["replication"]["status"] == "unhealthy"
-    # the figure behind the outage: how long the canary was waited for
-    assert (west["replication"]["lag_seconds"], west["replication"]["source_region"]) == (30.0, "us-east-1")
+    # the figure behind the outage: the age of the canary not replicated, now
+    assert 35.0 <= west["replication"]["lag_seconds"] < 40.0
+    assert west["replication"]["source_region"] == "us-east-1"
     assert west["health"]["status_code"] == 503
     assert app["drills"] == []
-    # latest per pair, whatever the method
+    # latest per pair, whatever the method; a canary not replicated 30 s old 5 s ago is
+    # 35 s old now (the lag grows until measured again)
+    outage = app["lag"][1].pop("lag_seconds")
+    assert 35.0 <= outage < 40.0
+    assert west["replication"]["lag_seconds"] == outage  # the region's figure is that lag
     assert app["lag"] == [
         {"source_region": "us-west-2", "receiving_region": "us-east-1", "lag_seconds": 1.2,
          "method": "canary", "at": app["lag"][0]["at"], "replicated": True},
-        {"source_region": "us-east-1", "receiving_region": "us-west-2", "lag_seconds": 30.0,
+        {"source_region": "us-east-1", "receiving_region": "us-west-2",
          "method": "canary", "at": app["lag"][1]["at"], "replicated": False},
     ]
 
@@ -221,23 +226,46 @@ def test_status_reports_routing_and_drift(client, viewer_token):
     (entry,) = get(client, viewer_token).json()["applications"]
 
     east, west = entry["regions"]
-    assert (east["receives_traffic"], east["routing_reason"]) == (True, "health check healthy")
-    assert (west["receives_traffic"], west["routing_reason"]) == (False, "health check inverted")
+    # the clients (the global endpoint probed from us-east-1) are served by us-east-1;
+    # us-west-2 serves none of them and its /health fails; AWS agrees with both
+    assert (east["receives_traffic"], east["routing_source"]) == (True, "clients")
+    assert east["routing_reason"].startswith("clients: served by us-east-1 from us-east-1, ")
+    assert "; AWS: health check healthy, as of " in east["routing_reason"]
+    assert (west["receives_traffic"], west["routing_source"]) == (False, "clients")
+    assert west["routing_reason"].startswith(
+        "clients: not serving any vantage (us-east-1 served by us-east-1), "
+    )
+    assert "; probes: /health 3 consecutive 503 from /health; AWS: health check inverted, as of " in (
+        west["routing_reason"]
+    )
+    assert "behind" not in west["routing_reason"]
     assert entry["drift"] == [{
         "region": "us-west-2", "component_kind": "route53_health_check",
         "identifier": f"hc-{app.pk}-us-west-2", "what": f"health check hc-{app.pk}-us-west-2 is inverted",
-        "undo": "UpdateHealthCheck Inverted=false",
+        "undo": {"service": "route53", "region": "us-east-1", "operation": "UpdateHealthCheck",
+                 "parameters": {"HealthCheckId": f"hc-{app.pk}-us-west-2", "Inverted": False}},
+        "undo_text": (
+            f"UpdateHealthCheck HealthCheckId=hc-{app.pk}-us-west-2 Inverted=false (route53 in us-east-1)"
+        ),
+        "applicable": True,
     }]
     assert "Route 53 health check" in west["reason"]
 
 
-def test_regions_without_routing_components_say_so(client, viewer_token):
-    populate()
+def test_regions_without_routing_components_nor_clients_say_so(client, viewer_token):
+    (app,) = populate()
 
+    (entry,) = get(client, viewer_token).json()["applications"]
+    # no routing component: the clients' view alone (the global endpoint's probes)
+    assert [r["receives_traffic"] for r in entry["regions"]] == [True, False]
+    assert {r["routing_source"] for r in entry["regions"]} == {"clients"}
+
+    Application.objects.filter(pk=app.pk).update(global_endpoint_url="")  # no clients' view either
     (entry,) = get(client, viewer_token).json()["applications"]
 
     assert entry["regions"][0]["receives_traffic"] is None
     assert entry["regions"][0]["routing_reason"] == "routing not observed yet"
+    assert entry["regions"][0]["routing_source"] is None
 
 
 def test_query_count_stays_constant_with_components_and_observations(client, viewer_token):
@@ -277,10 +305,12 @@ def test_status_returns_drift_and_routing_from_the_sandbox(client, viewer_token,
     (finding,) = apps["payments"]["drift"]
     assert finding["region"] == "eu-central-1"
     assert finding["component_kind"] == "ga_endpoint_group"
-    assert finding["undo"] == "UpdateEndpointGroup TrafficDialPercentage=100"
+    assert finding["undo"]["operation"] == "UpdateEndpointGroup"
+    assert finding["undo"]["parameters"]["TrafficDialPercentage"] == 100
     regions = {r["region"]: r for r in apps["payments"]["regions"]}
     assert regions["eu-central-1"]["receives_traffic"] is False
-    assert regions["eu-central-1"]["routing_reason"] == "traffic dial 0 %"
+    assert regions["eu-central-1"]["routing_reason"].startswith("AWS: traffic dial 0 %, as of ")
+    assert regions["eu-central-1"]["routing_source"] == "aws"
     assert regions["us-west-2"]["receives_traffic"] is True
     assert apps["orders"]["drift"] == []
     assert all(r["receives_traffic"] for r in apps["orders"]["regions"])
