@@ -189,8 +189,8 @@ def add_live_tail():
 
 def add_lag():
     """The last LAG_MINUTES of replication lag for every (source, receiving) pair of every
-    application (replaced on each run)."""
-    from regions.models import LagSample
+    application (replaced on each run), and their LagState rows."""
+    from regions.models import LAG_STATE_COLUMNS, LagSample, LagState, record_lag_states
 
     table = LagSample._meta.db_table
     with connection.cursor() as cursor:
@@ -213,6 +213,15 @@ def add_lag():
         )
         rows = cursor.rowcount
         cursor.execute(f"ANALYZE {table}")
+        # LagState (what the status reads): the newest sample per pair, through the
+        # samplers' upsert (LagSample writes keep it; this raw INSERT does not).
+        cursor.execute(f"TRUNCATE {LagState._meta.db_table}")
+        cursor.execute(
+            f"SELECT DISTINCT ON (application_id, source_region, receiving_region) "  # noqa: S608
+            f"{', '.join(LAG_STATE_COLUMNS)} FROM {table} "
+            "ORDER BY application_id, source_region, receiving_region, at DESC"
+        )
+        record_lag_states(cursor.fetchall())
     return rows
 
 

@@ -1,7 +1,10 @@
+import operator
+from functools import reduce
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, RegexValidator
-from django.db import models
+from django.db import connections, models, router, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -233,12 +236,83 @@ class LagMethod(models.TextChoices):
     CANARY = "canary", "Canary item"
 
 
+LAG_STATE_COLUMNS = (
+    "application_id", "source_region", "receiving_region", "at", "lag_ms", "method", "replicated"
+)
+
+
+def record_lag_states(samples):
+    """Upsert the LagState of each sample's pair: INSERT ... ON CONFLICT DO UPDATE ...
+    WHERE the sample is newer than the row (PostgreSQL; SQLite >= 3.24), so an older
+    sample stored late never replaces a newer one, whatever the order of the batches.
+    `samples`: LagSample instances or tuples in LAG_STATE_COLUMNS order. Called by
+    every LagSample write (LagSampleQuerySet)."""
+    rows = [
+        sample if isinstance(sample, tuple) else tuple(getattr(sample, c) for c in LAG_STATE_COLUMNS)
+        for sample in samples
+    ]
+    if not rows:
+        return
+    connection = connections[router.db_for_write(LagState)]
+    quote = connection.ops.quote_name
+    table = quote(LagState._meta.db_table)
+    columns = ", ".join(quote(c) for c in LAG_STATE_COLUMNS)
+    at = LAG_STATE_COLUMNS.index("at")
+    adapt = connection.ops.adapt_datetimefield_value
+    placeholders = ", ".join(["%s"] * len(LAG_STATE_COLUMNS))
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "  # noqa: S608 - names from the model
+            f"ON CONFLICT ({', '.join(quote(c) for c in LAG_STATE_COLUMNS[:3])}) DO UPDATE SET "
+            + ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in LAG_STATE_COLUMNS[3:])
+            + f" WHERE EXCLUDED.{quote('at')} > {table}.{quote('at')}",
+            [(*row[:at], adapt(row[at]), *row[at + 1:]) for row in rows],
+        )
+
+
+def refresh_lag_states(pairs):
+    """Recompute the LagState of the given (application id, source, receiving) pairs
+    from their newest LagSample (after an update of samples; none left: no row)."""
+    if not pairs:
+        return
+    match = reduce(operator.or_, (
+        models.Q(application_id=app_id, source_region=source, receiving_region=receiving)
+        for app_id, source, receiving in pairs
+    ))
+    LagState.objects.filter(match).delete()
+    newest = {}
+    for row in LagSample.objects.filter(match).order_by("-at").values_list(*LAG_STATE_COLUMNS):
+        newest.setdefault(row[:3], row)
+    record_lag_states(newest.values())
+
+
+class LagSampleQuerySet(models.QuerySet):
+    """Every write of LagSample rows keeps LagState (the newest sample per pair) in the
+    same transaction: bulk_create and create/save upsert it (record_lag_states: an
+    older sample never replaces a newer one), update() recomputes the pairs it touched from their samples."""
+
+    def bulk_create(self, objs, *args, **kwargs):
+        with transaction.atomic(using=self.db, savepoint=False):
+            created = super().bulk_create(objs, *args, **kwargs)
+            record_lag_states(created)
+        return created
+
+    def update(self, **kwargs):
+        with transaction.atomic(using=self.db, savepoint=False):
+            pairs = set(self.values_list("application_id", "source_region", "receiving_region"))
+            count = super().update(**kwargs)
+            refresh_lag_states(pairs)
+        return count
+
+
 class LagSample(models.Model):
     """Replication lag from one region's replica to another, measured at `at`.
 
     `replicated=False` means a canary written in `source_region` was still not readable
     in `receiving_region` after the canary timeout; then `lag_ms` is the age, at `at`, of
-    the pair's oldest canary still not replicated (regions.lag.run_canary)."""
+    the pair's oldest canary still not replicated (regions.lag.run_canary).
+
+    Written through `objects` only (see LagSampleQuerySet): the status reads LagState."""
 
     application = models.ForeignKey(
         Application, on_delete=models.CASCADE, related_name="+", db_index=False
@@ -249,6 +323,8 @@ class LagSample(models.Model):
     lag_ms = models.FloatField(null=True, blank=True)
     method = models.CharField(max_length=8, choices=LagMethod.choices)
     replicated = models.BooleanField(default=True)
+
+    objects = LagSampleQuerySet.as_manager()
 
     class Meta:
         indexes = [
@@ -267,6 +343,45 @@ class LagSample(models.Model):
 
     def __str__(self):
         return f"{self.source_region}->{self.receiving_region} {self.lag_ms} ms"
+
+    def save(self, *args, **kwargs):
+        adding = self._state.adding
+        with transaction.atomic(savepoint=False):
+            super().save(*args, **kwargs)
+            if adding:
+                record_lag_states([self])
+            else:
+                refresh_lag_states({(self.application_id, self.source_region,
+                                                 self.receiving_region)})
+
+
+class LagState(models.Model):
+    """The newest LagSample of one (application, source, receiving) pair: what
+    `regions.monitoring.latest_lags` (the status, the API, a drill's preflight) reads,
+    one narrow row per pair instead of a window over the samples. Kept by every
+    LagSample write (LagSampleQuerySet), an upsert that only replaces an older row."""
+
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    source_region = models.CharField(max_length=32)
+    receiving_region = models.CharField(max_length=32)
+    at = models.DateTimeField()
+    lag_ms = models.FloatField(null=True, blank=True)
+    method = models.CharField(max_length=8, choices=LagMethod.choices)
+    replicated = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            # the upsert's conflict target; also the status loader (application_id IN ...)
+            # and the application's ON DELETE CASCADE.
+            models.UniqueConstraint(
+                fields=["application", "source_region", "receiving_region"], name="lagstate_pair"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.source_region}->{self.receiving_region} {self.lag_ms} ms at {self.at:%H:%M:%S}"
 
 
 class HealthRollup(models.Model):

@@ -15,18 +15,20 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import DateTimeField, F, Max, Subquery, Value, Window
-from django.db.models.functions import Coalesce, RowNumber
+from django.db.models import DateTimeField, Max, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from controlplane.models import ServiceHeartbeat
 from regions import probes
 from regions.models import (
+    LAG_STATE_COLUMNS,
     Application,
     HealthRollup,
     HealthSample,
     LagRollup,
     LagSample,
+    LagState,
     ProbeClock,
     ProbeTargetKind,
     Stack,
@@ -407,7 +409,7 @@ def store_lag_samples(lags, application_id):
         )
         for lag in lags
     ]
-    LagSample.objects.bulk_create(rows, batch_size=2000)
+    LagSample.objects.bulk_create(rows, batch_size=2000)  # keeps LagState too
     return len(rows)
 
 
@@ -713,25 +715,13 @@ def latest_lags(application_ids, now, thresholds=None):
     them into the lag at `now`."""
     thresholds = thresholds or Thresholds.from_settings()
     horizon = now - thresholds.lag_stale * 2
-    rows = LagSample.objects.filter(
+    rows = LagState.objects.filter(
         at__lte=now,
         at__gte=Coalesce(_restart_at(), Value(horizon, output_field=DateTimeField())),
     ).filter(at__gte=horizon)
     if application_ids is not None:
         rows = rows.filter(application_id__in=application_ids)
-    rows = (
-        rows.annotate(
-            rank=Window(
-                RowNumber(),
-                partition_by=[F("application_id"), F("source_region"), F("receiving_region")],
-                order_by=F("at").desc(),
-            )
-        )
-        .filter(rank=1)
-        .values_list(
-            "application_id", "source_region", "receiving_region", "at", "lag_ms", "method", "replicated"
-        )
-    )
+    rows = rows.values_list(*LAG_STATE_COLUMNS)
     lags = defaultdict(list)
     for app_id, *fields in rows:
         lags[app_id].append(Lag(*fields))

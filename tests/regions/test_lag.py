@@ -202,3 +202,27 @@ def test_the_status_loader_reads_the_current_lags_in_one_query(shop, django_asse
         lags = monitoring.latest_lags([shop.pk], now)
 
     assert [x.at for x in lags[shop.pk]] == [newest.at]
+
+
+def test_a_sample_stored_late_never_replaces_a_newer_one(shop, django_assert_num_queries):
+    from regions.models import LagState
+    from regions.status import Lag
+
+    now = timezone.now()
+
+    def lag_at(seconds_ago, lag_ms):
+        return Lag("us-east-1", "us-west-2", now - timedelta(seconds=seconds_ago), lag_ms, LagMethod.CANARY)
+
+    monitoring.store_lag_samples([lag_at(5, 300)], shop.pk)
+    # an older batch arrives after it (a slow metric poll), then one out of order in itself
+    monitoring.store_lag_samples([lag_at(20, 9000)], shop.pk)
+    monitoring.store_lag_samples([lag_at(2, 450), lag_at(15, 7000)], shop.pk)
+
+    with django_assert_num_queries(1):
+        lags = monitoring.latest_lags([shop.pk], now)
+    assert [(x.at, x.lag_ms) for x in lags[shop.pk]] == [(now - timedelta(seconds=2), 450)]
+    assert LagState.objects.filter(application=shop).count() == 1
+    assert replication_into(shop, "us-west-2", now).status == HealthStatus.HEALTHY
+
+    shop.delete()  # the application's pairs go with it
+    assert not LagState.objects.exists()
