@@ -8,6 +8,9 @@ class ControlplaneConfig(AppConfig):
     def ready(self):
         # Connects the audit of sign-in lockouts to django-axes' signal.
         from controlplane import (
+            authcache,
             checks,  # noqa: F401 - registers the system checks
             login,  # noqa: F401
         )
+
+        authcache.connect()

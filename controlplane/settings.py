@@ -148,6 +148,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Cache: sessions, signed-in users and their permissions (controlplane/authcache.py) -
+# Shared by every process, so that signing out or losing a role holds in all of them at
+# once: Redis in production (CONTROLPLANE_CACHE_URL, e.g. redis://host:6379/1), a folder
+# under the var directory in the embedded default (one machine). Never a per-process
+# memory cache: it would keep a signed-out session alive in the other workers.
+CACHE_URL = env_url("CONTROLPLANE_CACHE_URL", "", schemes={"redis", "rediss"})
+if CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+            # Culling (a third of the entries, at random) past this: one entry per
+            # signed-in session, per active user and per active user's permissions.
+            "OPTIONS": {"MAX_ENTRIES": 10000},
+        }
+    }
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -158,7 +178,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # checked (every credential check: the console's and the admin's login forms).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # ModelBackend with the user and its permissions read through the cache (below).
+    "controlplane.authcache.CachedModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "regions:overview"

@@ -2,6 +2,7 @@ import pytest
 from django.apps import apps as django_apps
 from django.contrib.auth.models import Group, User
 
+from controlplane.authcache import CachedModelBackend
 from controlplane.roles import ADMIN, APPROVER, OPERATOR, VIEWER, sync_roles
 from tests.processes import SilentServer
 
@@ -52,10 +53,20 @@ def outsider(db):
     return _make_user("oscar-outsider")
 
 
+def warm_auth_cache(user):
+    """What the first request of a signed-in user puts in the cache (its user row and
+    permissions: controlplane/authcache.py), so that a test counting one page's queries
+    counts what every later request costs. tests/controlplane/test_authcache.py pins
+    the first request's own count."""
+    backend = CachedModelBackend()
+    backend.get_all_permissions(backend.get_user(user.pk))
+
+
 @pytest.fixture
 def client_for(client):
     def login(user):
         client.force_login(user)
+        warm_auth_cache(user)
         return client
 
     return login

@@ -69,8 +69,9 @@ def test_a_poll_when_nothing_changed_is_answered_204_without_rendering(
     assert first["Cache-Control"] == "private, no-cache"
     assert "HX-Request" in first["Vary"]
 
-    # session, user, user perms, group perms, the version: no drill, steps, ledger, template
-    with django_assert_max_num_queries(5):
+    # the version alone: no session, user or permissions (from the cache), no drill,
+    # steps, ledger or template
+    with django_assert_max_num_queries(1):
         again = _poll(client, _detail(drill), tag)
     assert again.status_code == 204 and again.content == b""
     assert again["HX-PTag"] == tag
@@ -259,8 +260,9 @@ def test_the_list_polls_its_table_and_halt_panel(viewer, operator, drill, client
     panel = '<section id="halt-panel" class="halt-panel" aria-labelledby="halt-title" hx-swap-oob="true">'
     assert panel in body
     assert "<option" not in body  # the filters are not sent again
-    # session, user, perms x2, the version (drills, halt switch)
-    with django_assert_max_num_queries(6):
+    # the versions of the drills and of the halt switch: session, user and permissions
+    # come from the cache
+    with django_assert_max_num_queries(2):
         assert _poll(client, LIST, first["HX-PTag"]).status_code == 204
 
     services.transition(drill.pk, DrillState.REQUESTED, DrillState.RUNNING)
@@ -299,7 +301,8 @@ def test_the_halt_banner_appears_and_goes_with_the_switch(viewer, operator, admi
     client = client_for(viewer)
     quiet = _poll(client, BANNER)
     assert quiet.status_code == 200 and "Drills halted" not in _text(quiet)
-    with django_assert_max_num_queries(5):  # session, user, perms x2, the switch
+    # the switch: session, user and permissions come from the cache (controlplane/authcache.py)
+    with django_assert_max_num_queries(1):
         assert _poll(client, BANNER, quiet["HX-PTag"]).status_code == 204
 
     services.halt_all(operator, "real incident")
