@@ -46,14 +46,14 @@ def service_model(name, environ=None, body=b""):
 
 
 def protocol_of(model, environ):
-    """The service's wire protocol; guessed from the request when there is no model."""
-    if model is not None:
-        return model.protocol
-    if environ.get("HTTP_X_AMZ_TARGET"):
+    """The wire protocol of this request: a service that speaks several (CloudWatch:
+    CBOR, JSON or query) is answered in the one the client used."""
+    content_type = environ.get("CONTENT_TYPE", "")
+    if environ.get("HTTP_X_AMZ_TARGET") or content_type.startswith("application/x-amz-json"):
         return "json"
-    if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
-        return "query"
-    return "rest-json"
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        return "ec2" if model is not None and model.protocol == "ec2" else "query"
+    return model.protocol if model is not None else "rest-json"
 
 
 def operation_of(model, environ, body):
