@@ -4,39 +4,45 @@ One WSGI app on one port serves every service, so one `endpoint_url` works for a
 boto3 clients. Requests are routed by the service in the SigV4 credential scope of
 the Authorization header (…/20260101/us-west-2/globalaccelerator/aws4_request):
 
-- globalaccelerator (JSON 1.1, X-Amz-Target GlobalAccelerator_V20180706.*)
-- route53-recovery-control-config (REST-JSON, GET /cluster, /controlpanels, …)
+- globalaccelerator (JSON 1.1, X-Amz-Target GlobalAccelerator_V20180706.*), in
+  us-west-2 only, as AWS serves it
+- route53-recovery-control-config (REST-JSON, GET /cluster, /controlpanels, …), in
+  us-west-2 only
 - route53-recovery-cluster (JSON 1.0, X-Amz-Target ToggleCustomerAPI.*)
-- route53 GET /2013-04-01/healthcheck/{id}/status: what the sandbox's checkers saw
-  (moto's answer is canned)
-- dynamodb DescribeTable: moto's answer plus `Replicas` for the sandbox's global
-  tables (moto has no global tables)
+- route53 GetHealthCheckStatus, GetHealthCheckLastFailureReason, GetHealthCheckCount:
+  what the sandbox's checkers saw (sandbox/route53api.py; moto's status is canned)
+- dynamodb ListGlobalTables, DescribeGlobalTable, DescribeTableReplicaAutoScaling
+  (sandbox/globaltables.py), and DescribeTable: moto's answer plus `Replicas` for the
+  sandbox's global tables (moto has no global tables)
 
-Everything else goes to moto unchanged.
+Everything else goes to moto, and two of its answers are mended on the way back:
+lambda GetFunction gains the `Concurrency` moto leaves out when it is 0, and a new
+hosted zone's SOA record gets its value as text. What moto does not implement is
+answered with AWS's error for an unknown operation, in the service's protocol
+(sandbox/awserrors.py), never with moto's HTML 500 that clients retry.
 """
 
 import io
 import json
+import logging
 import re
 import time
-from datetime import UTC, datetime
 from urllib.parse import parse_qs, unquote
-from xml.sax.saxutils import escape
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from sandbox import motostate
+from sandbox import awserrors, globaltables, motostate, route53api
+from sandbox.awserrors import AwsError
 from sandbox.registry import Endpoint
 
-# Route 53 health checkers live in these regions; each reports an observation.
-CHECKER_REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
-HEALTH_STATUS_PATH = re.compile(r"^/2013-04-01/healthcheck/([^/]+)/status/?$")
+log = logging.getLogger("sandbox")
 
-
-class AwsError(Exception):
-    def __init__(self, code, message, status=400):
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
+# AWS serves these APIs from one region; elsewhere their endpoint does not exist. The
+# sandbox plays that one regional endpoint, which refuses a request signed for another
+# region (botocore would otherwise report a connection error, which clients retry).
+HOME_REGIONS = {"globalaccelerator": "us-west-2", "route53-recovery-control-config": "us-west-2"}
+LAMBDA_FUNCTION_PATH = re.compile(r"^/2015-03-31/functions/([^/]+)/?$")
+HOSTED_ZONES_PATH = re.compile(r"^/2013-04-01/hostedzone/?$")
 
 
 def _service_from_auth(environ):
@@ -56,17 +62,32 @@ def _read_body(environ):
     return body
 
 
-def _json_response(start_response, payload, status=200, content_type="application/x-amz-json-1.1"):
+def _json(payload, content_type):
     body = json.dumps(payload).encode()
-    start_response(
-        f"{status} {'OK' if status == 200 else 'Error'}",
-        [
-            ("Content-Type", content_type),
-            ("Content-Length", str(len(body))),
-            ("x-amzn-RequestId", f"sandbox-{time.time_ns()}"),
-        ],
-    )
-    return [body]
+    headers = [
+        ("Content-Type", content_type),
+        ("Content-Length", str(len(body))),
+        ("x-amzn-RequestId", f"sandbox-{time.time_ns()}"),
+    ]
+    return "200 OK", headers, body
+
+
+def _xml(body):
+    headers = [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))]
+    return "200 OK", headers, body
+
+
+def _without_nulls(value):
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _error(service, environ, error):
+    """An error of a service the sandbox answers itself, in that service's protocol."""
+    return awserrors.render(awserrors.service_model(service) if service else None, environ, error)
 
 
 class AwsFront:
@@ -75,40 +96,105 @@ class AwsFront:
     def __init__(self, world):
         self.world = world
         self.registry = world.registry
+        self.account_id = world.topology.account_id
         self.moto = DomainDispatcherApplication(create_backend_app)
 
     def __call__(self, environ, start_response):
-        service, _region = _service_from_auth(environ)
+        service, region = _service_from_auth(environ)
+        body = _read_body(environ)
         try:
-            if service == "globalaccelerator":
-                return self._json_target(environ, start_response, self.globalaccelerator, "1.1")
-            if service == "route53-recovery-cluster":
-                return self._json_target(environ, start_response, self.arc_cluster, "1.0")
-            if service == "route53-recovery-control-config":
-                return self._arc_config(environ, start_response)
-            if service == "route53":
-                match = HEALTH_STATUS_PATH.match(environ.get("PATH_INFO", ""))
-                if match and environ["REQUEST_METHOD"] == "GET":
-                    return self._health_check_status(match.group(1), start_response)
-            if service == "dynamodb" and environ.get("HTTP_X_AMZ_TARGET", "").endswith(".DescribeTable"):
-                return self._describe_table(environ, start_response, _region)
+            status, headers, payload = self._route(service, region, environ, body)
+        except json.JSONDecodeError:
+            status, headers, payload = _error(
+                service, environ, AwsError("SerializationException", "the request body is not valid JSON")
+            )
+        except KeyError as exc:  # a parameter the operation requires (botocore checks it first)
+            status, headers, payload = _error(
+                service, environ, AwsError("ValidationException", f"missing required parameter {exc}")
+            )
         except AwsError as exc:
-            return _json_response(start_response, {"__type": exc.code, "message": exc.message}, exc.status)
-        return self._moto(environ, start_response)
+            status, headers, payload = _error(service, environ, exc)
+        start_response(status, headers)
+        return [payload]
 
-    def _moto(self, environ, start_response):
+    def _route(self, service, region, environ, body):
+        home = HOME_REGIONS.get(service)
+        if home and region != home:
+            raise AwsError(
+                "InvalidSignatureException",
+                f"Credential should be scoped to a valid region. {service} is served from {home} only, "
+                f"not {region}.",
+            )
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+        operation = environ.get("HTTP_X_AMZ_TARGET", "").rsplit(".", 1)[-1]
+        if service == "globalaccelerator":
+            return self._json_target(body, self.globalaccelerator, "1.1", operation)
+        if service == "route53-recovery-cluster":
+            return self._json_target(body, self.arc_cluster, "1.0", operation)
+        if service == "route53-recovery-control-config":
+            return self._arc_config(environ)
+        if service == "route53" and route53api.route(method, path):
+            return _xml(route53api.answer(self.world, *route53api.route(method, path)))
+        if service == "dynamodb" and operation in globaltables.OPERATIONS:
+            payload = globaltables.OPERATIONS[operation](self.world, region, json.loads(body or b"{}"))
+            return _json(payload, "application/x-amz-json-1.0")
+        status, headers, payload = self._moto(environ, body)
+        if not status.startswith("2"):
+            return status, headers, payload
+        if service == "dynamodb" and operation == "DescribeTable":
+            return self._describe_table(payload, region)
+        if service == "lambda" and method == "GET" and LAMBDA_FUNCTION_PATH.match(path):
+            return self._get_function(payload, region)
+        if service == "route53" and method == "POST" and HOSTED_ZONES_PATH.match(path):
+            with motostate.DATA_LOCK:
+                motostate.repair_soa_records(self.account_id)
+        return status, headers, payload
+
+    def _moto(self, environ, body):
+        """moto's (status, headers, body); an operation it lacks as AWS's unknown-operation
+        error, and its crashes as AWS's InternalFailure, both in the service's protocol."""
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = status, headers
+
         # moto's objects are shared with the data plane, which reads them under
         # DATA_LOCK; a request holds it too, so nobody sees a half-applied change.
         with motostate.DATA_LOCK:
-            return [b"".join(self.moto(environ, start_response))]
+            try:
+                payload = b"".join(self.moto(environ, capture))
+                error = None
+            except NotImplementedError:
+                error = "unsupported"
+            except Exception as exc:  # moto's Flask apps run in debug mode: errors propagate
+                log.exception("moto failed on %s %s", environ["REQUEST_METHOD"], environ.get("PATH_INFO"))
+                error = AwsError(
+                    "InternalFailure", f"the sandbox's moto failed: {type(exc).__name__}: {exc}", 500
+                )
+        if error is None and self._unrouted(environ, captured, payload):
+            error = "unsupported"
+        if error is None:
+            return captured["status"], captured["headers"], payload
+        environ["wsgi.input"] = io.BytesIO(body)
+        model = awserrors.service_model(self.moto.get_application(environ).service, environ, body)
+        if error == "unsupported":
+            error = awserrors.unsupported(model, environ, body)
+        return awserrors.render(model, environ, error)
+
+    @staticmethod
+    def _unrouted(environ, captured, payload):
+        """moto's answer to a path none of its routes match: a bare or HTML 404."""
+        if not captured["status"].startswith("404") or environ["REQUEST_METHOD"] == "HEAD":
+            return False
+        content_type = dict(captured["headers"]).get("Content-Type", "")
+        return not payload.strip() or content_type.startswith("text/html")
 
     # --- JSON-protocol services -------------------------------------------------------
-    def _json_target(self, environ, start_response, handler, version):
-        operation = environ.get("HTTP_X_AMZ_TARGET", "").rsplit(".", 1)[-1]
-        params = json.loads(_read_body(environ) or b"{}")
+    def _json_target(self, body, handler, version, operation):
+        params = json.loads(body or b"{}")
         with self.registry.lock:
             result = handler(operation, params)
-        return _json_response(start_response, result, content_type=f"application/x-amz-json-{version}")
+        return _json(result, f"application/x-amz-json-{version}")
 
     # --- Global Accelerator -------------------------------------------------------------
     def globalaccelerator(self, op, p):
@@ -142,7 +228,9 @@ class AwsFront:
             acc = self._get_accelerator(p["ResourceArn"])
             acc.tags.update({t["Key"]: t["Value"] for t in p.get("Tags", [])})
             return {}
-        raise AwsError("InvalidAction", f"Global Accelerator {op} is not in the sandbox")
+        raise AwsError(
+            "UnknownOperationException", f"Global Accelerator {op} is not supported by the sandbox"
+        )
 
     def _get_accelerator(self, arn):
         acc = self.registry.accelerators.get(arn)
@@ -272,7 +360,7 @@ class AwsFront:
             for control, entry in controls:  # all or nothing, as the real API
                 control.state = entry["RoutingControlState"]
             return {}
-        raise AwsError("InvalidAction", f"ARC {op} is not in the sandbox")
+        raise AwsError("UnknownOperationException", f"ARC {op} is not supported by the sandbox")
 
     def _get_control(self, arn):
         control = self.registry.routing_controls.get(arn)
@@ -281,28 +369,15 @@ class AwsFront:
         return control
 
     # --- ARC: recovery control config (REST-JSON) -----------------------------------------
-    def _arc_config(self, environ, start_response):
+    def _arc_config(self, environ):
         # REQUEST_URI keeps the ARN's %2F, so the path splits cleanly.
         raw = environ.get("REQUEST_URI") or environ.get("RAW_URI") or environ["PATH_INFO"]
         path = raw.split("?", 1)[0]
         parts = [unquote(x) for x in path.strip("/").split("/")]
         query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
-        reg = self.registry
-        try:
-            with reg.lock:
-                result = self._arc_config_route(environ["REQUEST_METHOD"], parts, query, reg)
-        except AwsError as exc:
-            body = json.dumps({"message": exc.message}).encode()
-            start_response(
-                f"{exc.status} Error",
-                [
-                    ("Content-Type", "application/json"),
-                    ("x-amzn-ErrorType", exc.code),
-                    ("Content-Length", str(len(body))),
-                ],
-            )
-            return [body]
-        return _json_response(start_response, result, content_type="application/json")
+        with self.registry.lock:
+            result = self._arc_config_route(environ["REQUEST_METHOD"], parts, query, self.registry)
+        return _json(result, "application/json")
 
     def _arc_config_route(self, method, parts, query, reg):
         def cluster(c):
@@ -376,49 +451,25 @@ class AwsFront:
             raise AwsError("ResourceNotFoundException", f"{arn} not found", 404)
         raise AwsError("ValidationException", f"unknown path /{'/'.join(parts)}")
 
-    # --- Route 53 GetHealthCheckStatus ----------------------------------------------------
-    def _health_check_status(self, health_check_id, start_response):
-        obs = self.registry.observations.get(health_check_id)
-        if obs is None:
-            body = (
-                '<?xml version="1.0"?><ErrorResponse xmlns="https://route53.amazonaws.com/doc/'
-                '2013-04-01/"><Error><Type>Sender</Type><Code>NoSuchHealthCheck</Code>'
-                f"<Message>No health check with id {escape(health_check_id)}</Message></Error>"
-                "</ErrorResponse>"
-            ).encode()
-            start_response(
-                "404 Not Found", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))]
-            )
-            return [body]
-        checked = datetime.fromtimestamp(obs.checked_at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        observations = "".join(
-            f"<HealthCheckObservation><Region>{r}</Region><IPAddress>127.0.0.1</IPAddress>"
-            f"<StatusReport><Status>{escape(obs.status)}</Status>"
-            f"<CheckedTime>{checked}</CheckedTime></StatusReport></HealthCheckObservation>"
-            for r in CHECKER_REGIONS
-        )
-        body = (
-            '<?xml version="1.0"?>\n<GetHealthCheckStatusResponse '
-            'xmlns="https://route53.amazonaws.com/doc/2013-04-01/"><HealthCheckObservations>'
-            f"{observations}</HealthCheckObservations></GetHealthCheckStatusResponse>"
-        ).encode()
-        start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
-        return [body]
+    # --- moto's answers, mended ------------------------------------------------------------
+    def _describe_table(self, payload, region):
+        """DescribeTable plus the global table's replicas, which moto does not know."""
+        described = json.loads(payload)
+        replicas = self.world.replicas_of(described["Table"]["TableName"], region)
+        if replicas:
+            described["Table"]["GlobalTableVersion"] = "2019.11.21"
+            described["Table"]["Replicas"] = replicas
+        return _json(described, "application/x-amz-json-1.0")
 
-    # --- DynamoDB DescribeTable: add the global table's replicas --------------------------
-    def _describe_table(self, environ, start_response, region):
-        name = json.loads(_read_body(environ) or b"{}").get("TableName", "")
-        captured = {}
-
-        def capture(status, headers, exc_info=None):
-            captured["status"], captured["headers"] = status, headers
-
-        body = b"".join(self._moto(environ, capture))
-        replicas = self.world.replicas_of(name, region)
-        if not captured["status"].startswith("200") or not replicas:
-            start_response(captured["status"], captured["headers"])
-            return [body]
-        payload = json.loads(body)
-        payload["Table"]["GlobalTableVersion"] = "2019.11.21"
-        payload["Table"]["Replicas"] = replicas
-        return _json_response(start_response, payload, content_type="application/x-amz-json-1.0")
+    def _get_function(self, payload, region):
+        """GetFunction with `Concurrency` when reserved concurrency is 0: moto omits it
+        (it tests the value for truth), and a throttled function then looks unlimited.
+        Members moto sends as null are left out, as AWS leaves out what is not set."""
+        described = _without_nulls(json.loads(payload))
+        if "Concurrency" not in described:
+            name = described["Configuration"]["FunctionName"]
+            with motostate.DATA_LOCK:
+                reserved = motostate.reserved_concurrency(self.account_id, region, name)
+            if reserved is not None:
+                described["Concurrency"] = {"ReservedConcurrentExecutions": reserved}
+        return _json(described, "application/json")

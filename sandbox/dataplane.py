@@ -159,6 +159,8 @@ class HealthCheckers:
                 obs.healthy = True
                 status = f"Disabled health check (considered healthy); last probe: {status}"
             obs.status = f"{'Success' if ok else 'Failure'}: {status}"
+            if not ok and not disabled:  # Route 53 does not probe a disabled check
+                obs.last_failure, obs.last_failure_at = obs.status, obs.checked_at
 
 
 # The request header that says where the client sits (the console's vantage label).

@@ -120,9 +120,11 @@ def wait_until_healthy(sb, timeout=30, only=None):
                 if hc_id not in thresholds:
                     config = r53.get_health_check(HealthCheckId=hc_id)["HealthCheck"]
                     thresholds[hc_id] = config["HealthCheckConfig"].get("FailureThreshold", 3)
-                report = r53.get_health_check_status(HealthCheckId=hc_id)["HealthCheckObservations"][0][
-                    "StatusReport"
-                ]
+                observations = r53.get_health_check_status(HealthCheckId=hc_id)["HealthCheckObservations"]
+                if not observations:  # not probed yet
+                    bad.append((app, region))
+                    continue
+                report = observations[0]["StatusReport"]
                 checked, count = streak.get(hc_id, (None, 0))
                 if report["CheckedTime"] != checked:
                     ok = report["Status"].startswith("Success")

@@ -3,7 +3,8 @@
 The data plane (app servers, health checkers, global endpoints, replicator) reads the
 configuration the control plane wrote through the AWS APIs straight from moto's
 backends: same truth, no HTTP round trip per request. Every helper here is read-only
-except the DynamoDB item helpers, which are the "Lambda function" touching its table.
+except the DynamoDB item helpers, which are the "Lambda function" touching its table,
+and `repair_soa_records`, which mends a record moto stores wrongly.
 """
 
 import json
@@ -111,3 +112,15 @@ def listener_fixed_response(account_id, region, listener_arn):
 def table_tags(account_id, region, table_arn):
     ddb = backend("dynamodb", account_id, region)
     return {t["Key"]: t["Value"] for t in ddb.list_tags_of_resource(table_arn)}
+
+
+def repair_soa_records(account_id):
+    """Give every hosted zone's SOA record its value as text, as Route 53 does.
+
+    moto 5.2 stores the SOA record it creates with a zone as {"Value": "..."} where its
+    other records hold the text, so ListResourceRecordSets shows the dict's repr as the
+    value. Idempotent: run after anything that creates a zone."""
+    for zone in global_backend("route53", account_id).zones.values():
+        for rrset in zone.rrsets:
+            if rrset.type == "SOA":
+                rrset.records = [r["Value"] if isinstance(r, dict) else r for r in rrset.records]

@@ -49,6 +49,8 @@ class Observation:
     checked_at: float = field(default_factory=time.time)
     consecutive_failures: int = 0
     consecutive_successes: int = 0
+    last_failure: str = ""  # the latest failed probe's status, for GetHealthCheckLastFailureReason
+    last_failure_at: float = 0.0
 
 
 @dataclass

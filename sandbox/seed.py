@@ -88,6 +88,7 @@ class Seeder:
             else:
                 self.seed_accelerator(app)
             self.seed_fis(app)
+        motostate.repair_soa_records(self.account)
 
     # --- per regional stack ------------------------------------------------------------
     def seed_stack(self, app, region, stack):

@@ -123,24 +123,32 @@ class Sandbox:
                 self._clients[key] = aws.client(service, region, endpoint_url=self.aws_endpoint)
             return self._clients[key]
 
-    def replicas_of(self, table_name, region):
-        """DescribeTable's Replicas for a sandbox global table seen from `region`."""
+    def global_table(self, table_name, region):
+        """The application whose global table `table_name` has a replica in `region`, or None."""
         for app in self.topology.applications.values():
             if app.table == table_name and region in app.regions:
-                return [
-                    {
-                        "RegionName": other,
-                        "ReplicaStatus": (
-                            "REPLICATION_NOT_AUTHORIZED"
-                            if self.replicator.paused(app, other, fresh=True)
-                            else "ACTIVE"
-                        ),
-                        "ReplicaTableClassSummary": {"TableClass": "STANDARD"},
-                    }
-                    for other in app.regions
-                    if other != region
-                ]
-        return []
+                return app
+        return None
+
+    def replica_status(self, app, region):
+        """A replica's ReplicaStatus: REPLICATION_NOT_AUTHORIZED while replication to it is
+        paused (what FIS's pause action shows in AWS), else ACTIVE."""
+        return "REPLICATION_NOT_AUTHORIZED" if self.replicator.paused(app, region, fresh=True) else "ACTIVE"
+
+    def replicas_of(self, table_name, region):
+        """DescribeTable's Replicas for a sandbox global table seen from `region`."""
+        app = self.global_table(table_name, region)
+        if app is None:
+            return []
+        return [
+            {
+                "RegionName": other,
+                "ReplicaStatus": self.replica_status(app, other),
+                "ReplicaTableClassSummary": {"TableClass": "STANDARD"},
+            }
+            for other in app.regions
+            if other != region
+        ]
 
     # --- lifecycle -----------------------------------------------------------------------
     def _start(self):
