@@ -44,7 +44,8 @@ def api(client):
 
 
 def export_url(slug, fmt, app, region, **extra):
-    query = "&".join(f"{k}={v}" for k, v in {"format": fmt, "application": app, "region": region, **extra}.items())
+    params = {"format": fmt, "application": app, "region": region, **extra}
+    query = "&".join(f"{k}={v}" for k, v in params.items())
     return f"{reverse('api-scenario-export', args=[slug])}?{query}"
 
 
@@ -103,7 +104,8 @@ def test_pause_replication_exports_with_the_fis_pause_action_and_an_alarm_as_sto
     assert not ParamValidator().validate(template, fis_input_shape()).has_errors()
     assert template["stopConditions"] == [{"source": "aws:cloudwatch:alarm", "value": alarm["AlarmArn"]}]
     assert template["actions"]["PauseReplication"]["actionId"] == FIS_PAUSE_ACTION
-    tables = [t["identifier"] for t in plan_of("pause-replication", "orders", "us-east-1")["target_snapshots"]]
+    plan = plan_of("pause-replication", "orders", "us-east-1")
+    tables = [t["identifier"] for t in plan["target_snapshots"]]
     assert template["targets"]["Tables"]["resourceArns"] == tables
     created = sandbox_aws("fis", "us-east-1").create_experiment_template(**template)["experimentTemplate"]
     assert created["stopConditions"] == template["stopConditions"]
@@ -151,7 +153,8 @@ def chaos_validate(experiment, tmp_path):
 def test_a_chaostoolkit_export_passes_chaos_validate(world, api, viewer, tmp_path, slug, app, region):
     response = api(viewer, "GET", export_url(slug, "chaostoolkit", app, region))
     assert response.status_code == 200, response.content
-    assert response["Content-Disposition"] == f'attachment; filename="{slug}-{app}-{region}.chaostoolkit.json"'
+    filename = f"{slug}-{app}-{region}.chaostoolkit.json"
+    assert response["Content-Disposition"] == f'attachment; filename="{filename}"'
     experiment = response.json()
     result = chaos_validate(experiment, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -163,7 +166,8 @@ def test_a_chaostoolkit_export_passes_chaos_validate(world, api, viewer, tmp_pat
 
 
 def test_the_chaostoolkit_export_makes_the_plans_calls_and_inverses(world, api, viewer):
-    response = api(viewer, "GET", export_url("throttle-region-functions", "chaostoolkit", "orders", "us-east-1"))
+    url = export_url("throttle-region-functions", "chaostoolkit", "orders", "us-east-1")
+    response = api(viewer, "GET", url)
     experiment = response.json()
     calls = plan_of("throttle-region-functions", "orders", "us-east-1")["calls"]
     method = [a["provider"] for a in experiment["method"]]
@@ -179,7 +183,8 @@ def test_the_chaostoolkit_export_makes_the_plans_calls_and_inverses(world, api, 
 
 
 def test_a_health_check_inversion_is_the_aws_cli_call_with_the_plans_parameters(world, api, viewer):
-    response = api(viewer, "GET", export_url("fail-region-health-check", "chaostoolkit", "orders", "us-east-1"))
+    url = export_url("fail-region-health-check", "chaostoolkit", "orders", "us-east-1")
+    response = api(viewer, "GET", url)
     (action,), (rollback,) = response.json()["method"], response.json()["rollbacks"]
     (call,) = plan_of("fail-region-health-check", "orders", "us-east-1")["calls"]
     args = action["provider"]["arguments"]
@@ -192,7 +197,9 @@ def test_a_health_check_inversion_is_the_aws_cli_call_with_the_plans_parameters(
 # --- import ------------------------------------------------------------------------------
 
 
-EQUIVALENT = ("fault_kind", "target_selector", "hypothesis", "stop_conditions", "max_duration", "architecture")
+EQUIVALENT = (
+    "fault_kind", "target_selector", "hypothesis", "stop_conditions", "max_duration", "architecture",
+)
 
 
 @pytest.mark.parametrize("slug, app, region", [
@@ -211,6 +218,111 @@ def test_export_then_import_gives_an_equivalent_scenario(world, api, operator, s
     assert {**fault.defaults, **back.parameters} == {**fault.defaults, **original.parameters}
     assert back.created_by == operator and not back.built_in
     event = AuditEvent.objects.get(action="scenario.created", object_id=str(back.pk))
-    assert (event.actor, event.source, event.after["imported_from"]) == (operator.username, "api", "chaostoolkit")
+    made = (event.actor, event.source, event.after["imported_from"])
+    assert made == (operator.username, "api", "chaostoolkit")
     # and it plans as the original does
     assert plan_of(f"{slug}-back", app, region)["calls"] == plan_of(slug, app, region)["calls"]
+
+
+def _lambda_action(name, function, concurrency=0):
+    return {"type": "action", "name": name, "provider": {
+        "type": "python", "module": "chaosaws.awslambda.actions", "func": "put_function_concurrency",
+        "arguments": {"function_name": function, "concurrent_executions": concurrency}}}
+
+
+HAND_WRITTEN = {
+    "version": "1.0.0",
+    "title": "Throttle the orders API",
+    "description": "Written by hand, no control plane extension.",
+    "configuration": {"aws_region": "us-east-1"},
+    "steady-state-hypothesis": {"title": "up", "probes": []},
+    "method": [_lambda_action("throttle", "orders-api")],
+}
+
+
+def test_a_hand_written_experiment_becomes_a_scenario_on_the_named_target(db, api, operator):
+    response = api(operator, "POST", reverse("api-scenario-import"), HAND_WRITTEN)
+    assert response.status_code == 201, response.content
+    scenario = Scenario.objects.get(slug="throttle-the-orders-api")
+    assert response.json()["slug"] == scenario.slug
+    assert scenario.fault_kind == "lambda_reserved_concurrency"
+    assert scenario.parameters == {"reserved_concurrency": 0}
+    assert scenario.target_selector == {"component_kind": "lambda_function", "name": "orders-api"}
+    assert scenario.max_duration == timedelta(minutes=10)
+
+
+def test_every_action_that_cannot_be_mapped_is_named_and_nothing_is_created(db, api, operator):
+    experiment = {**HAND_WRITTEN, "method": [
+        _lambda_action("throttle", "orders-api"),
+        {"type": "action", "name": "stop-instances", "provider": {
+            "type": "python", "module": "chaosaws.ec2.actions", "func": "stop_instances", "arguments": {}}},
+        {"type": "probe", "name": "look", "provider": {"type": "http", "url": "http://example.com"}},
+        {"type": "action", "name": "kill-pod", "provider": {"type": "process", "path": "kubectl"}},
+        {"type": "action", "name": "plain-param", "provider": {
+            "type": "process", "path": "aws", "arguments": [
+                "ssm", "put-parameter", "--region", "us-east-1", "--cli-input-json",
+                json.dumps({"Name": "x", "Value": "hello", "Type": "String"})]}},
+    ]}
+    scenarios, events = Scenario.objects.count(), AuditEvent.objects.count()
+    response = api(operator, "POST", reverse("api-scenario-import"), experiment)
+    assert response.status_code == 400
+    messages = response.json()["fields"]["method"]
+    assert [m.split(":")[0] for m in messages] == [
+        "Cannot map action #2 stop-instances", "Cannot map action #4 kill-pod",
+        "Cannot map action #5 plain-param",
+    ]
+    assert "chaosaws.ec2.actions.stop_instances" in messages[0]
+    assert "not a failure flag" in messages[2]
+    assert "#2 stop-instances" in response.json()["error"]
+    assert (Scenario.objects.count(), AuditEvent.objects.count()) == (scenarios, events)
+
+
+def test_actions_that_make_different_faults_are_refused(db, api, operator):
+    experiment = {**HAND_WRITTEN, "method": [_lambda_action("a", "orders-api"), _lambda_action("b", "x", 5)]}
+    response = api(operator, "POST", reverse("api-scenario-import"), experiment)
+    assert response.status_code == 400
+    assert "make different faults" in response.json()["fields"]["method"][0]
+    assert not Scenario.objects.filter(slug="throttle-the-orders-api").exists()
+
+
+def test_an_imported_scenario_is_validated_as_the_form_validates_it(db, api, operator):
+    bad = {**HAND_WRITTEN, "method": [_lambda_action("a", "orders-api", -1)],
+           "extensions": [{"name": "controlplane", "scenario": "fail-region-health-check",
+                           "hypothesis": {"nonsense": 1}}]}
+    response = api(operator, "POST", reverse("api-scenario-import"), bad)
+    assert response.status_code == 400
+    assert set(response.json()["fields"]) == {"slug", "parameters", "hypothesis"}
+
+
+@pytest.mark.parametrize("body", ["[1]", "not json", '{"method": "x"}', '{"title": "a\\u0000"}'])
+def test_a_body_that_is_no_experiment_is_a_400(db, client, operator, body):
+    token = issue_token(operator)[1]
+    response = client.post(reverse("api-scenario-import"), body, content_type="application/json",
+                           headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 400
+    assert response.json()["error"]
+
+
+def test_only_who_may_create_scenarios_may_import(db, api, viewer, approver):
+    for user in (viewer, approver):
+        assert api(user, "POST", reverse("api-scenario-import"), HAND_WRITTEN).status_code == 403
+    assert not Scenario.objects.filter(slug="throttle-the-orders-api").exists()
+
+
+def test_the_import_command_creates_the_scenario_and_names_what_it_cannot_map(db, operator, viewer, tmp_path):
+    path = tmp_path / "experiment.json"
+    path.write_text(json.dumps(HAND_WRITTEN))
+    with pytest.raises(CommandError, match="may"):
+        call_command("import_experiment", str(path), user=viewer.username)
+    call_command("import_experiment", str(path), user=operator.username, slug="from-file")
+    scenario = Scenario.objects.get(slug="from-file")
+    event = AuditEvent.objects.get(action="scenario.created", object_id=str(scenario.pk))
+    assert (event.actor, event.source) == (operator.username, "command")
+    path.write_text(json.dumps({**HAND_WRITTEN, "method": [
+        {"type": "action", "name": "reboot", "provider": {"type": "process", "path": "reboot"}}]}))
+    with pytest.raises(CommandError, match="#1 reboot"):
+        call_command("import_experiment", str(path), user=operator.username, slug="never")
+    assert not Scenario.objects.filter(slug="never").exists()
+    path.write_text("{")
+    with pytest.raises(CommandError, match="as JSON"):
+        call_command("import_experiment", str(path), user=operator.username)
