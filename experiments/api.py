@@ -144,7 +144,7 @@ def scenario_export(request, slug):
             data["format"], scenario, data["application"], data["region"], data["role_arn"]
         )
     except ExportError as exc:
-        return api_error(400, str(exc))
+        return invalid({exc.field: [str(exc)]}, str(exc))
     response = JsonResponse(document, json_dumps_params={"indent": 2})
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

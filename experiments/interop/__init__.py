@@ -9,4 +9,9 @@ the literal calls (with their inverses) are the ones an approver would see.
 
 
 class ExportError(Exception):
-    """The scenario cannot be exported in this format (the message says why)."""
+    """The scenario cannot be exported in this format (the message says why; `field`:
+    the request's field it is about)."""
+
+    def __init__(self, message, field="non_field_errors"):
+        super().__init__(message)
+        self.field = field

@@ -39,7 +39,8 @@ def export(scenario, application, region, role_arn=""):
         raise ExportError(
             f"no FIS action for this fault: {scenario.get_fault_kind_display()} ({scenario.fault_kind}). "
             "FIS has actions for Lambda invocations, DynamoDB replication and its own templates; "
-            "export it as a Chaos Toolkit experiment instead."
+            "export it as a Chaos Toolkit experiment instead.",
+            "format",
         )
     plan, digest = plans.make_plan(scenario, application, region)
     if plan["fault_kinds"] == [FaultKind.FIS_EXPERIMENT] * len(plan["fault_kinds"]):
@@ -75,7 +76,8 @@ def _template(scenario, plan):
         if reserved != 0:
             raise ExportError(
                 f"no FIS action for this fault: reserved concurrency {reserved} limits invocations, "
-                "it does not refuse them; FIS has no action that caps concurrency."
+                "it does not refuse them; FIS has no action that caps concurrency.",
+                "format",
             )
         target = {"resourceType": "aws:lambda:function", "resourceArns": arns, "selectionMode": "ALL"}
         action = {
@@ -116,7 +118,8 @@ def _fis_role(application):
         found = "none" if not roles else ", ".join(roles)
         raise ExportError(
             "role_arn: say which IAM role FIS assumes (the application's FIS templates in the "
-            f"inventory use {found})."
+            f"inventory use {found}).",
+            "role_arn",
         )
     return roles[0]
 

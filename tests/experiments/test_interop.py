@@ -120,6 +120,7 @@ def test_a_fault_without_a_fis_action_is_a_clear_400(world, api, viewer, slug, a
     response = api(viewer, "GET", export_url(slug, "fis", app, region))
     assert response.status_code == 400
     assert response.json()["error"].startswith("no FIS action for this fault: ")
+    assert response.json()["fields"] == {"format": [response.json()["error"]]}
     assert Scenario.objects.get(slug=slug).fault_kind in response.json()["error"]
 
 
