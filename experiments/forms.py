@@ -247,3 +247,10 @@ class ScenarioExportForm(forms.Form):
         for field, message in problems.items():
             self.add_error(field if field in self.fields else None, message)
         return cleaned
+
+
+class ExperimentUploadForm(forms.Form):
+    """A Chaos Toolkit experiment file to import as a scenario (experiments.interop)."""
+
+    experiment = forms.FileField(label="Chaos Toolkit experiment (JSON)")
+    slug = forms.SlugField(required=False, max_length=63, help_text="Empty: the experiment's own.")

@@ -12,6 +12,7 @@ import pytest
 from botocore.model import ServiceModel
 from botocore.session import get_session
 from botocore.validate import ParamValidator
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
@@ -327,3 +328,41 @@ def test_the_import_command_creates_the_scenario_and_names_what_it_cannot_map(db
     path.write_text("{")
     with pytest.raises(CommandError, match="as JSON"):
         call_command("import_experiment", str(path), user=operator.username)
+
+
+# --- the console -------------------------------------------------------------------------
+
+
+def test_the_scenario_page_downloads_an_export_or_says_why_not(world, client_for, viewer):
+    client = client_for(viewer)
+    page = client.get(reverse("experiments:scenario", args=["throttle-region-functions"]))
+    assert reverse("experiments:scenario-export", args=["throttle-region-functions"]) in page.content.decode()
+    url = reverse("experiments:scenario-export", args=["throttle-region-functions"])
+    download = client.get(url, {"format": "chaostoolkit", "application": "orders", "region": "us-east-1"})
+    assert download.status_code == 200
+    assert download["Content-Disposition"].startswith("attachment; ")
+    assert json.loads(download.content)["method"][0]["provider"]["func"] == "put_function_concurrency"
+    url = reverse("experiments:scenario-export", args=["fail-region-health-check"])
+    refused = client.get(url, {"format": "fis", "application": "orders", "region": "us-east-1"})
+    assert refused.status_code == 400
+    assert "no FIS action for this fault" in refused.content.decode()
+
+
+def test_the_scenarios_page_imports_an_uploaded_experiment(db, client_for, operator, viewer):
+    def upload(client, experiment, slug=""):
+        file = SimpleUploadedFile("e.json", json.dumps(experiment).encode(), "application/json")
+        return client.post(reverse("experiments:scenario-import"), {"experiment": file, "slug": slug})
+
+    client = client_for(operator)
+    page = client.get(reverse("experiments:scenarios")).content.decode()
+    assert "Import a Chaos Toolkit experiment" in page
+    done = upload(client, HAND_WRITTEN, "uploaded")
+    assert done.status_code == 302 and done["Location"] == reverse("experiments:scenario", args=["uploaded"])
+    assert AuditEvent.objects.get(action="scenario.created", object_id=str(
+        Scenario.objects.get(slug="uploaded").pk)).source == "console"
+    refused = upload(client, {**HAND_WRITTEN, "method": [
+        {"type": "action", "name": "reboot", "provider": {"type": "process", "path": "reboot"}}]}, "never")
+    assert refused.status_code == 400 and "#1 reboot" in refused.content.decode()
+    assert not Scenario.objects.filter(slug="never").exists()
+    assert upload(client_for(viewer), HAND_WRITTEN, "viewer").status_code == 403
+    assert not Scenario.objects.filter(slug="viewer").exists()
