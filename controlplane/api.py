@@ -253,11 +253,9 @@ def _lone_surrogate(data):
     return None
 
 
-def parse_body(request, body):
-    """The request's JSON object ({} for an empty body), each field checked against
-    `body` (a Body): {name: str} for the fields sent, null ones left out. Raises BadBody
-    naming each wrong field; every way a body can be wrong is a BadBody, never another
-    exception (a body over DATA_UPLOAD_MAX_MEMORY_SIZE is handler400's)."""
+def read_json_object(request):
+    """The request's JSON object as it is ({} for an empty body), for an endpoint that
+    takes a document of another tool's shape; raises BadBody as `parse_body` does."""
     raw = request.body
     if not raw.strip():
         return {}
@@ -278,6 +276,15 @@ def parse_body(request, body):
         if _SURROGATE.search(culprit):
             raise BadBody({"non_field_errors": [f"A field name holds a lone surrogate. {message}"]})
         raise BadBody({culprit: [message]})
+    return data
+
+
+def parse_body(request, body):
+    """The request's JSON object ({} for an empty body), each field checked against
+    `body` (a Body): {name: str} for the fields sent, null ones left out. Raises BadBody
+    naming each wrong field; every way a body can be wrong is a BadBody, never another
+    exception (a body over DATA_UPLOAD_MAX_MEMORY_SIZE is handler400's)."""
+    data = read_json_object(request)
     errors = {}
     for name in data:
         if name not in body.fields:

@@ -10,10 +10,21 @@ field, never a 500.
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, JsonResponse
 
-from controlplane.api import BadBody, Body, DateTime, Text, api_error, api_view, invalid, parse_body
+from controlplane.api import (
+    BadBody,
+    Body,
+    DateTime,
+    Text,
+    api_error,
+    api_view,
+    invalid,
+    parse_body,
+    read_json_object,
+)
 from controlplane.models import AuditSource
 from experiments import plans, services
-from experiments.forms import DrillRequestForm
+from experiments.forms import DrillRequestForm, ScenarioExportForm
+from experiments.interop import ExportError, chaostoolkit, formats
 from experiments.models import Drill, DrillState, DrillStep, Scenario
 from regions.models import Application, Region
 
@@ -107,6 +118,58 @@ def scenarios(request):
     """Every scenario, built-ins first."""
     rows = Scenario.objects.order_by("-built_in", "name")
     return JsonResponse({"scenarios": [scenario_json(s) for s in rows]})
+
+
+def _form_errors(form):
+    fields = {name: [str(m) for m in errors] for name, errors in form.errors.items()}
+    if "__all__" in fields:
+        fields["non_field_errors"] = fields.pop("__all__")
+    return fields
+
+
+@api_view(["GET"], permission="experiments.view_scenario")
+def scenario_export(request, slug):
+    """?format=fis|chaostoolkit&application=A&region=R(&role_arn=): the scenario bound to
+    the application and region through the drill's plan, as the other tool's document;
+    400 naming what does not fit (an unknown choice, a fault FIS has no action for)."""
+    scenario = Scenario.objects.filter(slug=slug).first()
+    if scenario is None:
+        raise Http404(f"No scenario {slug}.")
+    form = ScenarioExportForm(request.GET, scenario=scenario)
+    if not form.is_valid():
+        return invalid(_form_errors(form), "The export request is not valid.")
+    data = form.cleaned_data
+    try:
+        document, filename = formats.export(
+            data["format"], scenario, data["application"], data["region"], data["role_arn"]
+        )
+    except ExportError as exc:
+        return invalid({exc.field: [str(exc)]}, str(exc))
+    response = JsonResponse(document, json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@api_view(["POST"], permission="experiments.add_scenario")
+def scenario_import(request):
+    """POST a Chaos Toolkit experiment (?slug= to name the scenario): 201 with the
+    scenario; 400 naming every action that cannot be mapped, nothing created."""
+    try:
+        experiment = read_json_object(request)
+    except BadBody as exc:
+        return exc.response()
+    try:
+        scenario = chaostoolkit.import_experiment(
+            experiment, request.user, source=AuditSource.API, request_id=request.request_id,
+            slug=request.GET.get("slug", ""),
+        )
+    except PermissionDenied as exc:
+        return api_error(403, str(exc))
+    except chaostoolkit.ImportRefused as exc:
+        return invalid(exc.errors, " ".join(exc.errors.get("method", [])) or None)
+    response = JsonResponse(scenario_json(scenario), status=201)
+    response["Location"] = scenario.get_absolute_url()
+    return response
 
 
 @api_view(["POST"], permission="experiments.request_drill")

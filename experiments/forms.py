@@ -210,3 +210,47 @@ class ScenarioForm(forms.ModelForm):
         if self.user is not None and not self.instance.pk:
             self.instance.created_by = self.user
         return super().save(commit)
+
+
+EXPORT_FORMATS = [("fis", "AWS FIS experiment template"), ("chaostoolkit", "Chaos Toolkit experiment")]
+
+
+class ScenarioExportForm(forms.Form):
+    """Which application and region to bind a scenario to for an export, and in which
+    format (experiments.interop). The service's request rules say what fits."""
+
+    format = forms.ChoiceField(
+        choices=EXPORT_FORMATS,
+        error_messages={"required": "Choose a format: fis or chaostoolkit.",
+                        "invalid_choice": "Unknown format %(value)s: fis or chaostoolkit."},
+    )
+    application = _SlugChoiceField(
+        Application.objects.order_by("name"), to_field_name="name", noun="application",
+        error_messages={"required": "Choose the application."},
+    )
+    region = _SlugChoiceField(
+        Region.objects.order_by("code"), to_field_name="code", noun="region",
+        error_messages={"required": "Choose the region."},
+    )
+    role_arn = forms.CharField(
+        required=False, max_length=2048, label="FIS role ARN",
+        help_text="FIS only; empty: the role of the application's FIS templates in the inventory.",
+    )
+
+    def __init__(self, *args, scenario, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.scenario = scenario
+
+    def clean(self):
+        cleaned = super().clean()
+        problems = services.request_problems(self.scenario, cleaned.get("application"), cleaned.get("region"))
+        for field, message in problems.items():
+            self.add_error(field if field in self.fields else None, message)
+        return cleaned
+
+
+class ExperimentUploadForm(forms.Form):
+    """A Chaos Toolkit experiment file to import as a scenario (experiments.interop)."""
+
+    experiment = forms.FileField(label="Chaos Toolkit experiment (JSON)")
+    slug = forms.SlugField(required=False, max_length=63, help_text="Empty: the experiment's own.")

@@ -71,6 +71,38 @@ SCHEMAS = {
         "built_in": {"type": "boolean"},
     }),
     "ScenarioList": _object({"scenarios": {"type": "array", "items": _ref("Scenario")}}),
+    # experiments.interop: the other tools' documents, in their own shapes
+    "FisExperimentTemplate": {
+        "type": "object",
+        "description": "The body AWS FIS's CreateExperimentTemplate accepts "
+        "(`aws fis create-experiment-template --cli-input-json file://...`).",
+        "properties": {
+            "clientToken": {"type": "string", "description": "The plan hash: one template per plan."},
+            "description": {"type": "string", "maxLength": 512},
+            "roleArn": {"type": "string"},
+            "targets": {"type": "object"},
+            "actions": {"type": "object"},
+            "stopConditions": {"type": "array", "items": {"type": "object"}},
+            "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+        "required": ["clientToken", "description", "roleArn", "targets", "actions", "stopConditions"],
+        "additionalProperties": True,
+    },
+    "ChaosToolkitExperiment": {
+        "type": "object",
+        "description": "A Chaos Toolkit experiment (chaostoolkit.org/reference/api/experiment/); "
+        "`chaos validate` accepts the exported ones.",
+        "properties": {
+            "title": {"type": "string"},
+            "description": {"type": "string"},
+            "configuration": {"type": "object"},
+            "steady-state-hypothesis": {"type": "object"},
+            "method": {"type": "array", "items": {"type": "object"}},
+            "rollbacks": {"type": "array", "items": {"type": "object"}},
+            "extensions": {"type": "array", "items": {"type": "object"}},
+        },
+        "additionalProperties": True,
+    },
     # The request bodies are the ones experiments.api parses (controlplane.api.Body).
     "DrillRequest": DRILL_REQUEST.schema(),
     "DrillCreated": _object({
@@ -187,6 +219,64 @@ PATHS = {
             "summary": "Every drill scenario, built-ins first",
             "description": "Requires experiments.view_scenario (every role).",
             "responses": {"200": _json("ScenarioList", "The scenarios."), **ERRORS},
+        }
+    },
+    "/scenarios/{slug}/export": {
+        "parameters": [
+            {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}},
+            {"name": "format", "in": "query", "required": True,
+             "schema": {"type": "string", "enum": ["fis", "chaostoolkit"]}},
+            {"name": "application", "in": "query", "required": True, "schema": {"type": "string"}},
+            {"name": "region", "in": "query", "required": True, "schema": {"type": "string"}},
+            {"name": "role_arn", "in": "query", "required": False, "schema": {"type": "string"},
+             "description": "fis: the role FIS assumes (default: the application's FIS templates' role)."},
+        ],
+        "get": {
+            "operationId": "exportScenario",
+            "summary": "A scenario bound to an application and region, as an AWS FIS template or a "
+            "Chaos Toolkit experiment",
+            "description": (
+                "Binds the scenario through the drill's plan (the targets and literal calls a drill "
+                "request would make, values read now). fis: only faults FIS has an action for "
+                "(Lambda reserved concurrency 0, pause replication, a FIS template); stop conditions "
+                "as the application's CloudWatch alarms where they map, else `none` with a note in "
+                "the description. chaostoolkit: an HTTP probe of the global endpoint, the calls "
+                "(chaosaws or the AWS CLI), their inverses as rollbacks. Requires "
+                "experiments.view_scenario (every role). docs/DRILLS.md \"Export and import\"."
+            ),
+            "responses": {
+                "200": {
+                    "description": "The document (Content-Disposition: attachment).",
+                    "content": {"application/json": {"schema": {"oneOf": [
+                        _ref("FisExperimentTemplate"), _ref("ChaosToolkitExperiment")]}}},
+                },
+                "400": _json("ValidationError", "A message per invalid choice, or why the scenario "
+                                                "cannot be exported (under `format`: \"no FIS action "
+                                                "for this fault: ...\")."),
+                "404": _json("Error", "No such scenario."),
+                **ERRORS,
+            },
+        },
+    },
+    "/scenarios/import": {
+        "post": {
+            "operationId": "importScenario",
+            "summary": "Create a scenario from a Chaos Toolkit experiment (operator)",
+            "description": (
+                "The method's actions must make one fault the library knows (Lambda reserved "
+                "concurrency, the SSM failure flag, a Route 53 health check inverted, a Global "
+                "Accelerator traffic dial). `?slug=` names the scenario (default: the experiment's). "
+                "Requires experiments.add_scenario. Audit: scenario.created."
+            ),
+            "parameters": [{"name": "slug", "in": "query", "required": False, "schema": {"type": "string"}}],
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": _ref("ChaosToolkitExperiment")}}},
+            "responses": {
+                "201": _json("Scenario", "The scenario created."),
+                "400": _json("ValidationError", "Every action that cannot be mapped (under `method`) "
+                                                "and every invalid field; nothing created."),
+                **ERRORS,
+            },
         }
     },
     "/drills": {

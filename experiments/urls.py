@@ -21,6 +21,8 @@ urlpatterns = [
     path("scenarios/", views.scenario_list, name="scenarios"),
     path("scenarios/new/", views.scenario_new, name="scenario-new"),
     path("scenarios/create/", views.scenario_create, name="scenario-create"),
+    path("scenarios/import/", views.scenario_import, name="scenario-import"),
     path("scenarios/<slug:slug>/", views.scenario_detail, name="scenario"),
     path("scenarios/<slug:slug>/save/", views.scenario_save, name="scenario-save"),
+    path("scenarios/<slug:slug>/export/", views.scenario_export, name="scenario-export"),
 ]

@@ -13,7 +13,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Max, Prefetch
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
@@ -31,9 +31,12 @@ from experiments.forms import (
     DecisionForm,
     DrillFilterForm,
     DrillRequestForm,
+    ExperimentUploadForm,
     HaltForm,
+    ScenarioExportForm,
     ScenarioForm,
 )
+from experiments.interop import ExportError, chaostoolkit, formats
 from experiments.models import (
     APPROVAL_TTL,
     FINAL_STATES,
@@ -686,8 +689,39 @@ def scorecard(request, app):
 @permission_required("experiments.view_scenario", raise_exception=True)
 @require_GET
 def scenario_list(request):
+    return _scenario_list_page(request, ExperimentUploadForm())
+
+
+def _scenario_list_page(request, upload, status=200):
     scenarios = Scenario.objects.select_related("created_by").order_by("-built_in", "name")
-    return render_page(request, "experiments/scenario_list.html", {"scenarios": scenarios})
+    context = {"scenarios": scenarios, "upload": upload}
+    return render_page(request, "experiments/scenario_list.html", context, status=status)
+
+
+@login_required
+@permission_required("experiments.add_scenario", raise_exception=True)
+@require_POST
+def scenario_import(request):
+    """A Chaos Toolkit experiment uploaded: a scenario, or the form with what could not
+    be mapped (nothing created)."""
+    form = ExperimentUploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            experiment = json.loads(form.cleaned_data["experiment"].read().decode("utf-8"))
+            scenario = chaostoolkit.import_experiment(
+                experiment, request.user, source=AuditSource.CONSOLE, request_id=request.request_id,
+                slug=form.cleaned_data["slug"],
+            )
+        except (UnicodeDecodeError, ValueError) as exc:
+            form.add_error("experiment", f"Not a JSON file: {str(exc)[:200]}")
+        except chaostoolkit.ImportRefused as exc:
+            for field, problems in exc.errors.items():
+                prefix = "" if field == "non_field_errors" else f"{field}: "
+                form.add_error(None, [prefix + problem for problem in problems])
+        else:
+            messages.success(request, f"Scenario {scenario.name} imported.")
+            return _redirect(request, reverse("experiments:scenario", args=[scenario.slug]))
+    return _scenario_list_page(request, form, status=400)
 
 
 def _get_scenario_for_user(user, slug):
@@ -696,11 +730,12 @@ def _get_scenario_for_user(user, slug):
     return get_object_or_404(Scenario, slug=slug)
 
 
-def _scenario_page(request, scenario, form, status=200):
+def _scenario_page(request, scenario, form, status=200, export=None):
     context = {
         "scenario": scenario,
         "form": form,
         "editable": form is not None,
+        "export": export if export is not None or scenario is None else ScenarioExportForm(scenario=scenario),
     }
     return render_page(request, "experiments/scenario_form.html", context, status=status)
 
@@ -764,3 +799,28 @@ def scenario_save(request, slug):
     )
     messages.success(request, f"Scenario {scenario.name} saved.")
     return _redirect(request, reverse("experiments:scenario", args=[scenario.slug]))
+
+
+@login_required
+@permission_required("experiments.view_scenario", raise_exception=True)
+@require_GET
+def scenario_export(request, slug):
+    """The scenario bound to an application and region, downloaded as an AWS FIS template
+    or a Chaos Toolkit experiment; the page with the form's errors when it cannot be."""
+    scenario = _get_scenario_for_user(request.user, slug)
+    form = ScenarioExportForm(request.GET, scenario=scenario)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            document, filename = formats.export(
+                data["format"], scenario, data["application"], data["region"], data["role_arn"]
+            )
+        except ExportError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        else:
+            response = HttpResponse(json.dumps(document, indent=2), content_type="application/json")
+            response["Content-Disposition"] = f'attachment; filename="{filename}"'
+            return response
+    editable = not scenario.built_in and request.user.has_perm("experiments.change_scenario")
+    edit = ScenarioForm(instance=scenario, user=request.user) if editable else None
+    return _scenario_page(request, scenario, edit, status=400, export=form)
