@@ -22,8 +22,9 @@ from django_htmx.http import HttpResponseClientRedirect
 from controlplane import audit, aws
 from controlplane.durations import format_duration
 from controlplane.models import AuditSource
+from controlplane.pdf import PdfUnavailable
 from controlplane.rendering import is_partial, not_stored, polled, render_page
-from experiments import faults, ledger, plans, services, versions
+from experiments import evidence, faults, ledger, plans, services, versions
 from experiments.figures import FIGURE_DEFINITIONS, figure_rows, vantage_rows
 from experiments.forms import (
     AbortForm,
@@ -476,6 +477,26 @@ def close_ledger_row(request, pk, row):
     else:
         messages.info(request, f"Ledger row {row} was no longer open; nothing done.")
     return _redirect(request, reverse("experiments:detail", args=[drill.pk]))
+
+
+# --- evidence pack ------------------------------------------------------------------
+
+
+@login_required
+@permission_required("experiments.view_drill", raise_exception=True)
+@require_GET
+def drill_evidence(request, pk, fmt="html"):
+    """The drill's evidence pack (HTML, or its PDF), for anyone who may see the drill;
+    each download is audited with who and the digest (experiments/evidence.py). Without
+    a PDF engine: 503 saying so, and the HTML still works."""
+    drill = _get_drill_for_user(request.user, pk)
+    try:
+        pack = evidence.produce(drill, request.user, fmt, source=AuditSource.CONSOLE,
+                                request_id=request.request_id)
+    except PdfUnavailable as exc:
+        context = {"drill": drill, "message": str(exc)}
+        return render_page(request, "experiments/evidence_unavailable.html", context, status=503)
+    return pack.response()
 
 
 # --- scorecard ----------------------------------------------------------------------
