@@ -7,7 +7,8 @@ from datetime import timedelta
 from controlplane.durations import format_duration
 
 
-def _seconds(value):
+def seconds_text(value):
+    """A number of seconds for people ("1 min 5 s"), None when not measured."""
     if value is None or value == "":
         return None
     try:
@@ -57,8 +58,8 @@ def vantage_rows(figures):
         rows.append({
             "vantage": vantage,
             "measures": bool(f.get("served_by_target_before")),
-            "time_to_failover": _seconds(f.get("time_to_failover")),
-            "time_to_recover": _seconds(f.get("time_to_recover")),
+            "time_to_failover": seconds_text(f.get("time_to_failover")),
+            "time_to_recover": seconds_text(f.get("time_to_recover")),
             "error_rate": _percent(f.get("error_rate")),
             "p95": f"{p95:.0f} ms" if isinstance(p95, int | float) else None,
             "requests_during": f.get("requests_during"),
@@ -70,31 +71,31 @@ def vantage_rows(figures):
     return rows
 
 
-def _ms_as_seconds(value):
+def _ms_asseconds_text(value):
     return f"{value / 1000:.1f} s" if isinstance(value, int | float) else None
 
 
 def figure_rows(figures):
     """(label, formatted value) for the figures the runner has published so far."""
     figures = figures or {}
-    detect = _seconds(figures.get("time_to_detect"))
+    detect = seconds_text(figures.get("time_to_detect"))
     if detect and figures.get("detected_by"):
         detect = f"{detect} ({figures['detected_by']})"
     elif detect is None and figures.get("detect_note"):
         detect = f"not applicable: {figures['detect_note']}"
     rows = [
         ("Time to detect", detect),
-        ("Time to fail over", _seconds(figures.get("time_to_failover"))),
-        ("Time to recover", _seconds(figures.get("time_to_recover"))),
+        ("Time to fail over", seconds_text(figures.get("time_to_failover"))),
+        ("Time to recover", seconds_text(figures.get("time_to_recover"))),
     ]
     rows.append(("Error rate during", _percent(figures.get("error_rate"))))
     p95 = figures.get("p95_latency_ms")
     rows.append(("p95 latency during", f"{p95:.0f} ms" if isinstance(p95, int | float) else None))
-    rows.append(("Max lag during", _ms_as_seconds(figures.get("lag_during_ms"))))
-    rows.append(("Lag after", _ms_as_seconds(figures.get("lag_after_ms"))))
+    rows.append(("Max lag during", _ms_asseconds_text(figures.get("lag_during_ms"))))
+    rows.append(("Lag after", _ms_asseconds_text(figures.get("lag_after_ms"))))
     if "time_to_converge" in figures or "rpo_ms" in figures:
-        rows.append(("Time to converge", _seconds(figures.get("time_to_converge"))))
-        rows.append(("RPO estimate", _ms_as_seconds(figures.get("rpo_ms"))))
+        rows.append(("Time to converge", seconds_text(figures.get("time_to_converge"))))
+        rows.append(("RPO estimate", _ms_asseconds_text(figures.get("rpo_ms"))))
     during = figures.get("regions_during")
     rows.append(("Served by during", ", ".join(during) if during else None))
     return rows

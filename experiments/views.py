@@ -12,8 +12,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Max, Prefetch
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -22,9 +23,9 @@ from django_htmx.http import HttpResponseClientRedirect
 from controlplane import audit, aws
 from controlplane.durations import format_duration
 from controlplane.models import AuditSource
-from controlplane.pdf import PdfUnavailable
+from controlplane.pdf import PdfUnavailable, html_to_pdf
 from controlplane.rendering import is_partial, not_stored, polled, render_page
-from experiments import evidence, faults, ledger, plans, services, versions
+from experiments import evidence, faults, ledger, plans, reports, services, versions
 from experiments.figures import FIGURE_DEFINITIONS, figure_rows, vantage_rows
 from experiments.forms import (
     AbortForm,
@@ -33,6 +34,7 @@ from experiments.forms import (
     DrillFilterForm,
     DrillRequestForm,
     HaltForm,
+    ReportForm,
     ScenarioForm,
 )
 from experiments.models import (
@@ -497,6 +499,38 @@ def drill_evidence(request, pk, fmt="html"):
         context = {"drill": drill, "message": str(exc)}
         return render_page(request, "experiments/evidence_unavailable.html", context, status=503)
     return pack.response()
+
+
+# --- period report ------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+@not_stored
+def period_report(request, fmt="html"):
+    """`?from=&to=&application=`: the drills of a period and what they prove
+    (experiments/reports.py), as a console page or a PDF, for approvers and admins
+    (403 with a message for the others). Bad dates: the form says what is wrong (400)."""
+    if not request.user.has_perm(reports.PERMISSION):
+        raise PermissionDenied(reports.FORBIDDEN)
+    form = ReportForm(request.GET, today=timezone.now().date())
+    if not form.is_valid():
+        context = {"form": form, "query": request.GET.urlencode()}
+        return render_page(request, "experiments/reports.html", context, status=400)
+    chosen = form.cleaned_data
+    context = reports.build(chosen["start"], chosen["end"], chosen["application"])
+    context.update({"form": form, "query": request.GET.urlencode()})
+    if fmt == "pdf":
+        try:
+            content = html_to_pdf(render_to_string("experiments/report_document.html", context).encode())
+        except PdfUnavailable as exc:
+            context["pdf_unavailable"] = str(exc)
+            return render_page(request, "experiments/reports.html", context, status=503)
+        response = HttpResponse(content, content_type="application/pdf")
+        name = f"drills-report-{chosen['start']}-{chosen['end']}.pdf"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+    return render_page(request, "experiments/reports.html", context)
 
 
 # --- scorecard ----------------------------------------------------------------------

@@ -56,7 +56,8 @@ def test_the_pack_of_a_real_drill_holds_every_section_prints_and_verifies(
         assert f'<section id="{section}">' in text, section
     # self-contained: no script, no external asset
     assert "<script" not in text and not re.search(r'(src|href)="(https?:)?//', text)
-    assert "<svg" in text and "Global endpoint success rate" in text and "Replication lag into us-east-1" in text
+    assert "<svg" in text and "Global endpoint success rate" in text
+    assert "Replication lag into us-east-1" in text
     assert drill.plan_hash in text and "UpdateHealthCheck" in text  # the plan: hash, call and inverse
     assert text.count("UpdateHealthCheck") >= 2
     assert "go ahead for the evidence test" in text and approver.get_username() in text
@@ -153,7 +154,8 @@ def test_without_a_pdf_engine_the_pdf_is_a_503_that_says_so_and_the_html_works(
 def test_the_drill_page_links_both_downloads(db, client_for, viewer, make_drill):
     drill = make_drill()
     text = client_for(viewer).get(reverse("experiments:detail", args=[drill.pk])).content.decode()
-    assert f'href="/drills/{drill.pk}/evidence/"' in text and f'href="/drills/{drill.pk}/evidence.pdf"' in text
+    assert f'href="/drills/{drill.pk}/evidence/"' in text
+    assert f'href="/drills/{drill.pk}/evidence.pdf"' in text
 
 
 def test_verify_evidence_refuses_a_file_no_event_records(db, tmp_path):
