@@ -9,14 +9,23 @@ concurrent prints do not share a profile. Where no Chromium is configured or fou
 and keep serving the HTML.
 """
 
+import hashlib
 import shutil
 import subprocess
 import tempfile
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 from django.conf import settings
 
 PRINT_TIMEOUT = 60  # seconds: a page of a few hundred KB prints in about 2 s
+# The last prints of this process, by the SHA-256 of their HTML: printing takes a
+# Chromium process and seconds, and the same page is often asked again (a pack
+# downloaded twice); the same HTML then gives the same PDF bytes.
+KEPT = 32
+_printed = OrderedDict()
+_lock = threading.Lock()  # gunicorn's threads share it
 
 
 class PdfUnavailable(Exception):
@@ -41,6 +50,20 @@ def html_to_pdf(html):
             f"No PDF engine on this server: {why}. Install Chromium or set CONTROLPLANE_PDF_CHROMIUM "
             "to its path; the HTML version works."
         )
+    key = hashlib.sha256(html).hexdigest()
+    with _lock:
+        if key in _printed:
+            _printed.move_to_end(key)
+            return _printed[key]
+    content = _print(chromium, html)
+    with _lock:
+        _printed[key] = content
+        while len(_printed) > KEPT:
+            _printed.popitem(last=False)
+    return content
+
+
+def _print(chromium, html):
     with tempfile.TemporaryDirectory(prefix="controlplane-pdf-") as tmp:
         page, out = Path(tmp) / "page.html", Path(tmp) / "page.pdf"
         page.write_bytes(html)

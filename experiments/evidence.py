@@ -14,8 +14,9 @@ against the log (`manage.py verify_evidence FILE`). The HTML is deterministic: t
 drill state (and the same verdict on the chain) gives the same bytes and digest; it
 states no time of its own production (the audit event holds when and who), and leaves
 out the `evidence.produced` events themselves. A PDF is printed from the HTML plus a
-line naming that HTML's digest; Chromium stamps a creation time into it, so each PDF
-served has a digest of its own, and that digest is audited too (with the HTML's).
+line naming that HTML's digest; Chromium stamps a creation time into it, so a PDF has
+a digest of its own (one per print: controlplane.pdf keeps a process's last prints), and
+that digest is audited too (with the HTML's).
 """
 
 import hashlib

@@ -93,9 +93,6 @@ def world(plannable, make_drill, make_user, settings):
     """orders/us-east-1, the built-in scenarios, and drills in the states the POST
     endpoints care about (one requested by the approver, who may not decide on it)."""
     settings.DRILL_QUEUE = unique_queue("fuzz")
-    # The evidence PDF answers its documented 503: a print per fuzzed request would take
-    # minutes (tests/experiments/test_evidence.py prints real ones).
-    settings.CONTROLPLANE_PDF_CHROMIUM = ""
     plan = {"calls": []}
     drills = [make_drill(scenario="fail-region-health-check", plan=plan, plan_hash=PLAN_HASH)
               for _ in range(3)]
