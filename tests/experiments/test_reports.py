@@ -9,7 +9,7 @@ from django.utils import timezone
 from pypdf import PdfReader
 
 from experiments.models import DrillState
-from regions.models import Application, Region, Stack
+from regions.models import Application, Architecture, Region, Stack
 
 URL = reverse("reports:period")
 
@@ -18,7 +18,7 @@ URL = reverse("reports:period")
 def drills(db, make_drill):
     """orders in us-east-1 (drilled: one pass, one failure) and eu-central-1 (never)."""
     now = timezone.now()
-    app = Application.objects.create(name="orders", architecture="dns")
+    app = Application.objects.create(name="orders", architecture=Architecture.DNS)
     for code in ("us-east-1", "eu-central-1"):
         Stack.objects.create(application=app, region=Region.objects.get_or_create(code=code)[0])
     passed = make_drill(
