@@ -15,6 +15,8 @@ urlpatterns = [
     path("drills/<int:pk>/approve", drills_api.approve, name="api-drill-approve"),
     path("drills/<int:pk>/reject", drills_api.reject, name="api-drill-reject"),
     path("drills/<int:pk>/abort", drills_api.abort, name="api-drill-abort"),
+    path("drills/<int:pk>/evidence", drills_api.drill_evidence, name="api-drill-evidence"),
+    path("drills/<int:pk>/evidence.pdf", drills_api.drill_evidence_pdf, name="api-drill-evidence-pdf"),
     path("halt", drills_api.halt, name="api-halt"),
     path("openapi.json", openapi.openapi_json, name="api-openapi"),
 ]

@@ -8,6 +8,7 @@ CONTROLPLANE_PRODUCTION=true and the URLs; SECRET_KEY and ALLOWED_HOSTS are then
 import os
 import re
 import secrets
+import tomllib
 from datetime import timedelta
 from pathlib import Path
 
@@ -340,6 +341,16 @@ if CONTROLPLANE_HEARTBEAT_TIMEOUT_SECONDS <= 2 * CONTROLPLANE_HEARTBEAT_SECONDS:
         f"than twice CONTROLPLANE_HEARTBEAT_SECONDS={CONTROLPLANE_HEARTBEAT_SECONDS}: a live process "
         "would be shown dead between two of its heartbeats."
     )
+
+# --- Evidence packs and reports (experiments/evidence.py, controlplane/pdf.py) ------------
+# The software version a pack names: pyproject's, unless the deployment says more (a tag, a commit).
+CONTROLPLANE_VERSION = env_str(
+    "CONTROLPLANE_VERSION", tomllib.loads((BASE_DIR / "pyproject.toml").read_text())["project"]["version"]
+)
+# Chromium prints the PDFs (a path or a name on PATH); "off": no PDFs, the HTML still works.
+CONTROLPLANE_PDF_CHROMIUM = env_str("CONTROLPLANE_PDF_CHROMIUM", "chromium")
+if CONTROLPLANE_PDF_CHROMIUM.lower() == "off":
+    CONTROLPLANE_PDF_CHROMIUM = ""
 
 # --- Audit log anchors (controlplane/anchors.py, docs/OPERATIONS.md) -----------------
 # Beat appends the chain's head to AUDIT_ANCHOR_DIR/audit-anchors.jsonl this often and,

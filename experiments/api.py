@@ -22,7 +22,8 @@ from controlplane.api import (
     read_json_object,
 )
 from controlplane.models import AuditSource
-from experiments import plans, services
+from controlplane.pdf import PdfUnavailable
+from experiments import evidence, plans, services
 from experiments.forms import DrillRequestForm, ScenarioExportForm
 from experiments.interop import ExportError, chaostoolkit, formats
 from experiments.models import Drill, DrillState, DrillStep, Scenario
@@ -205,6 +206,28 @@ def drills(request):
 @api_view(["GET"], permission="experiments.view_drill")
 def drill(request, pk):
     return _drill_response(_get_drill(pk))
+
+
+def _evidence(request, pk, fmt):
+    drill = _get_drill(pk)
+    try:
+        pack = evidence.produce(drill, request.user, fmt, source=AuditSource.API,
+                                request_id=request.request_id)
+    except PdfUnavailable as exc:
+        return api_error(503, str(exc))
+    return pack.response()
+
+
+@api_view(["GET"], permission="experiments.view_drill")
+def drill_evidence(request, pk):
+    """The drill's evidence pack as one self-contained HTML page; audited with its digest."""
+    return _evidence(request, pk, "html")
+
+
+@api_view(["GET"], permission="experiments.view_drill")
+def drill_evidence_pdf(request, pk):
+    """The pack's PDF (503 with a message where no PDF engine is installed)."""
+    return _evidence(request, pk, "pdf")
 
 
 def _decide(request, pk, action, body):

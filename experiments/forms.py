@@ -10,7 +10,7 @@ ValidationError messages back on its fields, so the console and the API answer w
 message per field.
 """
 
-from datetime import UTC
+from datetime import UTC, timedelta
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -18,6 +18,8 @@ from django.core.exceptions import ValidationError
 from experiments import services
 from experiments.models import DrillState, Scenario
 from regions.models import Application, Region
+
+REPORT_DEFAULT_DAYS = 90
 
 
 class _SlugChoiceField(forms.ModelChoiceField):
@@ -254,3 +256,32 @@ class ExperimentUploadForm(forms.Form):
 
     experiment = forms.FileField(label="Chaos Toolkit experiment (JSON)")
     slug = forms.SlugField(required=False, max_length=63, help_text="Empty: the experiment's own.")
+
+
+class ReportForm(forms.Form):
+    """The period report's choices (experiments/reports.py): the days from..to (UTC,
+    both included; by default the last 90) and one application or all."""
+
+    start = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    application = _SlugChoiceField(
+        Application.objects.order_by("name"), required=False, to_field_name="name", noun="application",
+        empty_label="All applications",
+    )
+
+    def __init__(self, data, *, today):
+        data = data.copy()
+        # ?from= and ?to= in the URL; the fields' own names would shadow Python's keywords
+        for field, key in (("start", "from"), ("end", "to")):
+            data.setdefault(field, data.get(key, ""))
+        super().__init__(data)
+        self.today = today
+
+    def clean(self):
+        data = super().clean()
+        end = data.get("end") or self.today
+        start = data.get("start") or end - timedelta(days=REPORT_DEFAULT_DAYS)
+        if "start" in data and "end" in data and start > end:
+            raise ValidationError(f"The period starts ({start}) after it ends ({end}).")
+        data["start"], data["end"] = start, end
+        return data

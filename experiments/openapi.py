@@ -212,6 +212,13 @@ DRILL_ID = [{"name": "pk", "in": "path", "required": True, "schema": {"type": "i
 CONFLICT = {"409": _json("Error", "The drill is no longer waiting for a decision, its plan changed, "
                                   "or drills are halted.")}
 
+EVIDENCE_HEADERS = {
+    "X-Evidence-SHA256": {
+        "description": "SHA-256 of the body: the digest its evidence.produced audit event records.",
+        "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    },
+}
+
 PATHS = {
     "/scenarios": {
         "get": {
@@ -354,6 +361,51 @@ PATHS = {
                 **BAD_BODY,
                 **NOT_FOUND,
                 "409": _json("Error", "The drill had already ended."),
+                **ERRORS,
+            },
+        },
+    },
+    "/drills/{pk}/evidence": {
+        "parameters": DRILL_ID,
+        "get": {
+            "operationId": "getDrillEvidence",
+            "summary": "The drill's evidence pack: one self-contained HTML page",
+            "description": (
+                "Plan with hash, calls and inverses; request and decisions; timeline; figures per "
+                "vantage with their definitions; success-rate and lag charts (inline SVG); ledger; the "
+                "drill's audit rows and the chain's verification; the version. No external asset. "
+                "Requires experiments.view_drill (every role). Audit: evidence.produced with the "
+                "SHA-256 of the bytes served (also in X-Evidence-SHA256); check a file with "
+                "`manage.py verify_evidence FILE`."
+            ),
+            "responses": {
+                "200": {
+                    "description": "The pack, as an attachment.",
+                    "headers": EVIDENCE_HEADERS,
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                },
+                **NOT_FOUND, **ERRORS,
+            },
+        },
+    },
+    "/drills/{pk}/evidence.pdf": {
+        "parameters": DRILL_ID,
+        "get": {
+            "operationId": "getDrillEvidencePdf",
+            "summary": "The drill's evidence pack as a PDF (headless Chromium's print of the HTML)",
+            "description": (
+                "The PDF names the SHA-256 of the HTML it prints; the PDF's own SHA-256 is recorded "
+                "by its evidence.produced audit event (with the HTML's). Requires "
+                "experiments.view_drill."
+            ),
+            "responses": {
+                "200": {
+                    "description": "The PDF, as an attachment.",
+                    "headers": EVIDENCE_HEADERS,
+                    "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                **NOT_FOUND,
+                "503": _json("Error", "No PDF engine on this server (the message says why); the HTML works."),
                 **ERRORS,
             },
         },

@@ -5,7 +5,6 @@ the audit event; the views add the HTTP: login, role (403), POST-only for change
 partials and redirects."""
 
 import json
-from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
@@ -15,6 +14,7 @@ from django.db import transaction
 from django.db.models import Count, Max, Prefetch
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -23,8 +23,10 @@ from django_htmx.http import HttpResponseClientRedirect
 from controlplane import audit, aws
 from controlplane.durations import format_duration
 from controlplane.models import AuditSource
+from controlplane.pdf import PdfUnavailable, html_to_pdf
 from controlplane.rendering import is_partial, not_stored, polled, render_page
-from experiments import faults, ledger, plans, services, versions
+from experiments import evidence, faults, ledger, plans, reports, services, versions
+from experiments.figures import FIGURE_DEFINITIONS, figure_rows, vantage_rows
 from experiments.forms import (
     AbortForm,
     CloseLedgerRowForm,
@@ -33,6 +35,7 @@ from experiments.forms import (
     DrillRequestForm,
     ExperimentUploadForm,
     HaltForm,
+    ReportForm,
     ScenarioExportForm,
     ScenarioForm,
 )
@@ -66,99 +69,6 @@ def _redirect(request, url):
     if request.htmx:
         return HttpResponseClientRedirect(url)
     return redirect(url)
-
-
-def _seconds(value):
-    if value is None or value == "":
-        return None
-    try:
-        return format_duration(timedelta(seconds=float(value)))
-    except (TypeError, ValueError):
-        return str(value)
-
-
-# What each figure on the drill page means (shown under "What these figures mean").
-FIGURE_DEFINITIONS = {
-    "Time to detect": "Injection (the first fault call) to the moment the drilled region looked "
-    "failed: its /health failing CONTROLPLANE_STATUS_FAILURES times in a row to the runner's "
-    "probes, or Route 53's checkers reporting its health check unhealthy; who saw it first "
-    "is named beside the figure.",
-    "Time to fail over": "Injection to the first successful request through the global endpoint "
-    "served by another region, as the drill's observers saw it. Measured only from the vantages "
-    "the drilled region served before the fault; with several, the slowest of them (each is "
-    "listed under \"Per vantage\").",
-    "Time to recover": "Revert to the first successful request served by the drilled region again "
-    "(the slowest of the vantages that measured failover).",
-    "Error rate during": "Failed requests / requests through the global endpoint while the fault "
-    "was on (the worst vantage).",
-    "p95 latency during": "95th percentile latency of those requests (the worst vantage).",
-    "Max lag during": "Replication drills: the largest replication lag into the region between "
-    "injection and revert (canary writes every 0.25 s); otherwise the largest lag sample "
-    "recorded by monitoring during the drill.",
-    "Lag after": "Replication drills: the lag of the first canary write made after the revert; "
-    "otherwise the latest lag sample.",
-    "Time to converge": "Revert (resume) to the arrival in the region of the last canary write "
-    "made before it.",
-    "RPO estimate": "The age of the oldest write the region had not received at the moment of "
-    "failover (or of the revert when the region was not failed over).",
-    "Served by during": "The regions that served successful requests while the fault was on.",
-}
-
-
-def _percent(rate):
-    return f"{rate * 100:.1f} %" if isinstance(rate, int | float) else None
-
-
-def vantage_rows(figures):
-    """One row per vantage the drill was observed from, then one per vantage it could not be."""
-    figures = figures or {}
-    rows = []
-    for vantage, f in sorted((figures.get("vantages") or {}).items()):
-        p95 = f.get("p95_latency_ms")
-        rows.append({
-            "vantage": vantage,
-            "measures": bool(f.get("served_by_target_before")),
-            "time_to_failover": _seconds(f.get("time_to_failover")),
-            "time_to_recover": _seconds(f.get("time_to_recover")),
-            "error_rate": _percent(f.get("error_rate")),
-            "p95": f"{p95:.0f} ms" if isinstance(p95, int | float) else None,
-            "requests_during": f.get("requests_during"),
-            "regions_during": ", ".join(f.get("regions_during") or []),
-            "missing": "",
-        })
-    for vantage, why in sorted((figures.get("vantages_missing") or {}).items()):
-        rows.append({"vantage": vantage, "missing": why})
-    return rows
-
-
-def _ms_as_seconds(value):
-    return f"{value / 1000:.1f} s" if isinstance(value, int | float) else None
-
-
-def figure_rows(figures):
-    """(label, formatted value) for the figures the runner has published so far."""
-    figures = figures or {}
-    detect = _seconds(figures.get("time_to_detect"))
-    if detect and figures.get("detected_by"):
-        detect = f"{detect} ({figures['detected_by']})"
-    elif detect is None and figures.get("detect_note"):
-        detect = f"not applicable: {figures['detect_note']}"
-    rows = [
-        ("Time to detect", detect),
-        ("Time to fail over", _seconds(figures.get("time_to_failover"))),
-        ("Time to recover", _seconds(figures.get("time_to_recover"))),
-    ]
-    rows.append(("Error rate during", _percent(figures.get("error_rate"))))
-    p95 = figures.get("p95_latency_ms")
-    rows.append(("p95 latency during", f"{p95:.0f} ms" if isinstance(p95, int | float) else None))
-    rows.append(("Max lag during", _ms_as_seconds(figures.get("lag_during_ms"))))
-    rows.append(("Lag after", _ms_as_seconds(figures.get("lag_after_ms"))))
-    if "time_to_converge" in figures or "rpo_ms" in figures:
-        rows.append(("Time to converge", _seconds(figures.get("time_to_converge"))))
-        rows.append(("RPO estimate", _ms_as_seconds(figures.get("rpo_ms"))))
-    during = figures.get("regions_during")
-    rows.append(("Served by during", ", ".join(during) if during else None))
-    return rows
 
 
 def _get_drill_for_user(user, pk):
@@ -572,6 +482,58 @@ def close_ledger_row(request, pk, row):
     else:
         messages.info(request, f"Ledger row {row} was no longer open; nothing done.")
     return _redirect(request, reverse("experiments:detail", args=[drill.pk]))
+
+
+# --- evidence pack ------------------------------------------------------------------
+
+
+@login_required
+@permission_required("experiments.view_drill", raise_exception=True)
+@require_GET
+def drill_evidence(request, pk, fmt="html"):
+    """The drill's evidence pack (HTML, or its PDF), for anyone who may see the drill;
+    each download is audited with who and the digest (experiments/evidence.py). Without
+    a PDF engine: 503 saying so, and the HTML still works."""
+    drill = _get_drill_for_user(request.user, pk)
+    try:
+        pack = evidence.produce(drill, request.user, fmt, source=AuditSource.CONSOLE,
+                                request_id=request.request_id)
+    except PdfUnavailable as exc:
+        context = {"drill": drill, "message": str(exc)}
+        return render_page(request, "experiments/evidence_unavailable.html", context, status=503)
+    return pack.response()
+
+
+# --- period report ------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+@not_stored
+def period_report(request, fmt="html"):
+    """`?from=&to=&application=`: the drills of a period and what they prove
+    (experiments/reports.py), as a console page or a PDF, for approvers and admins
+    (403 with a message for the others). Bad dates: the form says what is wrong (400)."""
+    if not request.user.has_perm(reports.PERMISSION):
+        raise PermissionDenied(reports.FORBIDDEN)
+    form = ReportForm(request.GET, today=timezone.now().date())
+    if not form.is_valid():
+        context = {"form": form, "query": request.GET.urlencode()}
+        return render_page(request, "experiments/reports.html", context, status=400)
+    chosen = form.cleaned_data
+    context = reports.build(chosen["start"], chosen["end"], chosen["application"])
+    context.update({"form": form, "query": request.GET.urlencode()})
+    if fmt == "pdf":
+        try:
+            content = html_to_pdf(render_to_string("experiments/report_document.html", context).encode())
+        except PdfUnavailable as exc:
+            context["pdf_unavailable"] = str(exc)
+            return render_page(request, "experiments/reports.html", context, status=503)
+        response = HttpResponse(content, content_type="application/pdf")
+        name = f"drills-report-{chosen['start']}-{chosen['end']}.pdf"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+    return render_page(request, "experiments/reports.html", context)
 
 
 # --- scorecard ----------------------------------------------------------------------
