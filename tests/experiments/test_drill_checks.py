@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import close_old_connections
 
 from controlplane.celery import probe_queue
+from controlplane.models import AuditEvent
 from experiments import runner, services
 from experiments.models import Compensation, Drill, DrillState, DrillStep, ObserverBatch, Scenario
 from experiments.scenarios import ensure_builtin_scenarios, validate_scenario
@@ -466,6 +467,28 @@ def test_throttling_the_region_s_functions_moves_clients_away_and_back(
     lam = world.client("lambda", region)
     for function in (f"{app}-api", f"{app}-health"):
         assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(FunctionName=function)
+
+
+def test_a_stage_throttle_drill_on_a_stage_without_an_override_leaves_its_method_settings_as_they_were(
+    world, operator, approver
+):
+    stack = world.stack("orders", "us-east-1")
+    apigw = world.client("apigateway", "us-east-1")
+    before = apigw.get_stage(restApiId=stack.rest_api_id, stageName="prod")["methodSettings"]
+    assert "*/*" not in before
+    throttle = scenario(
+        "fail-region-health-check", fault_kind="api_stage_throttle", hypothesis=A_OK,
+        target_selector={"component_kind": "api_gateway_stage"}, parameters={},
+    )
+
+    ended = drill(operator, approver, throttle)
+
+    assert ended.state == DrillState.PASSED, ended.outcome_reason
+    [call] = ended.plan["calls"]
+    assert call["inverse"]["params"]["patchOperations"] == [{"op": "remove", "path": "/*/*"}]
+    reverted = AuditEvent.objects.get(action="drill.fault_reverted", object_id=str(ended.pk))
+    assert reverted.after["verified"] is True and "verify_problem" not in reverted.after
+    assert apigw.get_stage(restApiId=stack.rest_api_id, stageName="prod")["methodSettings"] == before
 
 
 def test_a_scenario_saved_around_validation_cannot_be_requested(world, operator):
