@@ -105,7 +105,6 @@ class DrillRequestForm(_ServiceErrors, forms.Form):
         # (a NUL is refused by PostgreSQL before the field can say "unknown application")
         usable = isinstance(name, str) and name and "\x00" not in name
         app = Application.objects.filter(name=name).first() if usable else None
-        self.chosen_application = app
         if app is not None:
             self.fields["scenario"].queryset = Scenario.objects.filter(
                 architecture__in=["", app.architecture]

@@ -77,8 +77,8 @@ BUILTIN_SCENARIOS = [
     {
         "slug": "throttle-region-functions",
         "name": "Throttle the region's functions",
-        "description": "Set reserved concurrency 0 on every Lambda function of the region: every "
-        "invocation is throttled (429) and the health check fails.",
+        "description": "Set reserved concurrency 0 on every Lambda function of the region, the API's "
+        "and the one behind /health: every invocation is throttled (429) and the health check fails.",
         "fault_kind": FaultKind.LAMBDA_CONCURRENCY_ZERO,
         "target_selector": {"component_kind": ComponentKind.LAMBDA_FUNCTION},
         "parameters": {"reserved_concurrency": 0},

@@ -38,7 +38,6 @@ resource policy; the console does not apply it).
 
 import hashlib
 import json
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -48,8 +47,6 @@ from controlplane.jsonvalues import canonical_json, json_safe
 from regions import discovery
 from regions.discovery import apigateway, awslambda, dynamodb, elbv2, globalaccelerator, route53, ssm
 from regions.models import Component, ComponentKind, ObservationKind
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=True)

@@ -1,6 +1,3 @@
-import operator
-from functools import reduce
-
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, RegexValidator
@@ -246,7 +243,7 @@ def record_lag_states(samples):
     WHERE the sample is newer than the row (PostgreSQL; SQLite >= 3.24), so an older
     sample stored late never replaces a newer one, whatever the order of the batches.
     `samples`: LagSample instances or tuples in LAG_STATE_COLUMNS order. Called by
-    every LagSample write (LagSampleQuerySet)."""
+    every LagSample insert (LagSampleQuerySet)."""
     rows = [
         sample if isinstance(sample, tuple) else tuple(getattr(sample, c) for c in LAG_STATE_COLUMNS)
         for sample in samples
@@ -270,49 +267,9 @@ def record_lag_states(samples):
         )
 
 
-def refresh_lag_states(pairs):
-    """Recompute the LagState of the given (application id, source, receiving) pairs
-    from their newest LagSample (after an update of samples; none left: no row)."""
-    if not pairs:
-        return
-    match = reduce(operator.or_, (
-        models.Q(application_id=app_id, source_region=source, receiving_region=receiving)
-        for app_id, source, receiving in pairs
-    ))
-    LagState.objects.filter(match).delete()
-    newest = {}
-    for row in LagSample.objects.filter(match).order_by("-at").values_list(*LAG_STATE_COLUMNS):
-        newest.setdefault(row[:3], row)
-    record_lag_states(newest.values())
-
-
-class LagSampleQuerySet(models.QuerySet):
-    """Every write of LagSample rows keeps LagState (the newest sample per pair) in the
-    same transaction: bulk_create and create/save upsert it (record_lag_states: an
-    older sample never replaces a newer one), update() recomputes the pairs it touched from their samples."""
-
-    def bulk_create(self, objs, *args, **kwargs):
-        with transaction.atomic(using=self.db, savepoint=False):
-            created = super().bulk_create(objs, *args, **kwargs)
-            record_lag_states(created)
-        return created
-
-    def update(self, **kwargs):
-        with transaction.atomic(using=self.db, savepoint=False):
-            pairs = set(self.values_list("application_id", "source_region", "receiving_region"))
-            count = super().update(**kwargs)
-            refresh_lag_states(pairs)
-        return count
-
-
-class LagSample(models.Model):
-    """Replication lag from one region's replica to another, measured at `at`.
-
-    `replicated=False` means a canary written in `source_region` was still not readable
-    in `receiving_region` after the canary timeout; then `lag_ms` is the age, at `at`, of
-    the pair's oldest canary still not replicated (regions.lag.run_canary).
-
-    Written through `objects` only (see LagSampleQuerySet): the status reads LagState."""
+class LagFields(models.Model):
+    """What a lag sample is: one measurement of one (application, source, receiving)
+    pair. LagSample keeps every one; LagState the newest per pair."""
 
     application = models.ForeignKey(
         Application, on_delete=models.CASCADE, related_name="+", db_index=False
@@ -323,6 +280,32 @@ class LagSample(models.Model):
     lag_ms = models.FloatField(null=True, blank=True)
     method = models.CharField(max_length=8, choices=LagMethod.choices)
     replicated = models.BooleanField(default=True)
+
+    class Meta:
+        abstract = True
+
+
+class LagSampleQuerySet(models.QuerySet):
+    """Every insert of LagSample rows keeps LagState (the newest sample per pair) in the
+    same transaction: bulk_create and create upsert it (record_lag_states: an older
+    sample never replaces a newer one). Samples are measurements, stored once by
+    `regions.monitoring.store_lag_samples` and never rewritten."""
+
+    def bulk_create(self, objs, *args, **kwargs):
+        with transaction.atomic(using=self.db, savepoint=False):
+            created = super().bulk_create(objs, *args, **kwargs)
+            record_lag_states(created)
+        return created
+
+
+class LagSample(LagFields):
+    """Replication lag from one region's replica to another, measured at `at`.
+
+    `replicated=False` means a canary written in `source_region` was still not readable
+    in `receiving_region` after the canary timeout; then `lag_ms` is the age, at `at`, of
+    the pair's oldest canary still not replicated (regions.lag.run_canary).
+
+    Inserted through `objects` only (see LagSampleQuerySet): the status reads LagState."""
 
     objects = LagSampleQuerySet.as_manager()
 
@@ -350,26 +333,13 @@ class LagSample(models.Model):
             super().save(*args, **kwargs)
             if adding:
                 record_lag_states([self])
-            else:
-                refresh_lag_states({(self.application_id, self.source_region,
-                                                 self.receiving_region)})
 
 
-class LagState(models.Model):
+class LagState(LagFields):
     """The newest LagSample of one (application, source, receiving) pair: what
     `regions.monitoring.latest_lags` (the status, the API, a drill's preflight) reads,
     one narrow row per pair instead of a window over the samples. Kept by every
-    LagSample write (LagSampleQuerySet), an upsert that only replaces an older row."""
-
-    application = models.ForeignKey(
-        Application, on_delete=models.CASCADE, related_name="+", db_index=False
-    )
-    source_region = models.CharField(max_length=32)
-    receiving_region = models.CharField(max_length=32)
-    at = models.DateTimeField()
-    lag_ms = models.FloatField(null=True, blank=True)
-    method = models.CharField(max_length=8, choices=LagMethod.choices)
-    replicated = models.BooleanField(default=True)
+    LagSample insert (LagSampleQuerySet), an upsert that only replaces an older row."""
 
     class Meta:
         constraints = [

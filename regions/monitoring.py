@@ -6,7 +6,6 @@ Everything that touches the database for monitoring lives here; the probe engine
 """
 
 import dataclasses
-import logging
 import statistics
 from collections import defaultdict
 from datetime import timedelta
@@ -46,8 +45,6 @@ from regions.status import (
     fold,
     replication_status,
 )
-
-log = logging.getLogger(__name__)
 
 MINUTE = timedelta(minutes=1)
 # Re-roll this many already-rolled minutes on each run, for samples stored late (a slow

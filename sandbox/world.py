@@ -25,6 +25,7 @@ from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import make_server
 
 from controlplane import aws
+from sandbox import motofixes
 from sandbox import topology as topology_mod
 from sandbox.appserver import RegionalApp
 from sandbox.awsapi import AwsFront
@@ -156,6 +157,7 @@ class Sandbox:
         for key, value in {**SANDBOX_CREDENTIALS, **MOTO_SETTINGS}.items():
             os.environ.setdefault(key, value)
         _reset_moto()
+        motofixes.install()
         front = AwsFront(self)
         self._aws_server = make_server(
             "127.0.0.1", self._aws_port, front, threaded=True, request_handler=QuietHandler

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import close_old_connections
 
 from controlplane.celery import probe_queue
+from controlplane.models import AuditEvent
 from experiments import runner, services
 from experiments.models import Compensation, Drill, DrillState, DrillStep, ObserverBatch, Scenario
 from experiments.scenarios import ensure_builtin_scenarios, validate_scenario
@@ -436,6 +437,58 @@ def test_time_to_detect_uses_the_status_engine_s_interval_and_hysteresis_and_say
         f"probes from {settings.CONTROLPLANE_VANTAGE}: /health failed "
         f"{settings.CONTROLPLANE_STATUS_FAILURES} times in a row"
     )
+
+
+@pytest.mark.parametrize("app, region, other", [
+    ("orders", "us-east-1", "us-west-2"),      # A: Route 53 health check on /health
+    ("payments", "us-west-2", "eu-central-1"),  # B: Global Accelerator health check on /health
+])
+def test_throttling_the_region_s_functions_moves_clients_away_and_back(
+    world, operator, approver, app, region, other
+):
+    """The region's /health runs on a function of its own: the scenario throttles every
+    function of the region (each call in the plan with its inverse), so the health check
+    fails, clients fail over, and come back once the concurrency is restored."""
+    throttle = scenario("throttle-region-functions", hypothesis=A_OK)
+    ended = drill(operator, approver, throttle, app=app, region=region)
+
+    calls = ended.plan["calls"]
+    functions = sorted(c["params"]["FunctionName"].rsplit(":", 1)[-1] for c in calls)
+    assert functions == [f"{app}-api", f"{app}-health"]
+    assert {(c["operation"], c["params"]["ReservedConcurrentExecutions"]) for c in calls} == {
+        ("PutFunctionConcurrency", 0)
+    }
+    assert [c["inverse"]["operation"] for c in calls] == ["DeleteFunctionConcurrency"] * 2
+    assert ended.state == DrillState.PASSED, ended.outcome_reason
+    figures = ended.figures
+    assert figures["time_to_failover"] is not None and other in figures["regions_during"]
+    assert region not in figures["regions_during"]
+    assert figures["time_to_recover"] is not None
+    lam = world.client("lambda", region)
+    for function in (f"{app}-api", f"{app}-health"):
+        assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(FunctionName=function)
+
+
+def test_a_stage_throttle_drill_on_a_stage_without_an_override_leaves_its_method_settings_as_they_were(
+    world, operator, approver
+):
+    stack = world.stack("orders", "us-east-1")
+    apigw = world.client("apigateway", "us-east-1")
+    before = apigw.get_stage(restApiId=stack.rest_api_id, stageName="prod")["methodSettings"]
+    assert "*/*" not in before
+    throttle = scenario(
+        "fail-region-health-check", fault_kind="api_stage_throttle", hypothesis=A_OK,
+        target_selector={"component_kind": "api_gateway_stage"}, parameters={},
+    )
+
+    ended = drill(operator, approver, throttle)
+
+    assert ended.state == DrillState.PASSED, ended.outcome_reason
+    [call] = ended.plan["calls"]
+    assert call["inverse"]["params"]["patchOperations"] == [{"op": "remove", "path": "/*/*"}]
+    reverted = AuditEvent.objects.get(action="drill.fault_reverted", object_id=str(ended.pk))
+    assert reverted.after["verified"] is True and "verify_problem" not in reverted.after
+    assert apigw.get_stage(restApiId=stack.rest_api_id, stageName="prod")["methodSettings"] == before
 
 
 def test_a_scenario_saved_around_validation_cannot_be_requested(world, operator):

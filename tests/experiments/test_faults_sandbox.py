@@ -8,7 +8,7 @@ import pytest
 
 from controlplane.models import AuditEvent
 from experiments import ledger
-from experiments.faults import REGISTRY, SANDBOX_PAUSE_TAG, Target
+from experiments.faults import REGISTRY, SANDBOX_PAUSE_TAG, Call, Target
 from experiments.models import Compensation, CompensationState, FaultKind
 from regions.models import Component, ComponentKind
 from tests.sandbox_support import http, wait_for
@@ -168,6 +168,38 @@ def test_stage_throttle_answers_429_and_restores_the_previous_limits(
     settings = apigw.get_stage(restApiId=stack.rest_api_id, stageName="prod")["methodSettings"]["*/*"]
     assert (settings["throttlingRateLimit"], settings["throttlingBurstLimit"]) == (50.0, 20)
     assert http("GET", f"{stack.base_url}/health")[0] == 200
+    apigw.update_stage(restApiId=stack.rest_api_id, stageName="prod", patchOperations=[
+        {"op": "remove", "path": "/*/*"},  # the stage as seeded again, for the tests after this one
+    ])
+
+
+def test_stage_throttle_on_a_stage_without_an_override_leaves_its_method_settings_as_they_were(
+    inventory, sandbox_aws, make_drill, deadline
+):
+    stack = inventory.stack("orders", "us-west-2")
+    apigw = sandbox_aws("apigateway", "us-west-2")
+    before = apigw.get_stage(restApiId=stack.rest_api_id, stageName="prod")["methodSettings"]
+    assert "*/*" not in before
+    tgt = target(ComponentKind.API_GATEWAY_STAGE, "orders", "us-west-2")
+    fault = REGISTRY[FaultKind.API_STAGE_THROTTLE]
+    [call] = fault.plan(tgt)
+    assert call.inverse.params["patchOperations"] == [{"op": "remove", "path": "/*/*"}]
+
+    comp = inject(make_drill, deadline, FaultKind.API_STAGE_THROTTLE, tgt, "orders", "us-west-2")
+    assert comp.previous_value == {"throttlingRateLimit": None, "throttlingBurstLimit": None}
+    assert apigw.get_stage(restApiId=stack.rest_api_id, stageName="prod")["methodSettings"]["*/*"][
+        "throttlingRateLimit"
+    ] == 0
+    assert http("GET", f"{stack.base_url}/health")[0] == 429
+
+    revert_and_verify(comp)
+    assert apigw.get_stage(restApiId=stack.rest_api_id, stageName="prod")["methodSettings"] == before
+    assert http("GET", f"{stack.base_url}/health")[0] == 200
+    # Replayed (a reaper after a worker died before the row was closed): AWS answers that
+    # there is no such method setting; nothing is left to undo, and nothing changes.
+    inverse = Call.from_dict(Compensation.objects.get(pk=comp.pk).inverse)
+    assert fault.replay_inverse(tgt, inverse) is None
+    assert apigw.get_stage(restApiId=stack.rest_api_id, stageName="prod")["methodSettings"] == before
 
 
 def test_alb_fixed_response_answers_503_and_restores_the_forward_action(

@@ -1,4 +1,4 @@
-"""Storing health samples in tests the way the probe workers do."""
+"""Storing health and lag samples in tests the way the probe workers and lag samplers do."""
 
 from collections import defaultdict
 from datetime import timedelta
@@ -6,8 +6,9 @@ from datetime import timedelta
 from django.utils import timezone
 
 from regions import monitoring
-from regions.models import ErrorClass, HealthSample, ProbeTargetKind
+from regions.models import ErrorClass, HealthSample, LagMethod, ProbeTargetKind
 from regions.probes import ProbeResult, ProbeTarget
+from regions.status import Lag
 
 
 def store_samples(samples):
@@ -47,6 +48,16 @@ def add_stack_samples(stack, count, *, ok=True, every=2, now=None, vantage="us-e
         )
         for i in range(count)
     )
+
+
+def store_lag(application, seconds_ago=0, lag_ms=4200, *, now=None, source="us-east-1",
+              receiving="us-west-2", method=LagMethod.CANARY, replicated=True):
+    """Store one lag sample of `application`'s pair (source -> receiving), measured
+    `seconds_ago` before `now` (default: now), through `monitoring.store_lag_samples` as
+    the lag samplers do: the row and the pair's LagState. Returns the sample's time."""
+    at = (now or timezone.now()) - timedelta(seconds=seconds_ago)
+    monitoring.store_lag_samples([Lag(source, receiving, at, lag_ms, method, replicated)], application.pk)
+    return at
 
 
 def replay(samples, thresholds):

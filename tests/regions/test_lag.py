@@ -13,6 +13,7 @@ from regions import lag, monitoring
 from regions.discovery import run_discovery
 from regions.models import Application, Architecture, LagMethod, LagSample, Region, Stack
 from regions.status import HealthStatus
+from tests.regions.samples import store_lag
 from tests.regions.test_aws_health import count_calls
 from tests.sandbox_support import wait_for
 
@@ -143,21 +144,10 @@ def shop(db):
     return app
 
 
-def sample(app, seconds_ago, lag_ms=4200, now=None, **fields):
-    now = now or timezone.now()
-    return LagSample.objects.create(
-        application=app, source_region="us-east-1", receiving_region="us-west-2",
-        at=now - timedelta(seconds=seconds_ago), lag_ms=lag_ms, method=fields.pop("method", LagMethod.CANARY),
-        **fields,
-    )
-
-
-def test_a_lag_never_outlives_its_staleness_bound(shop, settings, client, viewer):
-    from controlplane.api import issue_token
-
+def test_a_lag_never_outlives_its_staleness_bound(shop, settings):
     settings.CONTROLPLANE_LAG_STALE_SECONDS = 60
     now = timezone.now()
-    old = sample(shop, 59, now=now)
+    store_lag(shop, 59, now=now)
     assert replication_into(shop, "us-west-2", now).status == HealthStatus.DEGRADED
 
     later = now + timedelta(seconds=2)  # 61 s after the sample
@@ -166,17 +156,25 @@ def test_a_lag_never_outlives_its_staleness_bound(shop, settings, client, viewer
     assert (verdict.status, verdict.reason) == (HealthStatus.UNKNOWN, "no lag sample for 1 min 1 s")
     assert monitoring.load_picture(later, application_ids=[shop.pk])[shop.pk].lags == []
     assert monitoring.replication_now(shop.pk, later)["us-west-2"] == verdict
-    # the API shows no lag past its bound either
-    LagSample.objects.filter(pk=old.pk).update(at=now - timedelta(seconds=61))
+
+
+def test_the_api_shows_no_lag_past_its_staleness_bound(shop, settings, client, viewer):
+    from controlplane.api import issue_token
+
+    settings.CONTROLPLANE_LAG_STALE_SECONDS = 60
+    store_lag(shop, 61)
+    store_lag(shop, 1, lag_ms=300, source="us-west-2", receiving="us-east-1")
     token = issue_token(viewer)[1]
+
     response = client.get("/api/v1/status", headers={"Authorization": f"Bearer {token}"})
+
     (entry,) = response.json()["applications"]
-    assert entry["lag"] == []
+    assert [(x["source_region"], x["receiving_region"]) for x in entry["lag"]] == [("us-west-2", "us-east-1")]
 
 
 def test_a_lag_measured_before_a_restart_is_not_current(shop):
     now = timezone.now()
-    sample(shop, 20, lag_ms=66800, now=now)
+    store_lag(shop, 20, lag_ms=66800, now=now)
     assert replication_into(shop, "us-west-2", now).status == HealthStatus.DEGRADED
 
     # beat (the scheduler of every sampler) started again 10 s ago
@@ -187,7 +185,7 @@ def test_a_lag_measured_before_a_restart_is_not_current(shop):
     assert (verdict.status, verdict.reason) == (HealthStatus.UNKNOWN, "no lag samples")
     assert monitoring.replication_now(shop.pk, now) == {}
     # measured again since: that is the lag
-    sample(shop, 5, lag_ms=300, now=now)
+    store_lag(shop, 5, lag_ms=300, now=now)
     verdict = replication_into(shop, "us-west-2", now)
     assert (verdict.status, verdict.reason) == (HealthStatus.HEALTHY, "lag ≤ 0.3 s")
 
@@ -195,13 +193,13 @@ def test_a_lag_measured_before_a_restart_is_not_current(shop):
 def test_the_status_loader_reads_the_current_lags_in_one_query(shop, django_assert_num_queries):
     now = timezone.now()
     for seconds in (50, 40, 30):
-        sample(shop, seconds, now=now, method=LagMethod.METRIC)
-    newest = sample(shop, 10, lag_ms=250, now=now)
+        store_lag(shop, seconds, now=now, method=LagMethod.METRIC)
+    newest_at = store_lag(shop, 10, lag_ms=250, now=now)
 
     with django_assert_num_queries(1):
         lags = monitoring.latest_lags([shop.pk], now)
 
-    assert [x.at for x in lags[shop.pk]] == [newest.at]
+    assert [x.at for x in lags[shop.pk]] == [newest_at]
 
 
 def test_a_sample_stored_late_never_replaces_a_newer_one(shop, django_assert_num_queries):
