@@ -23,7 +23,7 @@ audited (the stack page's "Apply undo", regions.views.apply_drift_undo).
 | ga_endpoint_group | TrafficDialPercentage 0, endpoint Weight 0 | UpdateEndpointGroup dial 100 / Weight 128 |
 | lambda_function | reserved concurrency 0 | DeleteFunctionConcurrency |
 | ssm_fault_parameter | `is_enabled: true` | PutParameter with is_enabled=false |
-| api_gateway_stage | a throttling rate limit of 0 | UpdateStage rate 10000, burst 5000 (AWS's defaults) |
+| api_gateway_stage | a throttling rate limit of 0 | UpdateStage: remove that method setting (the stage's own limits apply again) |
 | alb_listener | default action fixed-response | ModifyListener back to forward (its target group) |
 | arc_routing_control | state Off (observation) | UpdateRoutingControlState On |
 | dynamodb_replica | replication paused (observation) | see below |
@@ -114,8 +114,6 @@ class Finding(NamedTuple):
 ROUTE53_REGION = GLOBAL_SERVICE_REGIONS["route53"]
 GA_REGION = GLOBAL_SERVICE_REGIONS["globalaccelerator"]
 DEFAULT_WEIGHT = 128  # Global Accelerator's default endpoint weight
-# API Gateway's default throttling (the account-level limits: requests per second, burst)
-DEFAULT_RATE, DEFAULT_BURST = "10000", "5000"
 
 
 def _float(value, default=None):
@@ -221,11 +219,9 @@ def _component_findings(c, now, stale):
                     f"stage {c.name} is throttled (rate limit 0 on {key})",
                     Undo("apigateway", c.region, "UpdateStage", {
                         "restApiId": cfg.get("restApiId"), "stageName": cfg.get("stageName"),
-                        # the value before the fault is not known: AWS's default limits
-                        "patchOperations": [
-                            {"op": "replace", "path": f"/{key}/throttling/{limit}", "value": value}
-                            for limit, value in (("rateLimit", DEFAULT_RATE), ("burstLimit", DEFAULT_BURST))
-                        ],
+                        # the value before the fault is not known: remove the override, as
+                        # the drill's own inverse does when there was none before it
+                        "patchOperations": [{"op": "remove", "path": f"/{key}"}],
                     }),
                 )
     elif c.kind == ComponentKind.ALB_LISTENER:
