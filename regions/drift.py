@@ -23,7 +23,7 @@ audited (the stack page's "Apply undo", regions.views.apply_drift_undo).
 | ga_endpoint_group | TrafficDialPercentage 0, endpoint Weight 0 | UpdateEndpointGroup dial 100 / Weight 128 |
 | lambda_function | reserved concurrency 0 | DeleteFunctionConcurrency |
 | ssm_fault_parameter | `is_enabled: true` | PutParameter with is_enabled=false |
-| api_gateway_stage | a throttling rate limit of 0 | UpdateStage: remove that method setting (the stage's own limits apply again) |
+| api_gateway_stage | a throttling rate limit of 0 | UpdateStage removing that method setting |
 | alb_listener | default action fixed-response | ModifyListener back to forward (its target group) |
 | arc_routing_control | state Off (observation) | UpdateRoutingControlState On |
 | dynamodb_replica | replication paused (observation) | see below |
