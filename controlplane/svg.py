@@ -27,10 +27,11 @@ def _label(value):
     return f"{value:g}"
 
 
-def line_chart(series, *, x_label, y_label, title, y_min=None, y_max=None):
+def line_chart(series, *, x_label, y_label, title, y_min=None, y_max=None, x_format=_label):
     """An SVG line chart (safe markup) of `series`: [(name, [(x, y), ...])], each a
-    line with its points marked, a legend, axes with round ticks and their labels.
-    `title` is the chart's accessible name. Empty series draw "no data"."""
+    line with its points marked, a legend, axes with round ticks and their labels
+    (`x_format(x)` for the x axis: e.g. a date). `title` is the chart's accessible
+    name. Empty series draw "no data"."""
     points = [p for _, pts in series for p in pts]
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
@@ -65,7 +66,7 @@ def line_chart(series, *, x_label, y_label, title, y_min=None, y_max=None):
                      f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{_label(tick)}</text>')
     for tick in _ticks(x0, x1):
         parts.append(f'<text x="{sx(tick):.1f}" y="{TOP + plot_h + 16}" text-anchor="middle">'
-                     f'{_label(tick)}</text>')
+                     f'{escape(x_format(tick))}</text>')
     parts.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle">'
                  f'{escape(x_label)}</text>')
     parts.append(f'<text x="14" y="{TOP + plot_h / 2:.1f}" text-anchor="middle" '

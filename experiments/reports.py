@@ -49,8 +49,15 @@ def _trend_chart(drills, since):
             recover.append((day, round(figures["time_to_recover"], 2)))
     series = [(name, points) for name, points in (("time to fail over", failover),
                                                   ("time to recover", recover)) if points]
-    chart = line_chart(series, x_label="days since the period's start", y_label="seconds",
-                       title="Time to fail over and to recover", y_min=0)
+    days = [day for _, points in series for day, _ in points]
+    # A date per tick; with the time of day when the drills lie within two days.
+    shape = "%b %d %H:%M" if days and max(days) - min(days) < 2 else "%Y-%m-%d"
+
+    def when(day):
+        return (since + timedelta(days=day)).strftime(shape)
+
+    chart = line_chart(series, x_label="finished (UTC)", y_label="seconds",
+                       title="Time to fail over and to recover", y_min=0, x_format=when)
     return chart, bool(series)
 
 

@@ -698,6 +698,12 @@ def _scenario_page(request, scenario, form, status=200, export=None):
         "form": form,
         "editable": form is not None,
         "export": export if export is not None or scenario is None else ScenarioExportForm(scenario=scenario),
+        # A read-only scenario's settings as the JSON the form and the API take.
+        "settings": scenario and [
+            (title, json.dumps(getattr(scenario, field), indent=2, sort_keys=True))
+            for title, field in (("Target selector", "target_selector"), ("Parameters", "parameters"),
+                                 ("Hypothesis", "hypothesis"), ("Stop conditions", "stop_conditions"))
+        ],
     }
     return render_page(request, "experiments/scenario_form.html", context, status=status)
 

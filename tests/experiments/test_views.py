@@ -773,6 +773,9 @@ def test_built_in_scenarios_are_read_only(operator, client_for, db):
     client = client_for(operator)
     page = client.get(reverse("experiments:scenario", args=["fail-region-health-check"]))
     assert page.context["form"] is None and "Copy it" in page.content.decode()
+    # Its settings as the JSON the form and the API take, not Python's repr.
+    body = page.content.decode()
+    assert "{&#x27;" not in body and "&quot;component_kind&quot;: &quot;route53_health_check&quot;" in body
     assert (
         client.post(
             reverse("experiments:scenario-save", args=["fail-region-health-check"]), {"name": "x"}
