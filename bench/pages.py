@@ -52,9 +52,10 @@ database at the end; default: dropped), BENCH_TIMEOUT (1200 s), BENCH_EXPLAIN=1
 (print EXPLAIN ANALYZE of the heaviest queries), BENCH_BASELINE=<directory> (a checkout
 of the code to compare with, e.g. `git worktree add /tmp/base main`: a second gunicorn
 runs it on the same database, and every request goes to both, one after the other in
-alternating order; the output adds its p50 / p95 and the ratio of this code's p50 to
-the baseline's: a before / after comparison under the same noise; a request the
-baseline answers with another status, e.g. a poll it does not know, is not compared).
+alternating order, each with sessions that server accepts and the poll tags it gave; the
+output adds its p50 / p95 and the ratio of this code's p50 to the baseline's: a before /
+after comparison under the same noise; a request the baseline answers with another
+status, e.g. a poll it does not know, is not compared).
 """
 
 import http.client
@@ -292,13 +293,36 @@ def make_live(drill):
     return Drill.objects.filter(state__in=list(LIVE_STATES)).count()
 
 
-def poll_tags(user, paths):
-    """{path: the tag of what a poll of it shows `user` now} (controlplane.rendering.polled)."""
+# In a request's headers: the tag that server gave the user for the path (a no-change poll).
+CURRENT_TAG = object()
+
+
+def poll_tag(port, path, cookie):
+    """The tag of what a poll of `path` shows the session's user now, as the server on
+    `port` says it (controlplane.rendering.polled)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", path, headers={"Cookie": cookie, "Host": "127.0.0.1", "HX-Request": "true"})
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response.getheader("HX-PTag")
+
+
+def baseline_backend():
+    """The authentication backend to sign in with for the baseline: this code's own if the
+    baseline lists it, else Django's ModelBackend (code before controlplane/authcache.py)."""
+    ours = settings.AUTHENTICATION_BACKENDS[-1]
+    listed = (Path(BASELINE) / "controlplane" / "settings.py").read_text()
+    return ours if f'"{ours}"' in listed else "django.contrib.auth.backends.ModelBackend"
+
+
+def new_session(user, backend):
+    """A signed-in session of `user` through `backend` -> its key."""
     from django.test import Client
 
     client = Client()
-    client.force_login(user)
-    return {path: client.get(path, headers={"HX-Request": "true"})["HX-PTag"] for path in paths}
+    client.force_login(user, backend=backend)
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
 
 
 def approver():
@@ -402,6 +426,9 @@ def query_counts(user, requests):
     client.force_login(user)
     counts = {}
     for label, (path, headers, status) in requests.items():
+        if CURRENT_TAG in headers.values():
+            tag = client.get(path, headers={"HX-Request": "true"})["HX-PTag"]
+            headers = {key: tag if value is CURRENT_TAG else value for key, value in headers.items()}
         client.get(path, headers=headers)  # warm caches (permissions, content types)
         with CaptureQueriesContext(connection) as ctx:
             assert client.get(path, headers=headers).status_code == status, label
@@ -459,8 +486,6 @@ def main():
         role_user = approver()
         stacks = list(Stack.objects.select_related("application", "region").order_by("pk")[:2])
         detail, drills, banner = f"/drills/{drill.pk}/", "/drills/", "/drills/halt/banner/"
-        tags = poll_tags(user, [detail, drills, banner])
-        role_tag = poll_tags(role_user, [detail])[detail]
         htmx = {"HX-Request": "true"}
         pages = {  # label: (path, headers, status)
             "overview": ("/", {}, 200),
@@ -469,19 +494,19 @@ def main():
             "stack 24h": (f"/apps/{stacks[0].application.name}/{stacks[0].region.code}/?window=24h", {}, 200),
             "drill page": (detail, {}, 200),
             "drill poll, renders": (detail, htmx, 200),
-            "drill poll, no change": (detail, {**htmx, "HX-PTag": tags[detail]}, 204),
-            "drill poll, 304": (detail, {**htmx, "If-None-Match": tags[detail]}, 304),
+            "drill poll, no change": (detail, {**htmx, "HX-PTag": CURRENT_TAG}, 204),
+            "drill poll, 304": (detail, {**htmx, "If-None-Match": CURRENT_TAG}, 304),
             "drills list": (drills, {}, 200),
             "list poll, renders": (drills, htmx, 200),
-            "list poll, no change": (drills, {**htmx, "HX-PTag": tags[drills]}, 204),
+            "list poll, no change": (drills, {**htmx, "HX-PTag": CURRENT_TAG}, 204),
             "halt banner, renders": (banner, htmx, 200),
-            "banner, no change": (banner, {**htmx, "HX-PTag": tags[banner]}, 204),
+            "banner, no change": (banner, {**htmx, "HX-PTag": CURRENT_TAG}, 204),
             "trivial /healthz": ("/healthz", {}, 200),
         }
         as_approver = {  # the same as a role user, as viewers, operators and approvers poll
             "drill page, approver": (detail, {}, 200),
             "drill poll renders, appr.": (detail, htmx, 200),
-            "drill poll no change, appr.": (detail, {**htmx, "HX-PTag": role_tag}, 204),
+            "drill poll no change, appr.": (detail, {**htmx, "HX-PTag": CURRENT_TAG}, 204),
         }
         other_stack = f"/apps/{stacks[1].application.name}/{stacks[1].region.code}/"
         counts, session = query_counts(
@@ -489,8 +514,10 @@ def main():
         )
         role_counts, role_session = query_counts(role_user, as_approver)
         counts.update(role_counts)
-        cookies = {label: f"{settings.SESSION_COOKIE_NAME}={session}" for label in pages}
-        cookies.update({label: f"{settings.SESSION_COOKIE_NAME}={role_session}" for label in as_approver})
+        sessions = {"this code": {user: session, role_user: role_session}}
+        if BASELINE:  # sessions the baseline's code accepts (it may not know this code's backend)
+            sessions["baseline"] = {u: new_session(u, baseline_backend()) for u in (user, role_user)}
+        owner = {**dict.fromkeys(pages, user), **dict.fromkeys(as_approver, role_user)}
         pages.update(as_approver)
         if EXPLAIN:
             from regions import monitoring  # noqa: F401
@@ -510,22 +537,27 @@ def main():
         _, until = fill_target_states(timezone.now() - timedelta(seconds=60))
         writer = StateWriter(until)
         writer.start()
-        times, not_compared = {}, {}
+        times, not_compared, asks = {}, {}, {}
         for name, (_, port) in servers.items():  # warm-up; which requests the baseline answers alike
             for label, (path, headers, status) in pages.items():
+                cookie = f"{settings.SESSION_COOKIE_NAME}={sessions[name][owner[label]]}"
+                # A no-change poll sends back the tag this server gave this user for the path.
+                headers = {key: poll_tag(port, path, cookie) if value is CURRENT_TAG else value
+                           for key, value in headers.items()}
                 try:
-                    get(port, path, cookies[label], headers, status)
+                    get(port, path, cookie, headers, status)
                     times[label, name] = []
+                    asks[label, name] = (cookie, headers)
                 except UnexpectedStatus as exc:
                     if name == "this code":
                         raise
                     not_compared[label] = exc.status
         for n in range(REQUESTS):
-            for label, (path, headers, status) in pages.items():  # interleaved: the same noise for every page
+            for label, (path, _, status) in pages.items():  # interleaved: the same noise for every page
                 order = list(servers.items())
                 for name, (_, port) in order[n % 2:] + order[:n % 2]:  # alternating which goes first
                     if (label, name) in times:
-                        times[label, name].append(get(port, path, cookies[label], headers, status))
+                        times[label, name].append(get(port, path, *asks[label, name], status))
     finally:
         if writer is not None:
             writer.stop.set()

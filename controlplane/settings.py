@@ -155,6 +155,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # under the var directory in the embedded default (one machine). Never a per-process
 # memory cache: it would keep a signed-out session alive in the other workers.
 CACHE_URL = env_url("CONTROLPLANE_CACHE_URL", "", schemes={"redis", "rediss"})
+if PRODUCTION and not CACHE_URL:
+    raise ImproperlyConfigured(
+        "CONTROLPLANE_CACHE_URL (redis://...) must be set when CONTROLPLANE_PRODUCTION is true: "
+        "sessions and roles are cached, and every web process on every machine must share the cache."
+    )
 if CACHE_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
 else:

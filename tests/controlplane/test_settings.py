@@ -67,6 +67,7 @@ PRODUCTION = {
     "ALLOWED_HOSTS": "controlplane.example.com",
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
     "CONTROLPLANE_BROKER_URL": "redis://127.0.0.1:6379/0",
+    "CONTROLPLANE_CACHE_URL": "redis://127.0.0.1:6379/1",
     "CONTROLPLANE_AUDIT_KEY": "prod-1:" + "s" * 48,
 }
 
@@ -82,6 +83,23 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
     result = _manage(["check"], tmp_path, **settings)
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_production_refuses_to_start_without_a_shared_cache(tmp_path):
+    """Sessions and roles are cached (controlplane/authcache.py): a cache of one machine
+    would keep a signed-out session alive on the others."""
+    settings = {k: v for k, v in PRODUCTION.items() if k != "CONTROLPLANE_CACHE_URL"}
+    result = _manage(["check"], tmp_path, **settings)
+    assert result.returncode != 0
+    assert "CONTROLPLANE_CACHE_URL (redis://...) must be set" in result.stderr
+
+
+def test_the_cache_is_redis_when_named_and_a_shared_folder_otherwise(tmp_path):
+    show = ["shell", "-c", "from django.conf import settings; print(settings.CACHES['default'])"]
+    named = _manage(show, tmp_path, CONTROLPLANE_CACHE_URL="redis://127.0.0.1:6379/3")
+    assert "RedisCache" in named.stdout and "redis://127.0.0.1:6379/3" in named.stdout
+    default = _manage(show, tmp_path)
+    assert "FileBasedCache" in default.stdout and str(tmp_path / "cache") in default.stdout
 
 
 def test_production_refuses_to_start_without_an_audit_key(tmp_path):
