@@ -2,6 +2,7 @@ from django.urls import path
 
 from controlplane import openapi
 from experiments import api as drills_api
+from notifications import api as notifications_api
 from regions import api as regions_api
 
 urlpatterns = [
@@ -16,5 +17,7 @@ urlpatterns = [
     path("drills/<int:pk>/reject", drills_api.reject, name="api-drill-reject"),
     path("drills/<int:pk>/abort", drills_api.abort, name="api-drill-abort"),
     path("halt", drills_api.halt, name="api-halt"),
+    path("channels", notifications_api.channels, name="api-channels"),
+    path("channels/<int:pk>", notifications_api.channel, name="api-channel"),
     path("openapi.json", openapi.openapi_json, name="api-openapi"),
 ]

@@ -13,6 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("controlplane.api_urls")),
     path("drills/", include("experiments.urls")),
+    path("notifications/", include("notifications.urls")),
     path("", include("regions.urls")),
 ]
 

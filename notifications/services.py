@@ -32,14 +32,22 @@ DELIVER_TASK = "notifications.tasks.deliver"
 MANAGE = "notifications.manage_channels"
 # Longer than any send can take (the HTTP, SNS or SMTP timeouts), so a live claim is never taken.
 CLAIM_STALE = timedelta(minutes=5)
-SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z]{2,4}(-[a-z]+)?-[a-z]+-\d{1,2}:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
+SNS_TOPIC_ARN = re.compile(
+    r"^arn:aws[a-z-]*:sns:[a-z]{2,4}(-[a-z]+)?-[a-z]+-\d{1,2}:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$"
+)
 ALL = "all"
 
 
 # --- channels ------------------------------------------------------------------------
 
 
+# Who `manage.py add_channel` acts as: whoever runs manage.py holds the machine already.
+COMMAND_ACTOR = "command"
+
+
 def _check_manager(user):
+    if user == COMMAND_ACTOR:
+        return
     if not user.has_perm(MANAGE):
         raise PermissionDenied("Managing notification channels needs the admin role.")
 
@@ -66,7 +74,8 @@ def _check_target(kind, target):
                 return {"target": "env:NAME needs an environment variable name (A-Z, 0-9, _)."}
             return {}
         if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", target):
-            return {"target": "A webhook target is an http(s):// URL, or env:NAME to read it from a variable."}
+            return {"target": "A webhook target is an http(s):// URL, or env:NAME to read it "
+                              "from a variable."}
     elif kind == ChannelKind.SNS:
         if not SNS_TOPIC_ARN.fullmatch(target):
             return {"target": "An SNS target is a topic ARN: arn:aws:sns:REGION:ACCOUNT:NAME."}
@@ -216,7 +225,8 @@ def dispatch(delivery_id):
 
 
 def _claim(delivery_id, now):
-    claimable = Q(state=DeliveryState.PENDING) | Q(state=DeliveryState.SENDING, claimed_at__lt=now - CLAIM_STALE)
+    stale = Q(state=DeliveryState.SENDING, claimed_at__lt=now - CLAIM_STALE)
+    claimable = Q(state=DeliveryState.PENDING) | stale
     return Delivery.objects.filter(claimable, pk=delivery_id).update(
         state=DeliveryState.SENDING, claimed_at=now, attempts=F("attempts") + 1
     )
