@@ -453,13 +453,20 @@ NOTIFY_QUEUE = env_str("CONTROLPLANE_NOTIFY_QUEUE", "celery")
 NOTIFY_MAX_RETRIES = env_int("CONTROLPLANE_NOTIFY_MAX_RETRIES", 5, minimum=0, maximum=20)
 NOTIFY_RETRY_BACKOFF = env_int("CONTROLPLANE_NOTIFY_RETRY_BACKOFF", 10, minimum=1)
 NOTIFY_TIMEOUT = env_float("CONTROLPLANE_NOTIFY_TIMEOUT", 5.0, minimum=0.1)
-# Email: Django's backends; the console backend (the worker's output) unless set.
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
-EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
-EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
-EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+# Email: Django's mailers (MAILERS, Django 6.1), from EMAIL_BACKEND and, for SMTP,
+# EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS; the console
+# backend (the worker's output) unless set.
+_email_backend = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+MAILERS = {"default": {"BACKEND": _email_backend}}
+if _email_backend.endswith(".smtp.EmailBackend"):
+    MAILERS["default"]["OPTIONS"] = {
+        "host": env_str("EMAIL_HOST", "localhost"),
+        "port": env_int("EMAIL_PORT", 25, minimum=1, maximum=65535),
+        "username": env_str("EMAIL_HOST_USER", ""),
+        "password": env_str("EMAIL_HOST_PASSWORD", ""),
+        "use_tls": env_bool("EMAIL_USE_TLS", False),
+        "timeout": NOTIFY_TIMEOUT,
+    }
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "controlplane@localhost")
 
 # --- AWS ------------------------------------------------------------------------
