@@ -71,11 +71,11 @@ PATHS = {
             },
         },
     },
-    "/channels/{id}": {
+    "/channels/{pk}": {
         "delete": {
             "operationId": "deleteChannel",
             "summary": "Delete a notification channel and its deliveries (admins only; audited)",
-            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "parameters": [{"name": "pk", "in": "path", "required": True, "schema": {"type": "integer"}}],
             "responses": {
                 "204": {"description": "Deleted."},
                 "404": _json("Error", "No such channel."),

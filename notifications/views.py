@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from notifications import services
 from notifications.forms import ChannelForm
@@ -90,16 +90,21 @@ def channel_test(request, pk):
 
 @login_required
 @permission_required("regions.view_stack", raise_exception=True)
-@require_http_methods(["GET", "POST"])
-def email_opt_in(request):
-    """Any user with a role asks for the email channels' events, at their address."""
-    if request.method == "POST":
-        wanted = request.POST.get("wanted") == "true"
-        if wanted and not request.user.email:
-            messages.error(request, "Your account has no email address: ask an admin to set one.")
-        elif services.set_email_opt_in(request.user, wanted, request_id=request.request_id):
-            messages.success(request, "You will get email notifications." if wanted
-                             else "You will get no more email notifications.")
-        return redirect("notifications:email")
+@require_GET
+def email_page(request):
     opted_in = EmailOptIn.objects.filter(user=request.user).exists()
     return render(request, "notifications/email.html", {"opted_in": opted_in})
+
+
+@login_required
+@permission_required("regions.view_stack", raise_exception=True)
+@require_POST
+def email_opt_in(request):
+    """Any user with a role asks for the email channels' events, at their address."""
+    wanted = request.POST.get("wanted") == "true"
+    if wanted and not request.user.email:
+        messages.error(request, "Your account has no email address: ask an admin to set one.")
+    elif services.set_email_opt_in(request.user, wanted, request_id=request.request_id):
+        messages.success(request, "You will get email notifications." if wanted
+                         else "You will get no more email notifications.")
+    return redirect("notifications:email")

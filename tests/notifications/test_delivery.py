@@ -29,7 +29,8 @@ def test_a_webhook_gets_the_event_exactly_once_after_a_500_and_a_retry(
 
     assert [status for status, _ in hook.requests] == [500, 200]
     [body] = hook.accepted()
-    assert (body["kind"], body["summary"], body["payload"]) == ("drill_passed", "Drill #1 passed", {"drill": 1})
+    assert (body["kind"], body["summary"]) == ("drill_passed", "Drill #1 passed")
+    assert body["payload"] == {"drill": 1}
     delivery.refresh_from_db()
     assert (delivery.state, delivery.attempts, delivery.result) == (DeliveryState.DELIVERED, 2, "HTTP 200")
     audited = AuditEvent.objects.get(action="notification.delivered")
@@ -90,10 +91,9 @@ def test_an_event_of_a_rolled_back_transaction_is_not_sent(webhook, django_captu
     from django.db import transaction
 
     webhook("https://hooks.example.com/a")
-    with django_capture_on_commit_callbacks(execute=True):
-        with pytest.raises(RuntimeError), transaction.atomic():
-            events.publish(EventKind.HALTED, "Drills halted")
-            raise RuntimeError("the halt failed")
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError), transaction.atomic():
+        events.publish(EventKind.HALTED, "Drills halted")
+        raise RuntimeError("the halt failed")
     assert not Delivery.objects.exists()
 
 
