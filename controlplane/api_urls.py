@@ -2,6 +2,7 @@ from django.urls import path
 
 from controlplane import openapi
 from experiments import api as drills_api
+from notifications import api as notifications_api
 from regions import api as regions_api
 
 urlpatterns = [
@@ -18,5 +19,7 @@ urlpatterns = [
     path("drills/<int:pk>/evidence", drills_api.drill_evidence, name="api-drill-evidence"),
     path("drills/<int:pk>/evidence.pdf", drills_api.drill_evidence_pdf, name="api-drill-evidence-pdf"),
     path("halt", drills_api.halt, name="api-halt"),
+    path("channels", notifications_api.channels, name="api-channels"),
+    path("channels/<int:pk>", notifications_api.channel, name="api-channel"),
     path("openapi.json", openapi.openapi_json, name="api-openapi"),
 ]

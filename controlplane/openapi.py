@@ -14,6 +14,7 @@ from controlplane.openapi_schema import nullable as _nullable
 from controlplane.openapi_schema import obj as _object
 from controlplane.openapi_schema import ref as _ref
 from experiments import openapi as experiments_openapi
+from notifications import openapi as notifications_openapi
 from regions.models import Architecture, ComponentKind, LagMethod
 from regions.status import HealthStatus
 
@@ -302,6 +303,8 @@ DOCUMENT = {
 # The drills' endpoints are documented beside their views (experiments/openapi.py).
 DOCUMENT["paths"] |= experiments_openapi.PATHS
 DOCUMENT["components"]["schemas"] |= experiments_openapi.SCHEMAS
+DOCUMENT["paths"] |= notifications_openapi.PATHS
+DOCUMENT["components"]["schemas"] |= notifications_openapi.SCHEMAS
 
 
 @api_view(["GET"], public=True)

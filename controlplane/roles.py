@@ -6,7 +6,7 @@ operator  viewer + runs discovery, requests, aborts and halts drills, edits scen
 approver  viewer + approves or rejects drills, aborts them and halts them all, reads and
           exports the audit log.
 admin     everything: inventory changes and import, drills (request, approve, abort, halt
-          and clear the halt), scenarios, drift undo, the audit log.
+          and clear the halt), scenarios, drift undo, the audit log, notification channels.
 
 Roles are cumulative only where listed: an operator cannot approve, an approver cannot
 request. Whoever may abort a drill may also halt them all (stop everything at once). A
@@ -61,7 +61,7 @@ ROLE_PERMISSIONS = {
     OPERATOR: _VIEW + ["regions.run_discovery", "regions.apply_drift_undo"] + _DRILL_OPERATOR,
     APPROVER: _VIEW + _AUDIT + _DRILL_APPROVER,
     ADMIN: _VIEW + _AUDIT + _INVENTORY_ADMIN + ["regions.run_discovery", "regions.apply_drift_undo"]
-    + _DRILL_ADMIN,
+    + _DRILL_ADMIN + ["notifications.manage_channels"],
 }
 
 

@@ -5,6 +5,7 @@ The defaults are the embedded ones: a SQLite file and a broker in files under va
 CONTROLPLANE_PRODUCTION=true and the URLs; SECRET_KEY and ALLOWED_HOSTS are then required.
 """
 
+import base64
 import os
 import re
 import secrets
@@ -88,6 +89,7 @@ INSTALLED_APPS = [
     "controlplane",
     "regions",
     "experiments",
+    "notifications",
     "sandbox",
 ]
 
@@ -439,6 +441,49 @@ CONTROLPLANE_CANARY_TIMEOUT = env_float("CONTROLPLANE_CANARY_TIMEOUT", 10.0, min
 CONTROLPLANE_CANARY_POLL_INTERVAL = env_float("CONTROLPLANE_CANARY_POLL_INTERVAL", 0.05, minimum=0.01)
 CONTROLPLANE_CANARY_TTL_ATTRIBUTE = env_str("CONTROLPLANE_CANARY_TTL_ATTRIBUTE", "expires_at")
 CONTROLPLANE_CANARY_TTL_SECONDS = env_int("CONTROLPLANE_CANARY_TTL_SECONDS", 3600, minimum=60)
+
+# --- Notifications (notifications/, docs/OPERATIONS.md "Notifications") --------------
+
+
+def _notify_key():
+    """CONTROLPLANE_NOTIFY_KEY: the Fernet key webhook URLs are encrypted with; unset,
+    one is derived from SECRET_KEY (notifications/secrets.py)."""
+    key = env_str("CONTROLPLANE_NOTIFY_KEY", "")
+    if key:
+        try:
+            decoded = base64.urlsafe_b64decode(key.encode())
+        except ValueError:
+            decoded = b""
+        if len(decoded) != 32:
+            raise ImproperlyConfigured(
+                "CONTROLPLANE_NOTIFY_KEY must be a Fernet key: 32 bytes in URL-safe base64 "
+                "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')."
+            )
+    return key
+
+
+NOTIFY_KEY = _notify_key()
+NOTIFY_QUEUE = env_str("CONTROLPLANE_NOTIFY_QUEUE", "celery")
+# A delivery is tried 1 + NOTIFY_MAX_RETRIES times, waiting about BACKOFF, 2 x BACKOFF, 4 x
+# BACKOFF ... seconds (at most 10 minutes) between tries (Celery's retry_backoff, with jitter).
+NOTIFY_MAX_RETRIES = env_int("CONTROLPLANE_NOTIFY_MAX_RETRIES", 5, minimum=0, maximum=20)
+NOTIFY_RETRY_BACKOFF = env_int("CONTROLPLANE_NOTIFY_RETRY_BACKOFF", 10, minimum=1)
+NOTIFY_TIMEOUT = env_float("CONTROLPLANE_NOTIFY_TIMEOUT", 5.0, minimum=0.1)
+# Email: Django's mailers (MAILERS, Django 6.1), from EMAIL_BACKEND and, for SMTP,
+# EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS; the console
+# backend (the worker's output) unless set.
+_email_backend = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+MAILERS = {"default": {"BACKEND": _email_backend}}
+if _email_backend.endswith(".smtp.EmailBackend"):
+    MAILERS["default"]["OPTIONS"] = {
+        "host": env_str("EMAIL_HOST", "localhost"),
+        "port": env_int("EMAIL_PORT", 25, minimum=1, maximum=65535),
+        "username": env_str("EMAIL_HOST_USER", ""),
+        "password": env_str("EMAIL_HOST_PASSWORD", ""),
+        "use_tls": env_bool("EMAIL_USE_TLS", False),
+        "timeout": NOTIFY_TIMEOUT,
+    }
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "controlplane@localhost")
 
 # --- AWS ------------------------------------------------------------------------
 # Sends every boto3 call to this endpoint (the sandbox, or a test's moto server).

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/v1/", include("controlplane.api_urls")),
     path("drills/", include("experiments.urls")),
     path("reports/", include("experiments.report_urls")),
+    path("notifications/", include("notifications.urls")),
     path("", include("regions.urls")),
 ]
 

@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from controlplane import audit
+from controlplane import audit, events
 from controlplane.celery import PUBLISH_ERRORS
 from controlplane.celery import app as celery_app
 from controlplane.models import AuditSource
@@ -52,6 +52,27 @@ log = logging.getLogger(__name__)
 
 # The run message's task (experiments.tasks.run_drill), sent by name.
 RUN_DRILL_TASK = "experiments.tasks.run_drill"
+
+# The states whose entry is told to the notification channels (controlplane/events.py).
+STATE_EVENTS = {
+    DrillState.RUNNING: events.EventKind.DRILL_STARTED,
+    DrillState.PASSED: events.EventKind.DRILL_PASSED,
+    DrillState.FAILED: events.EventKind.DRILL_FAILED,
+    DrillState.INCONCLUSIVE: events.EventKind.DRILL_INCONCLUSIVE,
+    DrillState.ABORTED: events.EventKind.DRILL_ABORTED,
+    DrillState.ERRORED: events.EventKind.DRILL_ERRORED,
+}
+
+
+def _publish(kind, drill, what):
+    """Tell the channels about `drill`: "Drill #3 <scenario> on <app>/<region> <what>"."""
+    name = drill.audit_repr()
+    summary = f"{name[:1].upper()}{name[1:]} {what}"[:500]
+    events.publish(
+        kind, summary, drill=drill.pk, state=drill.state, scenario=drill.scenario.slug,
+        application=drill.application.name, region=drill.region.code, url=drill.get_absolute_url(),
+        reason=drill.outcome_reason,
+    )
 
 
 def transition(drill_id, from_states, to_state, *, actor=None, source=AuditSource.SYSTEM,
@@ -84,6 +105,9 @@ def transition(drill_id, from_states, to_state, *, actor=None, source=AuditSourc
             request_id=request_id,
         )
         DrillStep.add(drill_id, StepKind.STATE, f"{to_state.label}", {"state": to_state.value}, at=now)
+        if to_state in STATE_EVENTS:
+            reason = f": {drill.outcome_reason}" if drill.outcome_reason else ""
+            _publish(STATE_EVENTS[to_state], drill, f"{to_state.label.lower()}{reason}")
     return True
 
 
@@ -133,6 +157,8 @@ def request(
                    "plan_hash": digest},
         )
         DrillStep.add(drill.pk, StepKind.PLAN, f"Planned {len(plan['calls'])} call(s)", {"plan_hash": digest})
+        _publish(events.EventKind.APPROVAL_WANTED, drill,
+                 f"requested by {audit.actor_name(user)}, waits for approval")
     return drill
 
 
@@ -521,6 +547,9 @@ def _halt_on(actor, reason, *, source, request_id):
             audit.record(actor, "halt.halted", source=source, object_type="experiments.haltstate",
                          object_id="1", object_repr="halt", after={"halted": True, "reason": reason},
                          request_id=request_id)
+            who = audit.actor_name(actor)
+            events.publish(events.EventKind.HALTED, f"Drills halted by {who}: {reason}"[:500],
+                           by=who, reason=reason)
     return bool(changed)
 
 
@@ -541,4 +570,7 @@ def clear_halt(actor, reason, *, source=AuditSource.CONSOLE, request_id=""):
             audit.record(actor, "halt.cleared", source=source, object_type="experiments.haltstate",
                          object_id="1", object_repr="halt", before={"halted": True},
                          after={"halted": False, "reason": reason}, request_id=request_id)
+            events.publish(events.EventKind.HALT_CLEARED,
+                           f"Halt cleared by {audit.actor_name(actor)}: {reason}"[:500],
+                           by=audit.actor_name(actor), reason=reason)
     return bool(changed)

@@ -18,6 +18,7 @@ from django.db.models import DateTimeField, Max, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from controlplane import events
 from controlplane.models import ServiceHeartbeat
 from regions import probes
 from regions.models import (
@@ -264,7 +265,7 @@ def _update_states(rows, vantage, rerouted=None):
         for key, *values in TargetState.objects.filter(vantage=vantage, target_key__in=list(by_key))
         .values_list("target_key", *_TRACK_COLUMNS)
     }
-    states = []
+    states, changed = [], {}
     for key, samples in by_key.items():
         track = start = existing.get(key) or Track()
         if len(samples) > 1:
@@ -277,8 +278,32 @@ def _update_states(rows, vantage, rerouted=None):
             states.append((app_id, stack_id, target, key, vantage, *_track_row(track)))
             if rerouted is not None and stack_id is None and _served_elsewhere(start, track):
                 rerouted.add(app_id)
+            if stack_id is not None and _worth_telling(start.status, track.status):
+                changed[stack_id] = (start.status, track.status)
     if states:
         _upsert_states(states)
+    if changed:
+        _publish_status_changes(changed, vantage)
+
+
+def _worth_telling(before, after):
+    """A stack's status moved (after hysteresis: `fold` decides); a first decision
+    that it is healthy (unknown -> healthy, at every start) is not news."""
+    return before != after and not (before == HealthStatus.UNKNOWN and after == HealthStatus.HEALTHY)
+
+
+def _publish_status_changes(changed, vantage):
+    """Tell the notification channels, once this transaction commits (controlplane/events.py)."""
+    names = Stack.objects.filter(pk__in=list(changed)).values_list("pk", "application__name", "region__code")
+    for stack_id, application, region in names:
+        before, after = changed[stack_id]
+        events.publish(
+            events.EventKind.REGION_STATUS_CHANGED,
+            f"{application} in {region} is {after.label.lower()} (was {before.label.lower()}), "
+            f"seen from {vantage}",
+            application=application, region=region, stack=stack_id, vantage=vantage,
+            status=after.value, previous=before.value,
+        )
 
 
 def _served_elsewhere(before, after):

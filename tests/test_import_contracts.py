@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("controlplane", "regions", "experiments", "sandbox")
+PACKAGES = ("controlplane", "regions", "experiments", "sandbox", "notifications")
 LINT = (
     "import sys; from importlinter.cli import lint_imports; "
     "sys.exit(lint_imports(config_filename='pyproject.toml', no_cache=True, no_logo=True))"

@@ -30,9 +30,16 @@ MUTATING = {
     "experiments:reject", "experiments:abort", "experiments:scenario-create",
     "experiments:scenario-save", "experiments:close-ledger-row",
     "api-drills", "api-drill-approve", "api-drill-reject", "api-drill-abort", "api-halt",
+    "notifications:create", "notifications:enabled", "notifications:delete", "notifications:test",
+    "notifications:email-set", "api-channels", "api-channel",
 }
 # Mutating, yet open to every signed-in user whatever their role.
-MUTATING_FOR_EVERYONE = {"logout": "anyone signed in may sign out"}
+MUTATING_FOR_EVERYONE = {
+    "logout": "anyone signed in may sign out",
+    "notifications:email-set": "every user with a role chooses whether to get email (an outsider gets 403)",
+}
+# Mutating URLs that also answer GET (a collection: GET lists, POST adds).
+READ_AND_WRITE = {"api-channels": "GET lists the channels, POST makes one (both admin-only)"}
 
 
 def _route_to_url(route, values):
@@ -228,7 +235,7 @@ def test_mutating_urls_refuse_get(client_for, admin, values):
     client = client_for(admin)
     urls = {name: url for name, url, *_ in console_urls(values)}
 
-    for name in sorted(MUTATING):
+    for name in sorted(MUTATING - set(READ_AND_WRITE)):
         assert client.get(urls[name]).status_code == 405, name
 
 
