@@ -397,6 +397,9 @@ CONTROLPLANE_STATUS_STALE_INTERVALS = env_float("CONTROLPLANE_STATUS_STALE_INTER
 # Replication: degraded above this lag; canaries count as lost after the canary timeout.
 CONTROLPLANE_LAG_DEGRADED_SECONDS = env_float("CONTROLPLANE_LAG_DEGRADED_SECONDS", 2.0, minimum=0.0)
 CONTROLPLANE_LAG_STALE_SECONDS = env_float("CONTROLPLANE_LAG_STALE_SECONDS", 300.0, minimum=1.0)
+# A region whose last passed drill is older than this (or that never passed one) is shown
+# red: failover proven that long ago proves little (regions.monitoring.Freshness).
+CONTROLPLANE_DRILL_FRESH_DAYS = env_int("CONTROLPLANE_DRILL_FRESH_DAYS", 90, minimum=1)
 # Retention: raw samples, then per-minute rollups.
 CONTROLPLANE_RAW_RETENTION_HOURS = env_float("CONTROLPLANE_RAW_RETENTION_HOURS", 48.0, minimum=1.0)
 CONTROLPLANE_ROLLUP_RETENTION_DAYS = env_float("CONTROLPLANE_ROLLUP_RETENTION_DAYS", 30.0, minimum=1.0)
