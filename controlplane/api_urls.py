@@ -15,6 +15,10 @@ urlpatterns = [
     path("drills/<int:pk>/approve", drills_api.approve, name="api-drill-approve"),
     path("drills/<int:pk>/reject", drills_api.reject, name="api-drill-reject"),
     path("drills/<int:pk>/abort", drills_api.abort, name="api-drill-abort"),
+    path("schedules", drills_api.schedules_create, name="api-schedules"),
+    path("schedules/<int:pk>/approve", drills_api.schedule_approve, name="api-schedule-approve"),
+    path("schedules/<int:pk>/pause", drills_api.schedule_pause, name="api-schedule-pause"),
+    path("schedules/<int:pk>/resume", drills_api.schedule_resume, name="api-schedule-resume"),
     path("halt", drills_api.halt, name="api-halt"),
     path("openapi.json", openapi.openapi_json, name="api-openapi"),
 ]

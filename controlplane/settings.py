@@ -493,6 +493,8 @@ CELERY_BEAT_SCHEDULE = {
     ),
     # Queues approved drills when their window opens; expires what waited too long.
     "drills-scheduler": _every("experiments.tasks.expire_drills", 5, expires=10, queue=DRILL_QUEUE),
+    # Turns the schedules' due times into drills (or skipped occurrences, with the reason).
+    "drills-schedules": _every("experiments.tasks.run_schedules", 60, expires=50, queue=DRILL_QUEUE),
     # Writes the audit chain's head to an anchor file (and S3 with Object Lock when set),
     # so that verify_audit --anchor notices rows removed from the end.
     "audit-anchor": _every("controlplane.tasks.anchor_audit_chain", AUDIT_ANCHOR_INTERVAL),
