@@ -71,6 +71,21 @@ SCHEMAS = {
         }),
         "health": _ref("HealthVerdict"),
         "replication": _ref("ReplicationVerdict"),
+        "drill_freshness": _ref("DrillFreshness"),
+    }),
+    "DrillFreshness": _object({
+        "state": {
+            "type": "string",
+            "enum": ["fresh", "stale", "never"],
+            "description": (
+                "fresh: the region's last passed drill is at most fresh_days old; stale: older "
+                "(the console shows it red); never: no drill ever passed on it."
+            ),
+        },
+        "last_passed_drill": _nullable({"type": "integer", "description": "The drill's id."}),
+        "last_passed_at": _nullable(DATE_TIME),
+        "age_days": _nullable({"type": "number", "minimum": 0}),
+        "fresh_days": {"type": "integer", "description": "CONTROLPLANE_DRILL_FRESH_DAYS."},
     }),
     "ReplicationVerdict": _object({
         "status": _ref("HealthStatus"),

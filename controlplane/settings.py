@@ -415,6 +415,9 @@ CONTROLPLANE_STATUS_STALE_INTERVALS = env_float("CONTROLPLANE_STATUS_STALE_INTER
 # Replication: degraded above this lag; canaries count as lost after the canary timeout.
 CONTROLPLANE_LAG_DEGRADED_SECONDS = env_float("CONTROLPLANE_LAG_DEGRADED_SECONDS", 2.0, minimum=0.0)
 CONTROLPLANE_LAG_STALE_SECONDS = env_float("CONTROLPLANE_LAG_STALE_SECONDS", 300.0, minimum=1.0)
+# A region whose last passed drill is older than this (or that never passed one) is shown
+# red: failover proven that long ago proves little (regions.monitoring.Freshness).
+CONTROLPLANE_DRILL_FRESH_DAYS = env_int("CONTROLPLANE_DRILL_FRESH_DAYS", 90, minimum=1)
 # Retention: raw samples, then per-minute rollups.
 CONTROLPLANE_RAW_RETENTION_HOURS = env_float("CONTROLPLANE_RAW_RETENTION_HOURS", 48.0, minimum=1.0)
 CONTROLPLANE_ROLLUP_RETENTION_DAYS = env_float("CONTROLPLANE_ROLLUP_RETENTION_DAYS", 30.0, minimum=1.0)
@@ -551,6 +554,8 @@ CELERY_BEAT_SCHEDULE = {
     ),
     # Queues approved drills when their window opens; expires what waited too long.
     "drills-scheduler": _every("experiments.tasks.expire_drills", 5, expires=10, queue=DRILL_QUEUE),
+    # Turns the schedules' due times into drills (or skipped occurrences, with the reason).
+    "drills-schedules": _every("experiments.tasks.run_schedules", 60, expires=50, queue=DRILL_QUEUE),
     # Writes the audit chain's head to an anchor file (and S3 with Object Lock when set),
     # so that verify_audit --anchor notices rows removed from the end.
     "audit-anchor": _every("controlplane.tasks.anchor_audit_chain", AUDIT_ANCHOR_INTERVAL),

@@ -23,10 +23,10 @@ from controlplane.api import (
 )
 from controlplane.models import AuditSource
 from controlplane.pdf import PdfUnavailable
-from experiments import evidence, plans, services
-from experiments.forms import DrillRequestForm, ScenarioExportForm
+from experiments import evidence, plans, schedules, services
+from experiments.forms import DrillRequestForm, ScenarioExportForm, ScheduleForm
 from experiments.interop import ExportError, chaostoolkit, formats
-from experiments.models import Drill, DrillState, DrillStep, Scenario
+from experiments.models import Drill, DrillState, DrillStep, Scenario, Schedule
 from regions.models import Application, Region
 
 FIGURE_SECONDS = ("time_to_detect", "time_to_failover", "time_to_recover")
@@ -50,6 +50,24 @@ REJECTION = Body({
     "comment": Text(2000, required=True, min_length=1, description="Why: the requester reads it."),
     "plan_hash": _PLAN_REVIEWED,
 })
+SCHEDULE_PROPOSAL = Body({
+    "scenario": Text(_max_length(Scenario, "slug"), required=True, description="Scenario slug.",
+                     examples=("fail-region-health-check",)),
+    "application": Text(_max_length(Application, "name"), required=True, examples=("orders",)),
+    "region": Text(_max_length(Region, "code"), description="Absent or null: each region in turn.",
+                   examples=("us-east-1",)),
+    "cron": Text(100, required=True, description="Five cron fields.", examples=("0 3 * * 1",)),
+    "time_zone": Text(64, description="IANA name the cron is read in (default UTC).",
+                      examples=("Europe/Berlin",)),
+    "run_window": Text(5, description="Minutes after its time an occurrence may still start (default 15).",
+                       examples=("15",)),
+    "expires_at": DateTime(required=True, description="At most 90 days out."),
+})
+SCHEDULE_DECISION = Body({
+    "comment": Text(2000),
+    "plan_hash": Text(64, description="The schedule's plan hash you reviewed: 409 if it is another one."),
+})
+SCHEDULE_SWITCH = Body({"reason": Text(500)})
 ABORT_REQUEST = Body({"reason": Text(500)})
 HALT_REQUEST = Body({"reason": Text(500, required=True, min_length=1)})
 
@@ -173,10 +191,35 @@ def scenario_import(request):
     return response
 
 
-@api_view(["POST"], permission="experiments.request_drill")
+def _drill_summary(drill):
+    return {
+        "id": drill.pk, "state": drill.state, "scenario": drill.scenario.slug,
+        "application": drill.application.name, "region": drill.region.code,
+        "requested_at": _iso(drill.requested_at), "finished_at": _iso(drill.finished_at),
+        "plan_hash": drill.plan_hash,
+    }
+
+
+def _list_drills(request):
+    """GET ?schedule=ID: the drills a schedule's occurrences made, newest first."""
+    schedule = request.GET.get("schedule", "")
+    if not schedule.isdigit() or len(schedule) > 18:
+        return invalid({"schedule": ["Give a schedule id: ?schedule=N."]})
+    rows = (
+        Drill.objects.filter(occurrence__schedule_id=int(schedule))
+        .select_related("scenario", "application", "region")
+        .order_by("-requested_at", "-pk")
+    )
+    return JsonResponse({"drills": [_drill_summary(d) for d in rows]})
+
+
+@api_view(["GET", "POST"], permission={"GET": "experiments.view_drill", "POST": "experiments.request_drill"})
 def drills(request):
     """POST {"scenario", "application", "region", "window_start"?, "window_end"?}:
-    201 with the drill's id, state and plan hash; 400 with a message per field."""
+    201 with the drill's id, state and plan hash; 400 with a message per field.
+    GET ?schedule=ID: the drills made by a schedule."""
+    if request.method == "GET":
+        return _list_drills(request)
     try:
         form = DrillRequestForm(parse_body(request, DRILL_REQUEST))
     except BadBody as exc:
@@ -303,3 +346,116 @@ def halt(request):
     except ValidationError as exc:
         return invalid(exc.message_dict, "Say why: a reason is required.")
     return JsonResponse({"halted": not clearing, "changed": changed, "reason": reason.strip()})
+
+
+# --- schedules ------------------------------------------------------------------------
+
+
+def schedule_json(schedule):
+    return {
+        "id": schedule.pk,
+        "state": schedule.state,
+        "scenario": schedule.scenario.slug,
+        "application": schedule.application.name,
+        "region": schedule.region.code if schedule.region_id else None,
+        "cron": schedule.cron,
+        "time_zone": schedule.time_zone,
+        "run_window_minutes": schedule.run_window.total_seconds() / 60,
+        "expires_at": _iso(schedule.expires_at),
+        "plan_hashes": schedule.plan_hashes,
+        "plan_hash": schedules.plan_digest(schedule.plan_hashes),
+        "approved_hashes": schedule.approved_hashes or None,
+        "requested_by": schedule.requested_by.get_username(),
+        "approved_by": schedule.approved_by.get_username() if schedule.approved_by_id else None,
+        "approved_at": _iso(schedule.approved_at),
+    }
+
+
+def _get_schedule(pk):
+    found = Schedule.objects.select_related(
+        "scenario", "application", "region", "requested_by", "approved_by"
+    ).filter(pk=pk).first()
+    if found is None:
+        raise Http404(f"No schedule {pk}.")
+    return found
+
+
+def _schedule_response(pk, status=200):
+    response = JsonResponse(schedule_json(_get_schedule(pk)), status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@api_view(["POST"], permission="experiments.request_drill")
+def schedules_create(request):
+    """POST a proposal: 201 with the schedule (proposed, its plan hashes); 400 with a
+    message per field."""
+    try:
+        data = parse_body(request, SCHEDULE_PROPOSAL)
+    except BadBody as exc:
+        return exc.response()
+    form = ScheduleForm({"time_zone": "UTC", "run_window": "15", **data})
+    try:
+        schedule = form.submit(request.user, source=AuditSource.API, request_id=request.request_id)
+    except PermissionDenied as exc:
+        return api_error(403, str(exc) or "Your role does not allow this action.")
+    if schedule is None:
+        return invalid(_form_errors(form), "The schedule is not valid.")
+    response = _schedule_response(schedule.pk, status=201)
+    response["Location"] = f"/api/v1/schedules/{schedule.pk}"
+    return response
+
+
+@api_view(["POST"], permission="experiments.approve_drill")
+def schedule_approve(request, pk):
+    """Approve a proposed schedule once (an approver, never its proposer)."""
+    schedule = _get_schedule(pk)
+    try:
+        data = parse_body(request, SCHEDULE_DECISION)
+    except BadBody as exc:
+        return exc.response()
+    if why := services.why_cannot_decide(schedule, request.user):
+        return api_error(403, why)
+    seen, digest = data.get("plan_hash", ""), schedules.plan_digest(schedule.plan_hashes)
+    if seen and seen != digest:
+        return api_error(409, f"The schedule's plans hash {digest[:12]}…, not {seen[:12]}…", plan_hash=digest)
+    try:
+        approved = schedules.approve(schedule, request.user, comment=data.get("comment", ""),
+                                     source=AuditSource.API, request_id=request.request_id)
+    except ValidationError as exc:
+        return api_error(409, " ".join(exc.messages))
+    if not approved:
+        return api_error(409, f"Schedule #{schedule.pk} is {schedule.state}, not waiting for approval.",
+                         state=schedule.state)
+    return _schedule_response(schedule.pk)
+
+
+def _switch(request, pk, switch, wanted):
+    schedule = _get_schedule(pk)
+    try:
+        reason = parse_body(request, SCHEDULE_SWITCH).get("reason", "")
+    except BadBody as exc:
+        return exc.response()
+    try:
+        changed = switch(schedule, request.user, reason=reason, source=AuditSource.API,
+                         request_id=request.request_id)
+    except PermissionDenied as exc:
+        return api_error(403, str(exc))
+    except ValidationError as exc:
+        return api_error(409, " ".join(exc.messages))
+    if not changed:
+        return api_error(409, f"Schedule #{schedule.pk} is {schedule.state}: it must be {wanted}.",
+                         state=schedule.state)
+    return _schedule_response(schedule.pk)
+
+
+@api_view(["POST"], permission="experiments.abort_drill")
+def schedule_pause(request, pk):
+    """Pause an approved schedule (operator, approver, admin)."""
+    return _switch(request, pk, schedules.pause, "approved")
+
+
+@api_view(["POST"], permission="experiments.abort_drill")
+def schedule_resume(request, pk):
+    """Resume a paused schedule from now (operator, approver, admin)."""
+    return _switch(request, pk, schedules.resume, "paused")

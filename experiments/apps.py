@@ -8,8 +8,9 @@ class ExperimentsConfig(AppConfig):
     def ready(self):
         # Monitoring does not report as drift a live drill's faults, nor a fault a drill
         # has reverted since it was read, and the console shows each live drill on its
-        # application and region.
-        from experiments.queries import deliberate_changes
+        # application and region, and each region's last passed drill (its freshness).
+        from experiments.queries import deliberate_changes, last_passes
         from regions import monitoring
 
         monitoring.set_deliberate_changes(deliberate_changes)
+        monitoring.set_last_passes(last_passes)

@@ -1,5 +1,5 @@
 """Forms of the drills console and API: requesting a drill, deciding on one, halting,
-closing a ledger row, filtering the list, editing a scenario.
+closing a ledger row, filtering the list, editing a scenario, proposing a schedule.
 
 A form parses: it turns the input into objects (an unknown application, region or
 scenario, a date out of range is a message on its field) and nothing more. Whether the
@@ -15,7 +15,7 @@ from datetime import UTC, timedelta
 from django import forms
 from django.core.exceptions import ValidationError
 
-from experiments import services
+from experiments import schedules, services
 from experiments.models import DrillState, Scenario
 from regions.models import Application, Region
 
@@ -284,3 +284,54 @@ class ReportForm(forms.Form):
             raise ValidationError(f"The period starts ({start}) after it ends ({end}).")
         data["start"], data["end"] = start, end
         return data
+
+
+class ScheduleForm(_ServiceErrors, forms.Form):
+    """A schedule's proposal, parsed; `experiments.schedules.propose` validates it."""
+
+    application = _SlugChoiceField(
+        Application.objects.order_by("name"), to_field_name="name", noun="application",
+        error_messages={"required": "Choose the application."},
+    )
+    region = _SlugChoiceField(
+        Region.objects.order_by("code"), to_field_name="code", noun="region", required=False,
+        empty_label="each region in turn", help_text="Empty: each of the application's regions in turn.",
+    )
+    scenario = _SlugChoiceField(
+        Scenario.objects.order_by("-built_in", "name"), to_field_name="slug", noun="scenario",
+        error_messages={"required": "Choose a scenario."},
+    )
+    cron = forms.CharField(
+        max_length=100,
+        help_text='Five fields: minute hour day-of-month month day-of-week, e.g. "0 3 * * 1".',
+        error_messages={"required": "Give the recurrence as five cron fields."},
+    )
+    time_zone = forms.CharField(max_length=64, initial="UTC", help_text="The zone the cron is read in.")
+    run_window = forms.IntegerField(
+        initial=15, label="Run window (minutes)",
+        help_text="How long after its time an occurrence may still start; later, it is skipped.",
+    )
+    expires_at = _UTCDateTimeField(
+        label="Expires (UTC)", help_text="At most 90 days out.",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        error_messages={"required": "Give the expiry (at most 90 days out)."},
+    )
+
+    def submit(self, user, *, source, request_id=""):
+        """Propose the schedule (console and API alike). Returns the Schedule, or None
+        with the service's messages on the fields. PermissionDenied propagates."""
+        if not self.is_valid():
+            return None
+        data = self.cleaned_data
+        # Clamped only so that timedelta cannot overflow; the service says what fits.
+        minutes = max(min(data["run_window"], 10**6), -(10**6))
+        try:
+            return schedules.propose(
+                user=user, scenario=data["scenario"], application=data["application"],
+                region=data.get("region"), cron=data["cron"], time_zone=data["time_zone"],
+                run_window=timedelta(minutes=minutes), expires_at=data["expires_at"],
+                source=source, request_id=request_id,
+            )
+        except ValidationError as exc:
+            self.add_service_errors(exc)
+            return None

@@ -405,3 +405,108 @@ class HaltState(models.Model):
     def get_absolute_url(self):
         """The drills list, whose halt panel shows the switch."""
         return reverse("experiments:list")
+
+
+class ScheduleState(ColouredChoices):
+    PROPOSED = "proposed", "Proposed (waits for approval)", "blue"
+    APPROVED = "approved", "Approved (running on schedule)", "green"
+    PAUSED = "paused", "Paused", "amber"
+    EXPIRED = "expired", "Expired", "gray"
+
+
+# The furthest a schedule may run: a standing approval is renewed at least this often.
+SCHEDULE_MAX_LIFETIME = timedelta(days=90)
+
+
+class Schedule(models.Model):
+    """A drill on a recurrence under a standing approval: an operator proposes it, an
+    approver approves the plans it would run once (their hashes, per region); each
+    occurrence then requests a drill that is approved by this approval while its plan
+    hashes the same (experiments.schedules)."""
+
+    scenario = models.ForeignKey(Scenario, on_delete=models.PROTECT, related_name="schedules")
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="schedules")
+    region = models.ForeignKey(
+        Region, null=True, blank=True, on_delete=models.PROTECT, related_name="schedules",
+        help_text="The target region; empty: each region of the application in turn.",
+    )
+    cron = models.CharField(max_length=100, help_text='Five cron fields, e.g. "0 3 * * 1".')
+    time_zone = models.CharField(max_length=64, default="UTC", help_text="IANA name the cron is read in.")
+    run_window = models.DurationField(
+        default=timedelta(minutes=15), help_text="How long after its time an occurrence may still start."
+    )
+    expires_at = models.DateTimeField()
+    state = models.CharField(max_length=10, choices=ScheduleState.choices, default=ScheduleState.PROPOSED)
+    # {region code: plan hash} of the plans proposed; the approval binds a copy of it.
+    plan_hashes = models.JSONField(default=dict, encoder=DjangoJSONEncoder, editable=False)
+    approved_hashes = models.JSONField(default=dict, encoder=DjangoJSONEncoder, editable=False)
+    # Named as a drill's, so that services.why_cannot_decide applies the same four-eyes rule.
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="proposed_schedules"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approval_comment = models.TextField(blank=True)
+    requested_at = models.DateTimeField(default=timezone.now)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    # Occurrences are due after this (approval, or the last resume): none while paused.
+    active_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        indexes = [
+            # beat's pass over the schedules that run (state = approved).
+            models.Index(fields=["state"], name="schedule_state"),
+        ]
+
+    def __str__(self):
+        return f"schedule #{self.pk} ({self.state})"
+
+    def get_absolute_url(self):
+        return reverse("experiments:schedule", args=[self.pk])
+
+    def audit_repr(self):
+        where = self.region.code if self.region_id else "each region in turn"
+        return f"schedule #{self.pk} {self.scenario.slug} on {self.application.name}/{where} ({self.cron})"
+
+    @property
+    def state_badge(self):
+        return ScheduleState.colour_of(self.state)
+
+
+class OccurrenceState(ColouredChoices):
+    CREATED = "created", "Drill created", "green"
+    SKIPPED = "skipped", "Skipped", "amber"
+
+
+class ScheduleOccurrence(models.Model):
+    """One due time of a schedule and what became of it: a drill, or skipped and why
+    (missed while beat was down, the halt on, a request refused). One row per due time:
+    the unique constraint makes a second beat pass do nothing."""
+
+    schedule = models.ForeignKey(
+        Schedule, on_delete=models.CASCADE, related_name="occurrences", db_index=False
+    )
+    due_at = models.DateTimeField()
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+")
+    state = models.CharField(max_length=8, choices=OccurrenceState.choices)
+    reason = models.CharField(max_length=500, blank=True)
+    drill = models.OneToOneField(
+        Drill, null=True, blank=True, on_delete=models.SET_NULL, related_name="occurrence"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-due_at"]
+        constraints = [
+            # also the schedule page's occurrences, newest first, and the last due time.
+            models.UniqueConstraint(fields=["schedule", "due_at"], name="occurrence_unique_due"),
+        ]
+
+    def __str__(self):
+        return f"schedule #{self.schedule_id} at {self.due_at:%Y-%m-%d %H:%M} ({self.state})"
+
+    @property
+    def state_badge(self):
+        return OccurrenceState.colour_of(self.state)

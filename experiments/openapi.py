@@ -10,9 +10,18 @@ from controlplane.openapi_schema import json_response as _json
 from controlplane.openapi_schema import nullable as _nullable
 from controlplane.openapi_schema import obj as _object
 from controlplane.openapi_schema import ref as _ref
-from experiments.api import ABORT_REQUEST, DECISION, DRILL_REQUEST, HALT_REQUEST, REJECTION
+from experiments.api import (
+    ABORT_REQUEST,
+    DECISION,
+    DRILL_REQUEST,
+    HALT_REQUEST,
+    REJECTION,
+    SCHEDULE_DECISION,
+    SCHEDULE_PROPOSAL,
+    SCHEDULE_SWITCH,
+)
 from experiments.faults import FaultKind
-from experiments.models import LIVE_STATES, DrillState, StepKind
+from experiments.models import LIVE_STATES, DrillState, ScheduleState, StepKind
 from regions.models import Architecture
 
 SECONDS = _nullable({"type": "number", "minimum": 0})
@@ -188,6 +197,38 @@ SCHEMAS = {
             "description": "Why the drill ended so; for inconclusive, what could not be tested.",
         },
     }),
+    "DrillSummary": _object({
+        "id": {"type": "integer"},
+        "state": _ref("DrillState"),
+        "scenario": {"type": "string"},
+        "application": {"type": "string"},
+        "region": {"type": "string"},
+        "requested_at": DATE_TIME,
+        "finished_at": _nullable(DATE_TIME),
+        "plan_hash": HASH,
+    }),
+    "DrillList": _object({"drills": {"type": "array", "items": _ref("DrillSummary")}}),
+    "ScheduleProposal": SCHEDULE_PROPOSAL.schema(),
+    "ScheduleDecision": SCHEDULE_DECISION.schema(),
+    "ScheduleSwitch": SCHEDULE_SWITCH.schema(),
+    "Schedule": _object({
+        "id": {"type": "integer"},
+        "state": {"type": "string", "enum": list(ScheduleState.values)},
+        "scenario": {"type": "string"},
+        "application": {"type": "string"},
+        "region": _nullable({"type": "string", "description": "null: each region in turn."}),
+        "cron": {"type": "string", "examples": ["0 3 * * 1"]},
+        "time_zone": {"type": "string", "examples": ["Europe/Berlin"]},
+        "run_window_minutes": {"type": "number", "minimum": 1},
+        "expires_at": DATE_TIME,
+        "plan_hashes": {"type": "object", "additionalProperties": HASH,
+                        "description": "The plan hash per region, made when it was proposed."},
+        "plan_hash": {**HASH, "description": "One hash of plan_hashes: what an approver reviews."},
+        "approved_hashes": _nullable({"type": "object", "additionalProperties": HASH}),
+        "requested_by": {"type": "string"},
+        "approved_by": _nullable({"type": "string"}),
+        "approved_at": _nullable(DATE_TIME),
+    }),
     "Decision": DECISION.schema(),
     "Rejection": REJECTION.schema(),
     "AbortRequest": ABORT_REQUEST.schema(),
@@ -287,6 +328,18 @@ PATHS = {
         }
     },
     "/drills": {
+        "get": {
+            "operationId": "listDrills",
+            "summary": "The drills a schedule made (?schedule=ID), newest first",
+            "description": "Requires experiments.view_drill (every role).",
+            "parameters": [{"name": "schedule", "in": "query", "required": True,
+                            "schema": {"type": "integer"}}],
+            "responses": {
+                "200": _json("DrillList", "The drills."),
+                "400": _json("ValidationError", "No schedule id, or not a number."),
+                **ERRORS,
+            },
+        },
         "post": {
             "operationId": "requestDrill",
             "summary": "Request a drill (operator)",
@@ -409,6 +462,67 @@ PATHS = {
                 **ERRORS,
             },
         },
+    },
+    "/schedules": {
+        "post": {
+            "operationId": "proposeSchedule",
+            "summary": "Propose a drill schedule (operator)",
+            "description": (
+                "A scenario on an application, one region or each in turn, on five cron fields "
+                "read in `time_zone`, each occurrence startable within `run_window` minutes, "
+                "expiring at most 90 days out. Its plans are made and hashed per region; an "
+                "approver other than the proposer approves them once. Requires "
+                "experiments.request_drill. Audit: schedule.proposed."
+            ),
+            "requestBody": _body("ScheduleProposal"),
+            "responses": {
+                "201": _json("Schedule", "The schedule, proposed."),
+                "400": _json("ValidationError", "Bad JSON or a message per invalid field (a bad "
+                                                "cron, an unknown time zone, an expiry too far)."),
+                **ERRORS,
+            },
+        }
+    },
+    "/schedules/{pk}/approve": {
+        "parameters": DRILL_ID,
+        "post": {
+            "operationId": "approveSchedule",
+            "summary": "Approve a schedule once (approver, never its proposer)",
+            "description": (
+                "Binds the standing approval to the plan hashes: each occurrence's drill is "
+                "approved by it while its fresh plan hashes the same, and waits for an approver "
+                "otherwise. Audit: schedule.approved."
+            ),
+            "requestBody": _body("ScheduleDecision", required=False),
+            "responses": {
+                "200": _json("Schedule", "The approved schedule."), **BAD_BODY,
+                "404": _json("Error", "No such schedule."),
+                "409": _json("Error", "Not proposed any more, expired, or its plan hash is not the one "
+                                      "you reviewed."),
+                **ERRORS,
+            },
+        },
+    },
+    **{
+        f"/schedules/{{pk}}/{verb}": {
+            "parameters": DRILL_ID,
+            "post": {
+                "operationId": f"{verb}Schedule",
+                "summary": f"{verb.capitalize()} a schedule (operator, approver, admin)",
+                "description": (
+                    "Paused, no occurrence is made (nor recorded as skipped); resumed, it runs "
+                    f"again from now under its approval. Audit: schedule.{verb}d."
+                ),
+                "requestBody": _body("ScheduleSwitch", required=False),
+                "responses": {
+                    "200": _json("Schedule", "The schedule."), **BAD_BODY,
+                    "404": _json("Error", "No such schedule."),
+                    "409": _json("Error", "The schedule is not in the state this needs, or expired."),
+                    **ERRORS,
+                },
+            },
+        }
+        for verb in ("pause", "resume")
     },
     "/halt": {
         "post": {

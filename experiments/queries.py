@@ -1,10 +1,11 @@
 """What other apps ask of drills (registered with them at startup: experiments/apps.py)."""
 
-from django.db.models import Max, Q
+from django.db.models import F, Max, Q, Window
+from django.db.models.functions import RowNumber
 from django.urls import reverse
 
-from experiments.models import LIVE_STATES, Drill
-from regions.monitoring import ActiveDrill, DeliberateChanges
+from experiments.models import LIVE_STATES, Drill, DrillState
+from regions.monitoring import ActiveDrill, DeliberateChanges, LastPass
 
 
 def deliberate_changes(application_ids, since):
@@ -33,3 +34,24 @@ def deliberate_changes(application_ids, since):
         if component is not None and at is not None:
             reverted[component] = max(at, reverted.get(component, at))
     return DeliberateChanges(tuple(drills.values()), reverted)
+
+
+def last_passes(application_ids):
+    """Monitoring's {(application id, region code): LastPass}: the latest drill that
+    passed on each application and region (one query: the passed drills ranked per
+    application and region, newest finish first, the first of each kept)."""
+    rows = (
+        Drill.objects.filter(application_id__in=list(application_ids), state=DrillState.PASSED)
+        .exclude(finished_at=None)
+        .annotate(rank=Window(
+            RowNumber(),
+            partition_by=[F("application_id"), F("region_id")],
+            order_by=[F("finished_at").desc(), F("pk").desc()],
+        ))
+        .filter(rank=1)
+        .values_list("pk", "application_id", "region__code", "finished_at")
+    )
+    return {
+        (app_id, region): LastPass(pk, finished_at, reverse("experiments:detail", args=[pk]))
+        for pk, app_id, region, finished_at in rows
+    }

@@ -7,7 +7,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
-from experiments import observer, reaper, runner, services
+from experiments import observer, reaper, runner, schedules, services
 
 
 @shared_task(name=services.RUN_DRILL_TASK, acks_late=True, ignore_result=True)
@@ -25,6 +25,11 @@ def reap_drills():
 @shared_task(ignore_result=True)
 def expire_drills():
     return services.expire_requests()
+
+
+@shared_task(ignore_result=True)
+def run_schedules():
+    return schedules.run_due()
 
 
 @worker_ready.connect

@@ -6,6 +6,7 @@ partials and redirects."""
 
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -54,8 +55,10 @@ from experiments.models import (
     Scenario,
     StepKind,
 )
+from experiments.queries import last_passes
 from regions import monitoring, overview_grid
 from regions.models import Application, Region, Stack
+from regions.monitoring import Freshness
 
 PAGE_SIZE = 25
 SCORECARD_DRILLS = 20
@@ -605,6 +608,7 @@ def scorecard(request, app):
         .order_by()
         .values_list("region__code", "state", "count", "last")
     )
+    passes = last_passes([application.pk])
     none = {"counts": [(state, 0) for state in OUTCOME_STATES], "last_pass": None}
     regions = []
     for stack in sorted(application.stacks.all(), key=lambda s: s.region.code):
@@ -614,6 +618,7 @@ def scorecard(request, app):
             "code": stack.region.code,
             "last_pass": last,
             "days": _days_since(now, last),
+            "freshness": Freshness.at(passes.get((application.pk, stack.region.code)), now),
             "counts": region["counts"],
         })
     totals = [
@@ -640,6 +645,7 @@ def scorecard(request, app):
         "trend": trend,
         "trend_json": json.dumps(chart),
         "oob": is_partial(request),
+        "fresh_days": settings.CONTROLPLANE_DRILL_FRESH_DAYS,
     }
     return render_page(request, "experiments/scorecard.html", context, partial="poll")
 

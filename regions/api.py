@@ -60,13 +60,14 @@ def _replication(verdict):
 def status(request):
     """Every application's computed status, its regions with their routing (as the
     clients see it, and the source of that fact) and replication lag, drift findings, the
-    drills changing it now, and the current replication lag per region pair (what the
-    status reads: stale pairs left out): what every console page shows, from the same
-    loader (monitoring.load_picture; its six queries, plus authentication, whatever the
+    drills changing it now, each region's drill freshness (its last passed drill and
+    that drill's age), and the current replication lag per region pair (what the status
+    reads: stale pairs left out): what every console page shows, from the same loader
+    (monitoring.load_picture; its seven queries, plus authentication, whatever the
     inventory holds)."""
     now = timezone.now()
     applications = []
-    for picture in monitoring.load_picture(now).values():
+    for picture in monitoring.load_picture(now, freshness=True).values():
         app_status = picture.status
         applications.append({
             "name": picture.name,
@@ -86,6 +87,7 @@ def status(request):
                     "routing_source": here.routing.source if here.routing else None,
                     "health": _health(here.status.health),
                     "replication": _replication(here.status.replication),
+                    "drill_freshness": here.freshness.as_dict(),
                 }
                 for here in picture.regions()
             ],

@@ -587,6 +587,47 @@ class ActiveDrill(NamedTuple):
         return {"id": self.pk, "state": self.state, "region": self.region, "url": self.url}
 
 
+class LastPass(NamedTuple):
+    """The latest drill that passed on one application and region, as the drills app
+    tells monitoring (the hook below)."""
+
+    pk: int
+    finished_at: object  # datetime
+    url: str  # its page
+
+
+class Freshness(NamedTuple):
+    """How long ago failover was last proven in a region: its last passed drill (None:
+    never drilled, or no drill ever passed), that drill's age at `now` and the limit
+    (CONTROLPLANE_DRILL_FRESH_DAYS) past which the proof is stale."""
+
+    last_pass: object  # LastPass or None
+    age: object  # timedelta or None
+    limit: timedelta
+
+    @classmethod
+    def at(cls, last_pass, now, limit=None):
+        limit = limit or timedelta(days=settings.CONTROLPLANE_DRILL_FRESH_DAYS)
+        return cls(last_pass, now - last_pass.finished_at if last_pass else None, limit)
+
+    @property
+    def state(self):
+        """"fresh", "stale" (older than the limit) or "never" (no passed drill)."""
+        if self.last_pass is None:
+            return "never"
+        return "fresh" if self.age <= self.limit else "stale"
+
+    def as_dict(self):
+        last = self.last_pass
+        return {
+            "state": self.state,
+            "last_passed_drill": last.pk if last else None,
+            "last_passed_at": last.finished_at.isoformat() if last else None,
+            "age_days": round(self.age.total_seconds() / 86400, 2) if last else None,
+            "fresh_days": self.limit.days,
+        }
+
+
 @dataclasses.dataclass
 class RegionPicture:
     """One region of a Picture: what every page shows for one stack."""
@@ -596,6 +637,7 @@ class RegionPicture:
     routing: object  # routing.Routing, or None when not observed
     drift: list  # drift.Finding in this region
     drills: list  # ActiveDrill targeting this region
+    freshness: object = None  # Freshness (None unless load_picture was asked for it)
 
 
 @dataclasses.dataclass
@@ -614,6 +656,7 @@ class Picture:
     drift: list  # drift.Finding
     drills: list = dataclasses.field(default_factory=list)  # ActiveDrill
     lags: list = dataclasses.field(default_factory=list)  # status.Lag, current, by pair
+    freshness: dict = dataclasses.field(default_factory=dict)  # region code -> Freshness
 
     def regions(self):
         """[RegionPicture] for each of the application's stacks, by region code."""
@@ -632,6 +675,7 @@ class Picture:
             self.routing.get(code),
             [f for f in self.drift if f.region == code],
             [d for d in self.drills if d.region == code],
+            self.freshness.get(code),
         )
 
 
@@ -716,6 +760,21 @@ def deliberate_changes(application_ids, now):
 REVERT_HORIZON = timedelta(hours=1)
 
 
+def _no_passes(application_ids):
+    return {}
+
+
+_last_passes = _no_passes
+
+
+def set_last_passes(fn):
+    """Register `fn(application_ids) -> {(application id, region code): LastPass}`, the
+    latest passed drill per application and region (one query). The drills app registers
+    it at startup (its AppConfig.ready); without one, no region was ever drilled."""
+    global _last_passes
+    _last_passes = fn or _no_passes
+
+
 def _restart_at():
     """The start of the scheduler of every sampler (beat, from its heartbeat row), as a
     subquery: a lag measured before it is from a previous run."""
@@ -765,7 +824,7 @@ def replication_now(application_id, now=None):
     }
 
 
-def load_picture(now=None, *, application_ids=None, aws_view=True):
+def load_picture(now=None, *, application_ids=None, aws_view=True, freshness=False):
     """{application id: Picture} for every application (or the given ones), ordered by
     name. Four queries whatever the number of applications and stacks (applications,
     stacks, the TargetState rows: each target's hysteresis state per vantage, kept by
@@ -774,7 +833,9 @@ def load_picture(now=None, *, application_ids=None, aws_view=True):
     and the lag only): the components and their AWS observations, and the drills'
     deliberate changes (the hook above: live drills and reverts); AWS's reasons folded
     into the status (regions.aws_health.apply_observations), routing as the clients see
-    it and as AWS does (regions.routing), drift, the drills."""
+    it and as AWS does (regions.routing), drift, the drills. With `freshness` (the
+    overview and the status API), one more: the last passed drill per region
+    (set_last_passes), each region's Freshness at `now`."""
     from regions import aws_health, drift, routing
 
     now = now or timezone.now()
@@ -815,6 +876,7 @@ def load_picture(now=None, *, application_ids=None, aws_view=True):
     components = _component_views(None if every else app_ids) if aws_view else {}
     stale = aws_health.stale_after()
     deliberate = deliberate_changes(app_ids, now) if aws_view else DeliberateChanges()
+    passes = _last_passes(app_ids) if freshness else None
     drills = defaultdict(list)
     for drill in deliberate.drills:
         drills[drill.application_id].append(drill)
@@ -855,6 +917,9 @@ def load_picture(now=None, *, application_ids=None, aws_view=True):
             drift.find_drift(views, deliberate, now=now, stale=stale),
             drills.get(pk, []),
             current_lags(app_lags, thresholds[pk], now)[0],
+            {} if passes is None else {
+                region: Freshness.at(passes.get((pk, region)), now) for region in regions
+            },
         )
     return result
 

@@ -61,6 +61,12 @@ def figure_definitions():
          "when they say, else as AWS does (Route 53 records and health checks, or Global "
          "Accelerator dials, weights and endpoint health, and ARC routing controls); the reason "
          "names the source. Rotation is the inventory's intent, not this."),
+        ("fresh", "Last pass",
+         "How long ago failover was last proven in the region: the age of the last drill that "
+         "passed on this application and region (an inconclusive drill does not count), linking "
+         f"to it. Red past CONTROLPLANE_DRILL_FRESH_DAYS ({settings.CONTROLPLANE_DRILL_FRESH_DAYS} "
+         "days): configurations drift, and a proof that old proves little. \"never drilled\": no "
+         "drill has passed there yet, also red."),
         ("drill", "Drill marker",
          "\"drill #N queued / running / reverting\": a drill is changing this application's live "
          "AWS configuration on purpose now, on the region named; its faults are not reported as "
@@ -127,6 +133,27 @@ def lag_figure(replication, esc=None):
     )
 
 
+def freshness_figure(freshness, esc=None):
+    """The region's last passed drill and its age (monitoring.Freshness), red past
+    CONTROLPLANE_DRILL_FRESH_DAYS or when no drill ever passed; "last pass" links to its
+    definition."""
+    esc = esc if esc is not None else _Escaped()
+    if freshness is None:
+        return ""
+    state, last = freshness.state, freshness.last_pass
+    if last is None:
+        text = "never drilled"
+    else:
+        text = (
+            f'<a href="{esc[last.url]}">#{last.pk}</a> '
+            f'<span class="fresh-age">{esc[format_duration(freshness.age)]} ago</span>'
+        )
+    return (
+        f'<span class="fresh fresh--{state}" data-freshness="{state}">'
+        f'<a class="def-link" href="#def-fresh">last pass</a> {text}</span>'
+    )
+
+
 def _cell(app_name, cell, stack_url, esc):
     if not cell:
         return '<td class="cell"><span class="no-stack" title="No stack in this region">—</span></td>'
@@ -161,7 +188,8 @@ def _cell(app_name, cell, stack_url, esc):
         f'<a class="stack-cell" href="{stack_url(app_name, region)}" aria-label="{aria}">'
         f'<span class="badge {status.status.badge_class}" title="{reason}">{label}</span> '
         f'{rotation_html} {traffic} <span class="cell-reason" title="{reason}">{reason}</span></a>'
-        f"{lag_figure(status.replication, esc)}{drill_markers(cell.drills, esc)}{drift_html}</td>"
+        f"{lag_figure(status.replication, esc)}{freshness_figure(cell.freshness, esc)}"
+        f"{drill_markers(cell.drills, esc)}{drift_html}</td>"
     )
 
 

@@ -1,6 +1,7 @@
 import json
 import logging
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import Count
@@ -28,12 +29,12 @@ log = logging.getLogger(__name__)
 
 def _overview_context():
     """Applications x regions with their computed status, lag, routing, drift and live
-    drills. Eight queries whatever the size of the inventory: regions, applications, the
-    status loader's six (monitoring.load_picture). The whole page adds base.html's footer
-    (the heartbeats, one query)."""
+    drills and each region's drill freshness. Nine queries whatever the size of the
+    inventory: regions, applications, the status loader's seven (monitoring.load_picture).
+    The whole page adds base.html's footer (the heartbeats, one query)."""
     regions = list(Region.objects.filter(stacks__isnull=False).distinct().order_by("code"))
     applications = list(Application.objects.order_by("name"))
-    pictures = monitoring.load_picture()
+    pictures = monitoring.load_picture(freshness=True)
     rows = []
     stack_count = 0
     for app in applications:
@@ -51,6 +52,7 @@ def _overview_context():
         "grid_rows": overview_grid.grid_rows(rows),
         "stack_count": stack_count,
         "figure_definitions": overview_grid.figure_definitions(),
+        "fresh_days": settings.CONTROLPLANE_DRILL_FRESH_DAYS,
     }
 
 

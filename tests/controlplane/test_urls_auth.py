@@ -32,6 +32,8 @@ MUTATING = {
     "api-drills", "api-drill-approve", "api-drill-reject", "api-drill-abort", "api-halt",
     "notifications:create", "notifications:enabled", "notifications:delete", "notifications:test",
     "notifications:email-set", "api-channels", "api-channel",
+    "api-scenario-import", "experiments:scenario-import",
+    "api-schedules", "api-schedule-approve", "api-schedule-pause", "api-schedule-resume",
 }
 # Mutating, yet open to every signed-in user whatever their role.
 MUTATING_FOR_EVERYONE = {
@@ -39,7 +41,10 @@ MUTATING_FOR_EVERYONE = {
     "notifications:email-set": "every user with a role chooses whether to get email (an outsider gets 403)",
 }
 # Mutating URLs that also answer GET (a collection: GET lists, POST adds).
-READ_AND_WRITE = {"api-channels": "GET lists the channels, POST makes one (both admin-only)"}
+READ_AND_WRITE = {
+    "api-channels": "GET lists the channels, POST makes one (both admin-only)",
+    "api-drills": "GET ?schedule=ID lists a schedule's drills, POST requests one",
+}
 
 
 def _route_to_url(route, values):
