@@ -1,5 +1,6 @@
 """Forms of the drills console and API: requesting a drill, deciding on one, halting,
-closing a ledger row, filtering the list, editing a scenario, proposing a schedule.
+closing a ledger row, filtering the list, editing a scenario, proposing, pausing and
+resuming a schedule.
 
 A form parses: it turns the input into objects (an unknown application, region or
 scenario, a date out of range is a message on its field) and nothing more. Whether the
@@ -168,6 +169,12 @@ class HaltForm(forms.Form):
 
 class AbortForm(forms.Form):
     reason = forms.CharField(required=False, max_length=500)
+
+
+class ScheduleSwitchForm(forms.Form):
+    """Pausing or resuming a schedule, with an optional reason (audited)."""
+
+    reason = forms.CharField(required=False, max_length=500, strip=True)
 
 
 class CloseLedgerRowForm(forms.Form):

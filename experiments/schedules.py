@@ -195,6 +195,12 @@ def due_times(schedule, after, until):
     return found
 
 
+def next_due(schedule, after):
+    """The schedule's first due time after `after`, in UTC: what its pages show next."""
+    times = croniter(schedule.cron, after.astimezone(ZoneInfo(schedule.time_zone)))
+    return times.get_next(datetime).astimezone(UTC)
+
+
 def record_skip(schedule, due_at, region, reason, now=None):
     """Record that the due time `due_at` of `schedule` did not run, and why (audit
     `schedule.occurrence_skipped`). The one place a skip is recorded: tell people here.

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from experiments import views
+from experiments import schedule_views, views
 
 app_name = "experiments"
 urlpatterns = [
@@ -20,6 +20,13 @@ urlpatterns = [
     path("<int:pk>/evidence.pdf", views.drill_evidence, {"fmt": "pdf"}, name="evidence-pdf"),
     path("<int:pk>/ledger/<int:row>/close/", views.close_ledger_row, name="close-ledger-row"),
     path("scorecard/<slug:app>/", views.scorecard, name="scorecard"),
+    path("schedules/", schedule_views.schedule_list, name="schedules"),
+    path("schedules/new/", schedule_views.schedule_new, name="schedule-new"),
+    path("schedules/create/", schedule_views.schedule_create, name="schedule-create"),
+    path("schedules/<int:pk>/", schedule_views.schedule_detail, name="schedule"),
+    path("schedules/<int:pk>/approve/", schedule_views.schedule_approve, name="schedule-approve"),
+    path("schedules/<int:pk>/pause/", schedule_views.schedule_pause, name="schedule-pause"),
+    path("schedules/<int:pk>/resume/", schedule_views.schedule_resume, name="schedule-resume"),
     path("scenarios/", views.scenario_list, name="scenarios"),
     path("scenarios/new/", views.scenario_new, name="scenario-new"),
     path("scenarios/create/", views.scenario_create, name="scenario-create"),

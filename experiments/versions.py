@@ -12,6 +12,7 @@ from django.db import connection
 from django.utils.dateparse import parse_datetime
 
 from experiments.models import (
+    FINAL_STATES,
     OPEN_COMPENSATION_STATES,
     STATE_TIMESTAMP,
     Approval,
@@ -19,12 +20,15 @@ from experiments.models import (
     Drill,
     DrillStep,
     HaltState,
+    Schedule,
+    ScheduleOccurrence,
 )
 from regions.models import Application, Stack
 
-_DRILL, _STEP, _APPROVAL, _LEDGER, _HALT, _APP, _STACK = (
+_DRILL, _STEP, _APPROVAL, _LEDGER, _HALT, _APP, _STACK, _SCHEDULE, _OCCURRENCE = (
     model._meta.db_table
-    for model in (Drill, DrillStep, Approval, Compensation, HaltState, Application, Stack)
+    for model in (Drill, DrillStep, Approval, Compensation, HaltState, Application, Stack, Schedule,
+                  ScheduleOccurrence)
 )
 # The time each state was entered (services.transition sets it with the state), the abort request.
 _TIMES = sorted({*STATE_TIMESTAMP.values(), "abort_requested_at"})
@@ -49,6 +53,27 @@ _DRILL_PAGE = f"""
     ) l ON l.drill_id = d.id
     WHERE d.id = %s"""  # noqa: S608
 _HALT_SWITCH = f"SELECT halted, reason, halted_by, halted_at FROM {_HALT} WHERE id = 1"  # noqa: S608
+_FINAL = ", ".join(["%s"] * len(FINAL_STATES))
+# A schedule's row and its occurrences: added (count, id), given their drill (count of
+# drill ids), each drill's state change (the latest time each state was entered) and how
+# many of those drills are not final yet.
+_SCHEDULE_PAGE = f"""
+    SELECT s.state, s.approved_by_id, s.approved_at, s.active_since, s.expires_at,
+           COUNT(o.id), MAX(o.id), COUNT(o.drill_id),
+           SUM(CASE WHEN d.id IS NOT NULL AND d.state NOT IN ({_FINAL}) THEN 1 ELSE 0 END),
+           {', '.join(f'MAX(d.{c})' for c in _TIMES)}
+    FROM {_SCHEDULE} s LEFT JOIN {_OCCURRENCE} o ON o.schedule_id = s.id
+         LEFT JOIN {_DRILL} d ON d.id = o.drill_id
+    WHERE s.id = %s GROUP BY s.id, s.state, s.approved_by_id, s.approved_at, s.active_since, s.expires_at"""  # noqa: S608
+# Every schedule per state (a pause moves a count; an approval and a resume set a time),
+# with every occurrence (added, given its drill).
+_SCHEDULES = f"""
+    SELECT g.state, g.n, g.newest, g.approved, g.active, g.expires, o.n, o.newest, o.with_drill
+    FROM (SELECT state, COUNT(*) AS n, MAX(id) AS newest, MAX(approved_at) AS approved,
+                 MAX(active_since) AS active, MAX(expires_at) AS expires
+          FROM {_SCHEDULE} GROUP BY state) g
+    CROSS JOIN (SELECT COUNT(*) AS n, MAX(id) AS newest, COUNT(drill_id) AS with_drill FROM {_OCCURRENCE}) o
+    ORDER BY g.state"""  # noqa: S608
 _STACKS = f"""
     SELECT a.id, COUNT(s.id), MAX(s.id) FROM {_APP} a LEFT JOIN {_STACK} s ON s.application_id = a.id
     WHERE a.name = %s GROUP BY a.id"""  # noqa: S608
@@ -84,6 +109,26 @@ def drills(application_id=None):
 def halt():
     """The halt switch as the banner and the drills list's halt panel show it."""
     return _one(_HALT_SWITCH)
+
+
+def schedule(pk):
+    """What a schedule page's polled part shows changes only with these, or None (no
+    such schedule): its state, approval, activity and expiry; its occurrences, their
+    drills and each state those drills entered; how many are not final (OPEN_DRILLS)."""
+    return _one(_SCHEDULE_PAGE, [*FINAL_STATES, pk])
+
+
+# Where a schedule() row holds how many of the schedule's drills are not final.
+OPEN_DRILLS = 8
+
+
+def schedules():
+    """[(state, count, newest id, latest approval, activation and expiry; then of every
+    occurrence: count, newest id, how many have a drill)] per state of the schedules: the
+    schedules list changes only with these (and with the clock: its next times)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SCHEDULES)
+        return cursor.fetchall()
 
 
 def stacks_of(name):

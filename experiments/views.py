@@ -78,7 +78,8 @@ def _get_drill_for_user(user, pk):
     if not user.has_perm("experiments.view_drill"):
         raise PermissionDenied
     return get_object_or_404(
-        Drill.objects.select_related("scenario", "application", "region", "requested_by"), pk=pk
+        # the occurrence: the drill page names the schedule that requested it
+        Drill.objects.select_related("scenario", "application", "region", "requested_by", "occurrence"), pk=pk
     )
 
 

@@ -34,6 +34,8 @@ MUTATING = {
     "notifications:email-set", "api-channels", "api-channel",
     "api-scenario-import", "experiments:scenario-import",
     "api-schedules", "api-schedule-approve", "api-schedule-pause", "api-schedule-resume",
+    "experiments:schedule-create", "experiments:schedule-approve", "experiments:schedule-pause",
+    "experiments:schedule-resume",
 }
 # Mutating, yet open to every signed-in user whatever their role.
 MUTATING_FOR_EVERYONE = {
