@@ -27,7 +27,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from controlplane import audit
+from controlplane import audit, events
 from controlplane.models import AuditSource
 from experiments import faults, plans, services
 from experiments.models import (
@@ -203,7 +203,8 @@ def next_due(schedule, after):
 
 def record_skip(schedule, due_at, region, reason, now=None):
     """Record that the due time `due_at` of `schedule` did not run, and why (audit
-    `schedule.occurrence_skipped`). The one place a skip is recorded: tell people here.
+    `schedule.occurrence_skipped`), and tell the notification channels (SCHEDULE_SKIPPED,
+    once it commits): the one place a skip is recorded.
     Returns the occurrence, or None when that due time already has one."""
     now = now or timezone.now()
     try:
@@ -216,6 +217,15 @@ def record_skip(schedule, due_at, region, reason, now=None):
                 None, "schedule.occurrence_skipped", source=AuditSource.SYSTEM, obj=schedule,
                 object_repr=schedule.audit_repr(),
                 after={"due_at": due_at.isoformat(), "region": region.code, "reason": reason[:500]},
+            )
+            # Inside the block: a due time that already had its occurrence tells nobody.
+            name = schedule.audit_repr()
+            events.publish(
+                events.EventKind.SCHEDULE_SKIPPED,
+                f"{name[:1].upper()}{name[1:]}: its time {due_at:%Y-%m-%d %H:%M} UTC in {region.code} "
+                f"was skipped: {reason}"[:500],
+                schedule=schedule.pk, occurrence=occurrence.pk, due_at=due_at.isoformat(),
+                region=region.code, reason=reason[:500], url=schedule.get_absolute_url(),
             )
     except IntegrityError:
         return None

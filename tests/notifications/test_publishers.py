@@ -1,4 +1,5 @@
-"""Drills, the halt switch and monitoring publish from the one place each thing happens."""
+"""Drills, the halt switch, schedules and monitoring publish from the one place each thing
+happens."""
 
 from datetime import timedelta
 
@@ -6,14 +7,17 @@ import pytest
 from django.utils import timezone
 
 from controlplane.events import EventKind
+from experiments import schedules
 from experiments import services as drills
-from experiments.models import Drill, DrillState, Scenario
+from experiments.models import Drill, DrillState, OccurrenceState, Scenario, ScheduleOccurrence
 from experiments.scenarios import ensure_builtin_scenarios
 from notifications import services
 from notifications.models import Event
 from regions import monitoring
 from regions.models import Application, Architecture, Region, Stack
 from regions.probes import ProbeResult
+from tests.experiments.test_schedules import HOURLY, approved
+from tests.experiments.test_schedules import hashes as hashes  # the fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -81,3 +85,25 @@ def test_a_region_status_change_is_told_after_hysteresis(channel, django_capture
     [(kind, summary)] = _kinds()
     assert kind == EventKind.REGION_STATUS_CHANGED
     assert summary == "orders in us-east-1 is unhealthy (was healthy), seen from local"
+
+
+def test_a_skipped_schedule_time_is_told_once(channel, hashes, operator, approver,
+                                              django_capture_on_commit_callbacks):
+    schedule, t0 = approved(operator, approver)
+    with django_capture_on_commit_callbacks(execute=True):
+        schedules.run_due(t0 + timedelta(hours=1, minutes=31))  # t0+30 missed, t0+90 runs
+        schedules.run_due(t0 + timedelta(hours=1, minutes=32))  # a second pass: nothing new
+    skipped = ScheduleOccurrence.objects.get(schedule=schedule, state=OccurrenceState.SKIPPED)
+    with django_capture_on_commit_callbacks(execute=True):
+        # the same due time recorded again (a redelivered pass): no row, nobody told
+        assert schedules.record_skip(schedule, skipped.due_at, skipped.region, "again") is None
+
+    [event] = Event.objects.filter(kind=EventKind.SCHEDULE_SKIPPED)
+    assert event.summary == (
+        f"Schedule #{schedule.pk} fail-region-health-check on orders/us-east-1 ({HOURLY}): its time "
+        f"{skipped.due_at:%Y-%m-%d %H:%M} UTC in us-east-1 was skipped: {skipped.reason}"
+    )[:500]
+    assert event.payload["schedule"] == schedule.pk
+    assert event.payload["occurrence"] == skipped.pk
+    assert event.payload["reason"] == skipped.reason
+    assert event.payload["url"] == f"/drills/schedules/{schedule.pk}/"
