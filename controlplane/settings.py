@@ -473,9 +473,11 @@ NOTIFY_MAX_RETRIES = env_int("CONTROLPLANE_NOTIFY_MAX_RETRIES", 5, minimum=0, ma
 NOTIFY_RETRY_BACKOFF = env_int("CONTROLPLANE_NOTIFY_RETRY_BACKOFF", 10, minimum=1)
 NOTIFY_TIMEOUT = env_float("CONTROLPLANE_NOTIFY_TIMEOUT", 5.0, minimum=0.1)
 # Email: Django's mailers (MAILERS, Django 6.1), from EMAIL_BACKEND and, for SMTP,
-# EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS; the console
-# backend (the worker's output) unless set.
-_email_backend = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS; unless set,
+# SMTP in production and the console backend (the worker's output) in the embedded default.
+_email_backend = env_str(
+    "EMAIL_BACKEND", f"django.core.mail.backends.{'smtp' if PRODUCTION else 'console'}.EmailBackend"
+)
 MAILERS = {"default": {"BACKEND": _email_backend}}
 if _email_backend.endswith(".smtp.EmailBackend"):
     MAILERS["default"]["OPTIONS"] = {
