@@ -160,9 +160,10 @@ def request_problems(scenario, application, region, window_start=None, window_en
 
 def why_cannot_decide(drill, user):
     """Why `user` may not approve or reject `drill` ("" when they may): they requested
-    it, or they do not hold the approver role."""
+    it, or they do not hold the approver role. A game day (experiments.gamedays) is
+    decided by the same rule: anything with a `requested_by`."""
     if user.pk == drill.requested_by_id:
-        return "The requester of a drill cannot approve or reject it."
+        return f"The requester of a {drill._meta.verbose_name} cannot approve or reject it."
     if not user.has_perm("experiments.approve_drill"):
         return "Approving drills needs the approver role."
     return ""
