@@ -17,6 +17,10 @@ urlpatterns = [
     path("drills/<int:pk>/abort", drills_api.abort, name="api-drill-abort"),
     path("drills/<int:pk>/evidence", drills_api.drill_evidence, name="api-drill-evidence"),
     path("drills/<int:pk>/evidence.pdf", drills_api.drill_evidence_pdf, name="api-drill-evidence-pdf"),
+    path("gamedays", drills_api.gamedays_create, name="api-gamedays"),
+    path("gamedays/<int:pk>", drills_api.gameday, name="api-gameday"),
+    path("gamedays/<int:pk>/approve", drills_api.gameday_approve, name="api-gameday-approve"),
+    path("gamedays/<int:pk>/abort", drills_api.gameday_abort, name="api-gameday-abort"),
     path("halt", drills_api.halt, name="api-halt"),
     path("openapi.json", openapi.openapi_json, name="api-openapi"),
 ]

@@ -243,7 +243,9 @@ def advance(game_day_id, now=None):
     ("" when it is not running); a second pass at the same moment does nothing more."""
     now = now or timezone.now()
     with transaction.atomic():
-        running = GameDay.objects.select_for_update(of=("self",)).filter(pk=game_day_id, state=GameDayState.RUNNING)
+        running = GameDay.objects.select_for_update(of=("self",)).filter(
+            pk=game_day_id, state=GameDayState.RUNNING
+        )
         game_day = running.select_related("requested_by", "approved_by").first()
         if game_day is None:
             return ""

@@ -7,15 +7,11 @@ plan hashes a test can change. The last tests run real drills on a real Celery w
 against the sandbox.
 """
 
-import json
 from datetime import timedelta
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import close_old_connections
-from django.utils import timezone
 
-from controlplane.api import issue_token
 from controlplane.models import AuditEvent
 from experiments import gamedays, plans, services
 from experiments.models import (
@@ -27,10 +23,9 @@ from experiments.models import (
     GameDayStep,
     Scenario,
 )
-from experiments.scenarios import ensure_builtin_scenarios, validate_scenario
+from experiments.scenarios import ensure_builtin_scenarios
 from regions.models import Application, Architecture, Region, Stack
 from tests.experiments.test_views import PLAN
-from tests.processes import start_worker, wait_for
 
 SCENARIO = "fail-region-health-check"
 
@@ -121,7 +116,8 @@ def test_a_bad_proposal_says_what_is_wrong_and_writes_nothing(hashes, operator, 
     with pytest.raises(ValidationError) as caught:
         gamedays.propose(user=operator, **values)
     assert any(m.startswith(message) for m in caught.value.message_dict[field])
-    assert not GameDay.objects.exists() and not AuditEvent.objects.filter(action__startswith="gameday.").exists()
+    assert not GameDay.objects.exists()
+    assert not AuditEvent.objects.filter(action__startswith="gameday.").exists()
 
 
 def test_the_proposer_cannot_approve_a_viewer_cannot_propose_and_approval_needs_the_role(
@@ -177,7 +173,9 @@ def test_three_drills_run_in_order_each_approved_by_the_game_day_s_approval(hash
         assert (drill.region_id, drill.plan_hash) == (step.region_id, step.plan_hash)
         approval = Approval.objects.get(drill=drill)
         assert approval.approver == approver and approval.plan_hash == drill.plan_hash
-        assert approval.comment == f"approved as step {position} of game day #{game_day.pk} by {approver.username}"
+        assert approval.comment == (
+            f"approved as step {position} of game day #{game_day.pk} by {approver.username}"
+        )
         assert [d.pk for d in drills] == sorted(d.pk for d in drills)
         _end(drill, DrillState.PASSED)
         drills.append(drill)
@@ -293,7 +291,8 @@ def test_an_abort_stops_it_and_aborts_its_running_drill(hashes, operator, approv
     assert gamedays.abort(game_day, operator, reason="customer demo")
     assert not gamedays.abort(game_day, operator)  # already stopped
     game_day = _fresh(game_day)
-    assert game_day.state == GameDayState.STOPPED and game_day.reason == f"aborted by {operator.username}: customer demo"
+    assert game_day.state == GameDayState.STOPPED
+    assert game_day.reason == f"aborted by {operator.username}: customer demo"
     drill = _drill_of(game_day, 1)
     assert drill.state == DrillState.ABORTED and f"game day #{game_day.pk}" in drill.outcome_reason
 
