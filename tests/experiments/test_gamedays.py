@@ -7,11 +7,14 @@ plan hashes a test can change. The last tests run real drills on a real Celery w
 against the sandbox.
 """
 
+import json
 from datetime import timedelta
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.urls import reverse
 
+from controlplane.api import issue_token
 from controlplane.models import AuditEvent
 from experiments import gamedays, plans, services
 from experiments.models import (
@@ -25,6 +28,7 @@ from experiments.models import (
 )
 from experiments.scenarios import ensure_builtin_scenarios
 from regions.models import Application, Architecture, Region, Stack
+from tests.experiments.test_api import check
 from tests.experiments.test_views import PLAN
 
 SCENARIO = "fail-region-health-check"
@@ -306,3 +310,155 @@ def test_an_approver_who_lost_the_role_approves_no_further_step(hashes, operator
     drill = _drill_of(game_day, 1)
     assert drill.state == DrillState.ABORTED and not Approval.objects.filter(drill=drill).exists()
     assert "could not be approved: Approving drills needs the approver role" in _fresh(game_day).reason
+
+
+# --- console ------------------------------------------------------------------------------
+
+
+def _form(codes, **fields):
+    data = {"name": "Q3 game day", "pause_seconds": "5", "rows": str(len(codes)), **fields}
+    for n, code in enumerate(codes, start=1):
+        data |= {f"step_{n}_scenario": SCENARIO, f"step_{n}_application": "orders", f"step_{n}_region": code}
+    return data
+
+
+def test_the_console_proposes_approves_and_shows_the_steps(hashes, client_for, operator, approver, viewer):
+    client = client_for(viewer)
+    assert client.get(reverse("experiments:gameday-new")).status_code == 403
+    assert client.post(reverse("experiments:gameday-create"), _form(["us-east-1"])).status_code == 403
+    client = client_for(operator)
+    page = client.get(reverse("experiments:gameday-new") + "?steps=4")
+    assert page.status_code == 200 and b'name="step_4_region"' in page.content
+    response = client.post(reverse("experiments:gameday-create"), _form(["us-east-1", "us-west-2"]))
+    game_day = GameDay.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("experiments:gameday", args=[game_day.pk])
+    detail = client.get(response["Location"]).content.decode()
+    assert "Waiting for approval: The requester of a game day cannot approve or reject it." in detail
+    assert "Approve game day" not in detail
+    refused = client.post(reverse("experiments:gameday-approve", args=[game_day.pk]),
+                          {"plan_hash": game_day.plan_hash})
+    assert refused.status_code == 403
+
+    client = client_for(approver)
+    detail = client.get(reverse("experiments:gameday", args=[game_day.pk])).content.decode()
+    assert "Approve game day" in detail and game_day.plan_hash in detail
+    stale = client.post(reverse("experiments:gameday-approve", args=[game_day.pk]),
+                        {"plan_hash": "b" * 64, "comment": "ok"})
+    assert stale.status_code == 409 and "changed since you reviewed them" in stale.content.decode()
+    approved = client.post(reverse("experiments:gameday-approve", args=[game_day.pk]),
+                           {"plan_hash": game_day.plan_hash, "comment": "ok"})
+    assert approved.status_code == 302 and _fresh(game_day).state == GameDayState.RUNNING
+    gamedays.advance(game_day.pk)
+    drill = _drill_of(game_day, 1)
+    live = client.get(reverse("experiments:gameday", args=[game_day.pk]), headers={"HX-Request": "true"})
+    assert live.status_code == 200
+    html = live.content.decode()
+    assert f'href="{reverse("experiments:detail", args=[drill.pk])}"' in html
+    assert 'aria-current="step"' in html and 'data-drill-state="queued"' in html
+    again = client.get(reverse("experiments:gameday", args=[game_day.pk]),
+                       headers={"HX-Request": "true", "HX-PTag": live["HX-PTag"]})
+    assert again.status_code == 204  # nothing changed: not rendered
+    _end(drill, DrillState.PASSED)
+    changed = client.get(reverse("experiments:gameday", args=[game_day.pk]),
+                         headers={"HX-Request": "true", "HX-PTag": live["HX-PTag"]})
+    html = changed.content.decode()
+    assert changed.status_code == 200 and f'href="{reverse("experiments:evidence", args=[drill.pk])}"' in html
+    listing = client.get(reverse("experiments:gamedays")).content.decode()
+    assert "Q3 game day" in listing and 'data-state="running"' in listing
+
+
+def test_a_bad_console_proposal_is_a_form_error(hashes, client_for, operator):
+    client = client_for(operator)
+    Region.objects.create(code="eu-central-1")
+    response = client.post(reverse("experiments:gameday-create"),
+                           _form(["us-east-1", "eu-central-1"], pause_seconds="99999"))
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "Step 2: orders has no stack in eu-central-1." in html and "Whole seconds from 0 to 3600." in html
+    half = _form(["us-east-1"], step_2_scenario=SCENARIO, rows="2")
+    response = client.post(reverse("experiments:gameday-create"), half)
+    assert response.status_code == 400
+    assert "Step 2: choose a scenario, an application and a region." in response.content.decode()
+    assert not GameDay.objects.exists()
+
+
+def test_the_list_page_s_queries_do_not_grow_with_game_days(hashes, client_for, operator,
+                                                            django_assert_max_num_queries):
+    for _ in range(4):
+        _propose(operator)
+    client = client_for(operator)
+    with django_assert_max_num_queries(8):
+        assert client.get(reverse("experiments:gamedays")).status_code == 200
+
+
+# --- API ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api(client):
+    def call(user, method, name, *args, data=None):
+        return client.generic(method, reverse(name, args=args), "" if data is None else json.dumps(data),
+                              content_type="application/json",
+                              headers={"Authorization": f"Bearer {issue_token(user)[1]}"})
+
+    return call
+
+
+def _body(codes=("us-east-1", "us-west-2"), **fields):
+    steps = [{"scenario": SCENARIO, "application": "orders", "region": code} for code in codes]
+    return {"name": "API game day", "steps": steps, **fields}
+
+
+def test_the_api_proposes_gets_approves_and_aborts(hashes, api, operator, approver, viewer):
+    assert api(viewer, "POST", "api-gamedays", data=_body()).status_code == 403
+    created = api(operator, "POST", "api-gamedays", data=_body(pause_seconds=10, continue_on_failure=True))
+    assert created.status_code == 201, created.json()
+    body = check(created.json(), "GameDay")
+    assert (body["state"], body["pause_seconds"], body["continue_on_failure"]) == ("proposed", 10, True)
+    assert [s["region"] for s in body["steps"]] == ["us-east-1", "us-west-2"]
+    pk = body["id"]
+    assert api(operator, "POST", "api-gameday-approve", pk, data={}).status_code == 403
+    conflict = api(approver, "POST", "api-gameday-approve", pk, data={"plan_hash": "b" * 64})
+    assert conflict.status_code == 409 and conflict.json()["plan_hash"] == body["plan_hash"]
+    approved = api(approver, "POST", "api-gameday-approve", pk, data={"plan_hash": body["plan_hash"]})
+    assert approved.status_code == 200 and check(approved.json(), "GameDay")["state"] == "running"
+    assert api(approver, "POST", "api-gameday-approve", pk, data={}).status_code == 409
+    gamedays.advance(pk)
+    got = check(api(viewer, "GET", "api-gameday", pk).json(), "GameDay")
+    assert got["steps"][0]["drill_state"] == "queued" and got["steps"][1]["drill"] is None
+    assert api(viewer, "POST", "api-gameday-abort", pk, data={}).status_code == 403
+    stopped = api(operator, "POST", "api-gameday-abort", pk, data={"reason": "enough"})
+    assert stopped.status_code == 200 and check(stopped.json(), "GameDay")["state"] == "stopped"
+    assert api(operator, "POST", "api-gameday-abort", pk, data={}).status_code == 409
+    assert api(viewer, "GET", "api-gameday", 999).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"name": "x", "steps": "all"}, "steps", "steps must be an array"),
+        ({"name": "x", "steps": [{"scenario": SCENARIO}]}, "steps", "Step 1: choose a scenario"),
+        ({"name": "x", "steps": [{"scenario": 1, "application": "orders", "region": "us-east-1"}]},
+         "steps", "Step 1: an object of strings"),
+        (_body(pause_seconds="10"), "pause_seconds", "pause_seconds must be an integer"),
+        (_body(pause_seconds=-5), "pause_seconds", "Whole seconds from 0 to 3600."),
+        (_body(continue_on_failure="yes"), "continue_on_failure", "continue_on_failure must be true"),
+        (_body(colour="red"), "colour", "Unknown field."),
+        ({"name": "x", "steps": [{"scenario": "nope", "application": "orders", "region": "us-east-1"}]},
+         "steps", "Step 1: Unknown scenario 'nope'."),
+        (_body(name=""), "name", "Name the game day."),
+    ],
+)
+def test_bad_api_proposals_get_a_400_naming_the_field(hashes, api, operator, body, field, message):
+    response = api(operator, "POST", "api-gamedays", data=body)
+    assert response.status_code == 400, response.json()
+    check(response.json(), "ValidationError")
+    assert any(m.startswith(message) for m in response.json()["fields"][field]), response.json()
+    assert not GameDay.objects.exists()
+
+
+def test_a_body_that_is_not_an_object_is_a_400(hashes, client, operator):
+    response = client.post(reverse("api-gamedays"), "[1]", content_type="application/json",
+                           headers={"Authorization": f"Bearer {issue_token(operator)[1]}"})
+    assert response.status_code == 400 and not GameDay.objects.exists()
