@@ -9,14 +9,16 @@ against the sandbox.
 
 import json
 from datetime import timedelta
+from itertools import pairwise
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import close_old_connections
 from django.urls import reverse
 
 from controlplane.api import issue_token
 from controlplane.models import AuditEvent
-from experiments import gamedays, plans, services
+from experiments import gamedays, plans, services, tasks
 from experiments.models import (
     Approval,
     Drill,
@@ -26,10 +28,11 @@ from experiments.models import (
     GameDayStep,
     Scenario,
 )
-from experiments.scenarios import ensure_builtin_scenarios
+from experiments.scenarios import ensure_builtin_scenarios, validate_scenario
 from regions.models import Application, Architecture, Region, Stack
 from tests.experiments.test_api import check
 from tests.experiments.test_views import PLAN
+from tests.processes import start_worker, wait_for
 
 SCENARIO = "fail-region-health-check"
 
@@ -462,3 +465,71 @@ def test_a_body_that_is_not_an_object_is_a_400(hashes, client, operator):
     response = client.post(reverse("api-gamedays"), "[1]", content_type="application/json",
                            headers={"Authorization": f"Bearer {issue_token(operator)[1]}"})
     assert response.status_code == 400 and not GameDay.objects.exists()
+
+
+# --- real drills --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def drill_queue_prefix():
+    """The world's drill queue (tests/experiments/conftest.py) is the one the worker consumes."""
+    return "gamedays"
+
+
+def _unmeetable(base=SCENARIO):
+    """A copy of a built-in whose hypothesis no real failover meets (a millisecond)."""
+    source = Scenario.objects.get(slug=base)
+    row = Scenario(slug="failover-in-a-millisecond", name="Failover in a millisecond",
+                   fault_kind=source.fault_kind, target_selector=source.target_selector,
+                   parameters=source.parameters, stop_conditions=source.stop_conditions,
+                   max_duration=source.max_duration, architecture=source.architecture,
+                   hypothesis={**source.hypothesis, "max_time_to_failover_seconds": 0.001})
+    validate_scenario(row)
+    row.save()
+    return row
+
+
+@pytest.mark.worker
+@pytest.mark.sandbox
+@pytest.mark.django_db(transaction=True)
+def test_real_drills_run_in_order_on_a_worker_and_a_failure_stops_the_rest(
+    world, settings, operator, approver, tmp_path
+):
+    orders, payments = Application.objects.get(name="orders"), Application.objects.get(name="payments")
+    east, west = Region.objects.get(code="us-east-1"), Region.objects.get(code="us-west-2")
+    steps = [
+        (Scenario.objects.get(slug=SCENARIO), orders, east),
+        (Scenario.objects.get(slug="dial-region-to-zero"), payments, west),
+        (_unmeetable(), orders, east),
+        (Scenario.objects.get(slug=SCENARIO), orders, west),
+    ]
+    game_day = gamedays.propose(user=operator, name="real", steps=steps, pause_seconds=1)
+    worker = start_worker(settings.DRILL_QUEUE, tmp_path, CONTROLPLANE_DRILL_QUEUE=settings.DRILL_QUEUE,
+                          DRILL_STEADY_STATE_SECONDS=1, DRILL_HOLD_SECONDS=2)
+    try:
+        assert gamedays.approve(game_day, approver, comment="real drills")
+
+        def ended():
+            # The test plays beat: the task beat runs every GAMEDAY_TICK_SECONDS.
+            tasks.advance_gamedays()
+            close_old_connections()
+            return _fresh(game_day).is_final
+
+        wait_for(ended, 300, interval=0.5, message=f"the game day to end:\n{worker.log()}")
+    finally:
+        worker.stop()
+    game_day = _fresh(game_day)
+    drills = [_drill_of(game_day, n) for n in (1, 2, 3)]
+    assert [d.state for d in drills] == [DrillState.PASSED, DrillState.PASSED, DrillState.FAILED], [
+        d.outcome_reason for d in drills
+    ]
+    assert [(d.application.name, d.region.code) for d in drills] == [
+        ("orders", "us-east-1"), ("payments", "us-west-2"), ("orders", "us-east-1")
+    ]
+    for before, after in pairwise(drills):
+        assert after.requested_at >= before.finished_at + timedelta(seconds=1)  # in order, after the pause
+    assert _drill_of(game_day, 4) is None
+    assert game_day.state == GameDayState.STOPPED
+    assert game_day.reason.startswith(f"step 3 (drill #{drills[2].pk}) failed")
+    assert all(Approval.objects.get(drill=d).comment.startswith(f"approved as step {n} ")
+               for n, d in enumerate(drills, start=1))
