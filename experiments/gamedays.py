@@ -282,14 +282,14 @@ def _start(game_day, step):
     except (ValidationError, PermissionDenied) as exc:
         _stop(game_day, f"step {n}'s drill could not be requested: {' '.join(_messages(exc))}")
         return "stopped: not requested"
+    if drill.plan_hash != step.plan_hash:  # it changed between our plan and the request's
+        _end_unapproved(drill, f"its plan changed since game day #{game_day.pk} was approved")
+        return _wait(game_day, step, drill.plan, drill.plan_hash)
     GameDayStep.objects.filter(pk=step.pk, drill__isnull=True).update(drill=drill)
     _record(None, "gameday.step_started", game_day, after={
         "step": n, "drill": drill.pk, "plan_hash": drill.plan_hash,
         "target": f"{step.scenario.slug} on {step.application.name}/{step.region.code}",
     })
-    if drill.plan_hash != step.plan_hash:  # it changed between our plan and the request's
-        _end_unapproved(drill, f"its plan changed since game day #{game_day.pk} was approved")
-        return _wait(game_day, step, drill.plan, drill.plan_hash)
     approver = game_day.approved_by
     comment = f"approved as step {n} of game day #{game_day.pk} by {audit.actor_name(approver)}"
     try:

@@ -30,6 +30,8 @@ MUTATING = {
     "experiments:reject", "experiments:abort", "experiments:scenario-create",
     "experiments:scenario-save", "experiments:close-ledger-row",
     "api-drills", "api-drill-approve", "api-drill-reject", "api-drill-abort", "api-halt",
+    "experiments:gameday-create", "experiments:gameday-approve", "experiments:gameday-reject",
+    "experiments:gameday-abort", "api-gamedays", "api-gameday-approve", "api-gameday-abort",
 }
 # Mutating, yet open to every signed-in user whatever their role.
 MUTATING_FOR_EVERYONE = {"logout": "anyone signed in may sign out"}

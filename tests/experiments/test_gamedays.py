@@ -271,6 +271,29 @@ def test_a_changed_plan_stops_it_at_that_step_until_approved_again(hashes, opera
     assert stopped.after["state"] == "waiting" and stopped.after["step"] == 2
 
 
+def test_a_plan_that_changes_between_the_check_and_the_request_makes_no_step_drill(
+    hashes, operator, approver, monkeypatch
+):
+    game_day = _propose(operator)
+    gamedays.approve(game_day, approver)
+
+    def request(**kwargs):
+        """The plan changes after the game day's check, before the request plans it."""
+        hashes[(SCENARIO, "orders", "us-east-1")] = "d" * 64
+        return original(**kwargs)
+
+    original = services.request
+    monkeypatch.setattr(services, "request", request)
+    assert gamedays.advance(game_day.pk) == "waiting: plan changed"
+    [drill] = Drill.objects.all()
+    assert drill.state == DrillState.ABORTED and "its plan changed since game day" in drill.outcome_reason
+    assert _drill_of(game_day, 1) is None and _fresh(game_day).state == GameDayState.WAITING
+    monkeypatch.setattr(services, "request", original)
+    gamedays.approve(_fresh(game_day), approver)
+    assert gamedays.advance(game_day.pk) == "step started"
+    assert _drill_of(game_day, 1).plan_hash == "d" * 64
+
+
 def test_halt_all_stops_it_and_aborts_the_running_drill(hashes, operator, approver):
     game_day, later = _propose(operator), _propose(operator)
     gamedays.approve(game_day, approver)
