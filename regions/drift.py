@@ -13,6 +13,10 @@ reverting), and a fault a drill has reverted since its evidence was read (the
 configuration read, or the observation made, before the revert: `DeliberateChanges`
 from the drills app, registered with regions.monitoring.set_deliberate_changes).
 
+`report_drift()` (run by the same beat task, after the refresh) tells the notification
+channels of each finding once, when it appears (controlplane.events DRIFT_FOUND), and
+records it cleared when it goes (ReportedDrift).
+
 Each finding carries its undo as data (`Undo`: service, region, operation, parameters),
 shown as one readable line; `apply_undo()` makes that call through controlplane.aws,
 audited (the stack page's "Apply undo", regions.views.apply_drift_undo).
