@@ -1,5 +1,5 @@
-"""Drift told to the notification channels (regions.drift.report_drift, run by the beat
-task refresh_live_config): a fault left on is told once however many passes see it,
+"""Drift told to the notification channels (regions.drift_events.report_drift, run by the
+beat task refresh_live_config): a fault left on is told once however many passes see it,
 again when it clears and comes back, never when a drill's own fault; constant queries
 per pass."""
 
@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from controlplane.events import EventKind, event_happened
-from regions import drift, tasks
+from regions import drift_events, tasks
 from regions.discovery import run_discovery
 from regions.models import Application, Component, ComponentKind, Region, ReportedDrift, Stack
 from tests.regions.test_drift import REGIONS, _concurrency, _drill, _group
@@ -39,7 +39,7 @@ def beat(django_capture_on_commit_callbacks):
     def run(report_only=False):
         with django_capture_on_commit_callbacks(execute=True):
             if report_only:
-                drift.report_drift()
+                drift_events.report_drift()
             else:
                 tasks.refresh_live_config()
 
@@ -149,7 +149,7 @@ def _queries_of_three_passes(checks, django_capture_on_commit_callbacks):
             Component.objects.filter(pk__in=[c.pk for c in checks]).update(config=change)
         # the listeners run on commit, after the count: their queries are not the pass's
         with django_capture_on_commit_callbacks(execute=True), CaptureQueriesContext(connection) as queries:
-            drift.report_drift()
+            drift_events.report_drift()
         counts.append(len(queries))
     return counts
 
