@@ -389,6 +389,8 @@ DRILL_HOLD_SECONDS = env_float("DRILL_HOLD_SECONDS", 3.0, minimum=0.0)
 DRILL_OBSERVER_PERIOD = env_float("DRILL_OBSERVER_PERIOD", 0.1, minimum=0.01)
 DRILL_RECOVERY_TIMEOUT_SECONDS = env_float("DRILL_RECOVERY_TIMEOUT_SECONDS", 60.0, minimum=1.0)
 DRILL_REVERT_GRACE_SECONDS = env_float("DRILL_REVERT_GRACE_SECONDS", 60.0, minimum=0.0)
+# How often beat moves running game days on (a step starts at most this late).
+GAMEDAY_TICK_SECONDS = env_float("GAMEDAY_TICK_SECONDS", 2.0, minimum=0.5)
 
 # --- Monitoring (docs/MONITORING.md) ----------------------------------------------
 # The region label of this worker: it consumes the queue probes.<label> and stamps it
@@ -473,9 +475,11 @@ NOTIFY_MAX_RETRIES = env_int("CONTROLPLANE_NOTIFY_MAX_RETRIES", 5, minimum=0, ma
 NOTIFY_RETRY_BACKOFF = env_int("CONTROLPLANE_NOTIFY_RETRY_BACKOFF", 10, minimum=1)
 NOTIFY_TIMEOUT = env_float("CONTROLPLANE_NOTIFY_TIMEOUT", 5.0, minimum=0.1)
 # Email: Django's mailers (MAILERS, Django 6.1), from EMAIL_BACKEND and, for SMTP,
-# EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS; the console
-# backend (the worker's output) unless set.
-_email_backend = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS; unless set,
+# SMTP in production and the console backend (the worker's output) in the embedded default.
+_email_backend = env_str(
+    "EMAIL_BACKEND", f"django.core.mail.backends.{'smtp' if PRODUCTION else 'console'}.EmailBackend"
+)
 MAILERS = {"default": {"BACKEND": _email_backend}}
 if _email_backend.endswith(".smtp.EmailBackend"):
     MAILERS["default"]["OPTIONS"] = {
@@ -556,6 +560,11 @@ CELERY_BEAT_SCHEDULE = {
     "drills-scheduler": _every("experiments.tasks.expire_drills", 5, expires=10, queue=DRILL_QUEUE),
     # Turns the schedules' due times into drills (or skipped occurrences, with the reason).
     "drills-schedules": _every("experiments.tasks.run_schedules", 60, expires=50, queue=DRILL_QUEUE),
+    # Moves running game days on: the next step after a drill's end and its pause
+    # (experiments/gamedays.py; the database holds where each is).
+    "drills-gamedays": _every(
+        "experiments.tasks.advance_gamedays", GAMEDAY_TICK_SECONDS, expires=10, queue=DRILL_QUEUE
+    ),
     # Writes the audit chain's head to an anchor file (and S3 with Object Lock when set),
     # so that verify_audit --anchor notices rows removed from the end.
     "audit-anchor": _every("controlplane.tasks.anchor_audit_chain", AUDIT_ANCHOR_INTERVAL),

@@ -23,10 +23,10 @@ from controlplane.api import (
 )
 from controlplane.models import AuditSource
 from controlplane.pdf import PdfUnavailable
-from experiments import evidence, plans, schedules, services
-from experiments.forms import DrillRequestForm, ScenarioExportForm, ScheduleForm
+from experiments import evidence, gamedays, plans, schedules, services
+from experiments.forms import DrillRequestForm, GameDayForm, ScenarioExportForm, ScheduleForm
 from experiments.interop import ExportError, chaostoolkit, formats
-from experiments.models import Drill, DrillState, DrillStep, Scenario, Schedule
+from experiments.models import Drill, DrillState, DrillStep, GameDay, GameDayStep, Scenario, Schedule
 from regions.models import Application, Region
 
 FIGURE_SECONDS = ("time_to_detect", "time_to_failover", "time_to_recover")
@@ -459,3 +459,166 @@ def schedule_pause(request, pk):
 def schedule_resume(request, pk):
     """Resume a paused schedule from now (operator, approver, admin)."""
     return _switch(request, pk, schedules.resume, "paused")
+
+
+# --- game days ----------------------------------------------------------------------------
+
+GAMEDAY_FIELDS = {"name", "steps", "pause_seconds", "continue_on_failure"}
+GAMEDAY_STEP_FIELDS = GameDayForm.STEP_FIELDS
+
+
+def _gameday_form(data):
+    """The proposal's JSON (already an object) as the console form's data -> (form,
+    {field: [messages]} for what has the wrong JSON type or is unknown)."""
+    errors = {name[:100]: ["Unknown field."] for name in data if name not in GAMEDAY_FIELDS}
+    name, pause = data.get("name", ""), data.get("pause_seconds", 0)
+    if not isinstance(name, str):
+        errors["name"] = ["name must be a string."]
+    if isinstance(pause, bool) or not isinstance(pause, int):
+        errors["pause_seconds"] = ["pause_seconds must be an integer (seconds)."]
+    if not isinstance(data.get("continue_on_failure", False), bool):
+        errors["continue_on_failure"] = ["continue_on_failure must be true or false."]
+    steps = data.get("steps", [])
+    if not isinstance(steps, list):
+        errors["steps"] = ["steps must be an array of {scenario, application, region}."]
+        steps = []
+    form_data = {"name": name, "pause_seconds": str(pause),
+                 "continue_on_failure": "on" if data.get("continue_on_failure") is True else ""}
+    for n, step in enumerate(steps, start=1):
+        if not isinstance(step, dict) or set(step) - set(GAMEDAY_STEP_FIELDS) or not all(
+            isinstance(step.get(part, ""), str) for part in GAMEDAY_STEP_FIELDS
+        ):
+            errors.setdefault("steps", []).append(
+                f"Step {n}: an object of strings scenario, application and region, nothing else."
+            )
+            continue
+        form_data |= {f"step_{n}_{part}": step.get(part, "") for part in GAMEDAY_STEP_FIELDS}
+    return GameDayForm(form_data, rows=len(steps)), errors
+
+
+def _gameday_errors(form):
+    """The form's errors with a step's field named as the API names it: under "steps",
+    "Step N: ..." (the messages of the service already say which step)."""
+    fields = {}
+    for name, messages in _form_errors(form).items():
+        if name.startswith("step_"):
+            n = name.split("_")[1]
+            fields.setdefault("steps", []).extend(
+                m if m.startswith("Step ") else f"Step {n}: {m}" for m in messages
+            )
+        else:
+            fields.setdefault(name, []).extend(messages)
+    return fields
+
+
+def gameday_json(game_day):
+    steps = GameDayStep.objects.filter(game_day=game_day).select_related(
+        "scenario", "application", "region", "drill").order_by("position")
+    return {
+        "id": game_day.pk,
+        "name": game_day.name,
+        "state": game_day.state,
+        "reason": game_day.reason,
+        "proposed_by": game_day.requested_by.get_username(),
+        "proposed_at": _iso(game_day.requested_at),
+        "pause_seconds": int(game_day.pause.total_seconds()),
+        "continue_on_failure": game_day.continue_on_failure,
+        "plan_hash": game_day.plan_hash,
+        "approved_hash": game_day.approved_hash or None,
+        "approved_by": game_day.approved_by.get_username() if game_day.approved_by else None,
+        "approved_at": _iso(game_day.approved_at),
+        "current_step": game_day.current,
+        "finished_at": _iso(game_day.finished_at),
+        "steps": [{
+            "position": step.position,
+            "scenario": step.scenario.slug,
+            "application": step.application.name,
+            "region": step.region.code,
+            "plan_hash": step.plan_hash,
+            "drill": step.drill_id,
+            "drill_state": step.drill.state if step.drill else None,
+            "outcome_reason": step.drill.outcome_reason if step.drill else None,
+        } for step in steps],
+    }
+
+
+def _get_gameday(pk):
+    found = GameDay.objects.select_related("requested_by", "approved_by").filter(pk=pk).first()
+    if found is None:
+        raise Http404(f"No game day {pk}.")
+    return found
+
+
+def _gameday_response(game_day, status=200):
+    response = JsonResponse(gameday_json(game_day), status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@api_view(["POST"], permission="experiments.request_drill")
+def gamedays_create(request):
+    """POST {"name", "steps": [{"scenario", "application", "region"}], "pause_seconds"?,
+    "continue_on_failure"?}: 201 with the game day (every step planned); 400 with a
+    message per field, nothing created."""
+    try:
+        form, errors = _gameday_form(read_json_object(request))
+    except BadBody as exc:
+        return exc.response()
+    if errors:
+        return invalid(errors, "The game day is not valid.")
+    try:
+        game_day = form.submit(request.user, source=AuditSource.API, request_id=request.request_id)
+    except PermissionDenied as exc:
+        return api_error(403, str(exc) or "Your role does not allow this action.")
+    if game_day is None:
+        return invalid(_gameday_errors(form), "The game day is not valid.")
+    response = _gameday_response(game_day, status=201)
+    response["Location"] = f"/api/v1/gamedays/{game_day.pk}"
+    return response
+
+
+@api_view(["GET"], permission="experiments.view_drill")
+def gameday(request, pk):
+    return _gameday_response(_get_gameday(pk))
+
+
+@api_view(["POST"], permission="experiments.approve_drill")
+def gameday_approve(request, pk):
+    """Approve every step's plan as it hashes now (`plan_hash`: what you reviewed, 409 if
+    they changed) and start the game day, or resume it where it waits."""
+    game_day = _get_gameday(pk)
+    try:
+        data = parse_body(request, DECISION)
+    except BadBody as exc:
+        return exc.response()
+    if why := gamedays.why_cannot_decide(game_day, request.user):
+        return api_error(403, why)
+    seen = data.get("plan_hash", "")
+    if seen and seen != game_day.plan_hash:
+        return api_error(409, gamedays.plan_changed_message(seen, game_day), plan_hash=game_day.plan_hash)
+    try:
+        approved = gamedays.approve(game_day, request.user, comment=data.get("comment", ""),
+                                    source=AuditSource.API, request_id=request.request_id)
+    except ValidationError as exc:
+        return api_error(409, " ".join(exc.messages))
+    game_day.refresh_from_db()
+    if not approved:
+        return api_error(409, gamedays.not_waiting_message(game_day), state=game_day.state)
+    return _gameday_response(game_day)
+
+
+@api_view(["POST"], permission="experiments.abort_drill")
+def gameday_abort(request, pk):
+    """Stop the game day; its running drill is aborted as any drill is."""
+    game_day = _get_gameday(pk)
+    try:
+        reason = parse_body(request, ABORT_REQUEST).get("reason", "")
+    except BadBody as exc:
+        return exc.response()
+    if not gamedays.abort(game_day, request.user, reason=reason, source=AuditSource.API,
+                          request_id=request.request_id):
+        game_day.refresh_from_db()
+        return api_error(409, f"Game day {game_day.pk} has already ended ({game_day.state}).",
+                         state=game_day.state)
+    game_day.refresh_from_db()
+    return _gameday_response(game_day)

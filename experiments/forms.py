@@ -16,7 +16,7 @@ from datetime import UTC, timedelta
 from django import forms
 from django.core.exceptions import ValidationError
 
-from experiments import schedules, services
+from experiments import gamedays, schedules, services
 from experiments.models import DrillState, Scenario
 from regions.models import Application, Region
 
@@ -337,6 +337,80 @@ class ScheduleForm(_ServiceErrors, forms.Form):
                 user=user, scenario=data["scenario"], application=data["application"],
                 region=data.get("region"), cron=data["cron"], time_zone=data["time_zone"],
                 run_window=timedelta(minutes=minutes), expires_at=data["expires_at"],
+                source=source, request_id=request_id,
+            )
+        except ValidationError as exc:
+            self.add_service_errors(exc)
+            return None
+
+
+# --- game days --------------------------------------------------------------------------
+
+
+class GameDayForm(_ServiceErrors, forms.Form):
+    """A game day's proposal: `rows` step rows (scenario, application, region each);
+    empty rows are left out. Whether the steps may run, the name and the pause are the
+    service's to say (experiments.gamedays.propose)."""
+
+    STEP_FIELDS = ("scenario", "application", "region")
+
+    name = forms.CharField(required=False, max_length=1000, strip=True)
+    pause_seconds = forms.IntegerField(required=False, label="Pause between steps (seconds)")
+    continue_on_failure = forms.BooleanField(
+        required=False, label="Continue after a drill that does not pass",
+        help_text="Off: a failed, errored, aborted or inconclusive drill stops the rest.",
+    )
+
+    def __init__(self, *args, rows=3, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rows = range(1, rows + 1)
+        for n in self.rows:
+            self.fields[f"step_{n}_scenario"] = _SlugChoiceField(
+                Scenario.objects.order_by("-built_in", "name"), to_field_name="slug", noun="scenario",
+                required=False, label="Scenario",
+            )
+            self.fields[f"step_{n}_application"] = _SlugChoiceField(
+                Application.objects.order_by("name"), to_field_name="name", noun="application",
+                required=False, label="Application",
+            )
+            self.fields[f"step_{n}_region"] = _SlugChoiceField(
+                Region.objects.order_by("code"), to_field_name="code", noun="region",
+                required=False, label="Region",
+            )
+
+    def step_rows(self):
+        """[(n, [bound fields of row n])] for the template."""
+        return [(n, [self[f"step_{n}_{part}"] for part in self.STEP_FIELDS]) for n in self.rows]
+
+    def clean(self):
+        cleaned = super().clean()
+        steps = []
+        for n in self.rows:
+            names = [f"step_{n}_{part}" for part in self.STEP_FIELDS]
+            if any(name in self.errors for name in names):
+                continue
+            chosen = [cleaned.get(name) for name in names]
+            if all(chosen):
+                steps.append(tuple(chosen))
+            elif any(chosen):
+                for name, value in zip(names, chosen, strict=True):
+                    if not value:
+                        self.add_error(name, f"Step {n}: choose a scenario, an application and a region.")
+        cleaned["steps"] = steps
+        return cleaned
+
+    def submit(self, user, *, source, request_id=""):
+        """Propose the game day (console and API alike): the GameDay, or None with the
+        service's messages on the fields. PermissionDenied propagates."""
+        if not self.is_valid():
+            return None
+        data = self.cleaned_data
+        pause = data.get("pause_seconds")
+        try:
+            return gamedays.propose(
+                user=user, name=data.get("name", ""), steps=data["steps"],
+                pause_seconds=0 if pause is None else pause,
+                continue_on_failure=bool(data.get("continue_on_failure")),
                 source=source, request_id=request_id,
             )
         except ValidationError as exc:

@@ -510,3 +510,99 @@ class ScheduleOccurrence(models.Model):
     @property
     def state_badge(self):
         return OccurrenceState.colour_of(self.state)
+
+
+# --- Game days (issue #15): an ordered list of drills approved once ------------------------
+
+
+class GameDayState(ColouredChoices):
+    PROPOSED = "proposed", "Proposed", "blue"
+    RUNNING = "running", "Running", "orange"
+    # A step's plan changed since the approval: stopped at that step until approved again.
+    WAITING = "waiting", "Waiting for a new approval", "amber"
+    FINISHED = "finished", "Finished", "green"
+    STOPPED = "stopped", "Stopped", "red"
+    REJECTED = "rejected", "Rejected", "gray"
+
+
+# An approver may approve (or reject) a game day in these states.
+GAMEDAY_DECIDABLE_STATES = (GameDayState.PROPOSED, GameDayState.WAITING)
+GAMEDAY_FINAL_STATES = (GameDayState.FINISHED, GameDayState.STOPPED, GameDayState.REJECTED)
+
+
+class GameDay(models.Model):
+    """Drills run one after the other under one approval: the approver signs the hash
+    of every step's plan (`plan_hash`); each step's drill is approved by it while its
+    own fresh plan hashes as approved (experiments.gamedays)."""
+
+    name = models.CharField(max_length=100)
+    # Named as a drill's so that the four-eyes rule (services.why_cannot_decide) reads it.
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="proposed_gamedays"
+    )
+    pause = models.DurationField(
+        default=timedelta(0), help_text="Between one drill's end and the next start."
+    )
+    continue_on_failure = models.BooleanField(default=False)
+    state = models.CharField(max_length=16, choices=GameDayState.choices, default=GameDayState.PROPOSED)
+    plan_hash = models.CharField(max_length=64, help_text="The hash of its steps' plan hashes, in order.")
+    approved_hash = models.CharField(max_length=64, blank=True, help_text="The plan_hash last approved.")
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    decision_comment = models.TextField(blank=True)
+    current = models.PositiveIntegerField(default=1, help_text="The position of the step running or next.")
+    next_start_at = models.DateTimeField(
+        null=True, blank=True, help_text="Not before: the pause after a step."
+    )
+    reason = models.TextField(blank=True, help_text="Why it stopped, waits or finished as it did.")
+    requested_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        indexes = [
+            # the beat pass (state = running) and the list filtered by state, newest first.
+            models.Index(fields=["state", "-requested_at"], name="gameday_state_recent"),
+        ]
+
+    def __str__(self):
+        return f"game day #{self.pk} {self.name} ({self.state})"
+
+    def get_absolute_url(self):
+        return reverse("experiments:gameday", args=[self.pk])
+
+    @property
+    def is_final(self):
+        return self.state in GAMEDAY_FINAL_STATES
+
+    @property
+    def state_badge(self):
+        return GameDayState.colour_of(self.state)
+
+
+class GameDayStep(models.Model):
+    """One drill of a game day: what to run, the plan the approver saw, the drill it made."""
+
+    game_day = models.ForeignKey(GameDay, on_delete=models.CASCADE, related_name="steps", db_index=False)
+    position = models.PositiveIntegerField()
+    scenario = models.ForeignKey(Scenario, on_delete=models.PROTECT, related_name="+")
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="+")
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+")
+    plan = models.JSONField(default=dict, encoder=DjangoJSONEncoder, editable=False)
+    plan_hash = models.CharField(max_length=64, editable=False)
+    drill = models.OneToOneField(
+        Drill, null=True, blank=True, on_delete=models.PROTECT, related_name="game_day_step"
+    )
+
+    class Meta:
+        ordering = ["game_day", "position"]
+        constraints = [
+            # a game day's steps in order (the page, the beat pass's current step).
+            models.UniqueConstraint(fields=["game_day", "position"], name="gamedaystep_position"),
+        ]
+
+    def __str__(self):
+        return f"step {self.position} of game day #{self.game_day_id}"

@@ -21,7 +21,8 @@ from experiments.api import (
     SCHEDULE_SWITCH,
 )
 from experiments.faults import FaultKind
-from experiments.models import LIVE_STATES, DrillState, ScheduleState, StepKind
+from experiments.gamedays import MAX_PAUSE_SECONDS, MAX_STEPS
+from experiments.models import LIVE_STATES, DrillState, GameDayState, ScheduleState, StepKind
 from regions.models import Architecture
 
 SECONDS = _nullable({"type": "number", "minimum": 0})
@@ -237,6 +238,47 @@ SCHEMAS = {
         {"halted": {"type": "boolean"}, "changed": {"type": "boolean"}, "reason": {"type": "string"}},
         required=["halted", "changed"],
     ),
+    # experiments.gamedays
+    "GameDayRequest": _object({
+        "name": {"type": "string", "minLength": 1, "maxLength": 100},
+        "steps": {"type": "array", "minItems": 1, "maxItems": MAX_STEPS, "items": _object({
+            "scenario": {"type": "string", "examples": ["fail-region-health-check"]},
+            "application": {"type": "string", "examples": ["orders"]},
+            "region": {"type": "string", "examples": ["us-east-1"]},
+        }), "description": "The drills in the order they run."},
+        "pause_seconds": {"type": "integer", "minimum": 0, "maximum": MAX_PAUSE_SECONDS, "default": 0,
+                          "description": "Between one drill's end and the next start."},
+        "continue_on_failure": {"type": "boolean", "default": False, "description": (
+            "false: a failed, errored, aborted or inconclusive drill stops the rest.")},
+    }, required=["name", "steps"]),
+    "GameDay": _object({
+        "id": {"type": "integer"},
+        "name": {"type": "string"},
+        "state": {"type": "string", "enum": list(GameDayState.values), "description": (
+            "proposed -> running -> finished | stopped; proposed -> rejected; running -> waiting "
+            "(a step's plan changed: a new approval resumes it at that step) -> running.")},
+        "reason": {"type": "string", "description": "Why it stopped, waits, or how it finished."},
+        "proposed_by": {"type": "string"},
+        "proposed_at": DATE_TIME,
+        "pause_seconds": {"type": "integer"},
+        "continue_on_failure": {"type": "boolean"},
+        "plan_hash": {**HASH, "description": "SHA-256 of its steps' plan hashes, in order: approved."},
+        "approved_hash": _nullable(HASH),
+        "approved_by": _nullable({"type": "string"}),
+        "approved_at": _nullable(DATE_TIME),
+        "current_step": {"type": "integer", "minimum": 1},
+        "finished_at": _nullable(DATE_TIME),
+        "steps": {"type": "array", "items": _object({
+            "position": {"type": "integer", "minimum": 1},
+            "scenario": {"type": "string"},
+            "application": {"type": "string"},
+            "region": {"type": "string"},
+            "plan_hash": HASH,
+            "drill": _nullable({"type": "integer"}),
+            "drill_state": _nullable(_ref("DrillState")),
+            "outcome_reason": _nullable({"type": "string"}),
+        })},
+    }),
 }
 
 
@@ -483,6 +525,24 @@ PATHS = {
             },
         }
     },
+    "/gamedays": {
+        "post": {
+            "operationId": "proposeGameDay",
+            "summary": "Propose a game day: drills in order, approved once (operator)",
+            "description": (
+                "Plans every step now (as a drill request would) and hashes the steps' plan hashes "
+                "together; an approver other than the proposer approves that hash. Requires "
+                "experiments.request_drill. Audit: gameday.proposed. docs/DRILLS.md \"Game days\"."
+            ),
+            "requestBody": _body("GameDayRequest"),
+            "responses": {
+                "201": _json("GameDay", "The game day, waiting for approval."),
+                "400": _json("ValidationError", "Bad JSON or a message per invalid field (a step's "
+                                                "under `steps`, \"Step N: ...\"); nothing created."),
+                **ERRORS,
+            },
+        }
+    },
     "/schedules/{pk}/approve": {
         "parameters": DRILL_ID,
         "post": {
@@ -499,6 +559,37 @@ PATHS = {
                 "404": _json("Error", "No such schedule."),
                 "409": _json("Error", "Not proposed any more, expired, or its plan hash is not the one "
                                       "you reviewed."),
+                **ERRORS,
+            },
+        },
+    },
+    "/gamedays/{pk}": {
+        "parameters": DRILL_ID,
+        "get": {
+            "operationId": "getGameDay",
+            "summary": "A game day: state, why, its steps with their drills and results so far",
+            "description": "Requires experiments.view_drill (every role).",
+            "responses": {"200": _json("GameDay", "The game day."),
+                          "404": _json("Error", "No such game day."), **ERRORS},
+        },
+    },
+    "/gamedays/{pk}/approve": {
+        "parameters": DRILL_ID,
+        "post": {
+            "operationId": "approveGameDay",
+            "summary": "Approve every step's plan and start the game day (approver, never the proposer)",
+            "description": (
+                "Each step's drill is then requested in the proposer's name and approved in the "
+                "approver's (\"approved as step N of game day #M\") while its fresh plan hashes as "
+                "approved; otherwise the game day waits at that step for a new approval. Audit: "
+                "gameday.approved, gameday.started."
+            ),
+            "requestBody": _body("Decision", required=False),
+            "responses": {
+                "200": _json("GameDay", "The game day, running."), **BAD_BODY,
+                "404": _json("Error", "No such game day."),
+                "409": _json("Error", "Not waiting for a decision, its plans changed since you "
+                                      "reviewed them, or drills are halted."),
                 **ERRORS,
             },
         },
@@ -523,6 +614,21 @@ PATHS = {
             },
         }
         for verb in ("pause", "resume")
+    },
+    "/gamedays/{pk}/abort": {
+        "parameters": DRILL_ID,
+        "post": {
+            "operationId": "abortGameDay",
+            "summary": "Stop a game day (operator or approver); its running drill is aborted",
+            "description": "Audit: gameday.stopped (and the drill's drill.aborted or drill.abort_requested).",
+            "requestBody": _body("AbortRequest", required=False),
+            "responses": {
+                "200": _json("GameDay", "Stopped."), **BAD_BODY,
+                "404": _json("Error", "No such game day."),
+                "409": _json("Error", "The game day had already ended."),
+                **ERRORS,
+            },
+        },
     },
     "/halt": {
         "post": {

@@ -186,8 +186,9 @@ def request_problems(scenario, application, region, window_start=None, window_en
 
 def why_cannot_decide(drill, user):
     """Why `user` may not approve or reject `drill` ("" when they may): they requested
-    it, or they do not hold the approver role. A schedule (experiments.schedules) is
-    decided under the same rule: its proposer is its `requested_by`."""
+    it, or they do not hold the approver role. Schedules and game days
+    (experiments.schedules, experiments.gamedays) are decided by the same rule: their
+    proposer is their `requested_by`."""
     if user.pk == drill.requested_by_id:
         return f"The requester of a {drill._meta.verbose_name} cannot approve or reject it."
     if not user.has_perm("experiments.approve_drill"):

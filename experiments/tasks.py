@@ -1,5 +1,5 @@
 """The drills' Celery tasks. Each receives ids only and calls the runner, the reaper,
-the drills service or the observer; none holds logic of its own. The run and observe
+the drills service, game days or the observer; none holds logic of its own. The run and observe
 messages are sent by name (`services.RUN_DRILL_TASK`, `observer.OBSERVE_DRILL_TASK`), so
 nothing below this module imports it."""
 
@@ -7,7 +7,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
-from experiments import observer, reaper, runner, schedules, services
+from experiments import gamedays, observer, reaper, runner, schedules, services
 
 
 @shared_task(name=services.RUN_DRILL_TASK, acks_late=True, ignore_result=True)
@@ -30,6 +30,12 @@ def expire_drills():
 @shared_task(ignore_result=True)
 def run_schedules():
     return schedules.run_due()
+
+
+@shared_task(ignore_result=True)
+def advance_gamedays():
+    """Beat: move every running game day one step on (experiments.gamedays)."""
+    return gamedays.advance_all()
 
 
 @worker_ready.connect

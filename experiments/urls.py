@@ -1,6 +1,6 @@
 from django.urls import path
 
-from experiments import schedule_views, views
+from experiments import gameday_views, schedule_views, views
 
 app_name = "experiments"
 urlpatterns = [
@@ -19,6 +19,13 @@ urlpatterns = [
     path("<int:pk>/evidence/", views.drill_evidence, name="evidence"),
     path("<int:pk>/evidence.pdf", views.drill_evidence, {"fmt": "pdf"}, name="evidence-pdf"),
     path("<int:pk>/ledger/<int:row>/close/", views.close_ledger_row, name="close-ledger-row"),
+    path("gamedays/", gameday_views.gameday_list, name="gamedays"),
+    path("gamedays/new/", gameday_views.gameday_new, name="gameday-new"),
+    path("gamedays/create/", gameday_views.gameday_create, name="gameday-create"),
+    path("gamedays/<int:pk>/", gameday_views.gameday_detail, name="gameday"),
+    path("gamedays/<int:pk>/approve/", gameday_views.gameday_approve, name="gameday-approve"),
+    path("gamedays/<int:pk>/reject/", gameday_views.gameday_reject, name="gameday-reject"),
+    path("gamedays/<int:pk>/abort/", gameday_views.gameday_abort, name="gameday-abort"),
     path("scorecard/<slug:app>/", views.scorecard, name="scorecard"),
     path("schedules/", schedule_views.schedule_list, name="schedules"),
     path("schedules/new/", schedule_views.schedule_new, name="schedule-new"),

@@ -13,6 +13,9 @@ reverting), and a fault a drill has reverted since its evidence was read (the
 configuration read, or the observation made, before the revert: `DeliberateChanges`
 from the drills app, registered with regions.monitoring.set_deliberate_changes).
 
+regions.drift_events.report_drift() (the same beat task, after the refresh) tells the
+notification channels of each finding once, when it appears.
+
 Each finding carries its undo as data (`Undo`: service, region, operation, parameters),
 shown as one readable line; `apply_undo()` makes that call through controlplane.aws,
 audited (the stack page's "Apply undo", regions.views.apply_drift_undo).
@@ -342,3 +345,4 @@ def refresh_live_config(*, application_ids=None):
     # When each configuration was read: drift compares it with the drills' reverts.
     Component.objects.filter(pk__in=read).update(config_read_at=reader.started_at)
     return updated, reader.warnings
+

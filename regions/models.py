@@ -527,3 +527,39 @@ class ProbeClock(models.Model):
 
     def __str__(self):
         return f"{self.name} @ {self.last_tick}"
+
+
+class ReportedDrift(models.Model):
+    """A drift finding (regions.drift.find_drift) as it was told to the notification
+    channels: one row per appearance, from the pass that first saw it (`first_seen`,
+    when DRIFT_FOUND was published) to the pass that no longer did (`cleared_at`).
+
+    Findings are computed, never stored as truth; these rows only remember what was
+    already told, so a fault that stays on is told once and one that comes back again.
+    `key` names the finding across passes (its component, kind and words)."""
+
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="+")
+    region = models.CharField(max_length=32)
+    # null once discovery has removed the component: the history stays, the row is cleared.
+    component = models.ForeignKey(
+        Component, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=32, choices=ComponentKind.choices)
+    key = models.CharField(max_length=64)
+    what = models.TextField()
+    undo = models.JSONField(help_text="The undo as data (drift.Undo.as_dict()).")
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    cleared_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # one open row per finding: two passes at once cannot both tell it. Its
+            # partial index also serves each pass's read of the open rows.
+            models.UniqueConstraint(
+                fields=["key"], condition=models.Q(cleared_at__isnull=True), name="reporteddrift_open_key"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.what} ({'cleared' if self.cleared_at else 'open'})"

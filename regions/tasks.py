@@ -157,13 +157,18 @@ def poll_aws_health():
 @shared_task(ignore_result=True)
 def refresh_live_config():
     """Beat, every CONTROLPLANE_LIVE_CONFIG_INTERVAL: re-read the components that can
-    carry a fault (the reads of discovery), for routing and drift."""
-    from regions import drift
+    carry a fault (the reads of discovery), for routing and drift; then tell the
+    notification channels of the drift that appeared since the last pass (told once
+    each, drift_events.report_drift)."""
+    from regions import drift, drift_events
 
     updated, warnings = drift.refresh_live_config()
     log.info("live config: %d component(s) changed", updated)
     for warning in warnings:
         log.warning("live config: %s", warning)
+    told, cleared = drift_events.report_drift()
+    if told or cleared:
+        log.info("drift: %d finding(s) told, %d cleared", told, cleared)
 
 
 @shared_task(ignore_result=True)

@@ -34,6 +34,8 @@ MUTATING = {
     "notifications:email-set", "api-channels", "api-channel",
     "api-scenario-import", "experiments:scenario-import",
     "api-schedules", "api-schedule-approve", "api-schedule-pause", "api-schedule-resume",
+    "experiments:gameday-create", "experiments:gameday-approve", "experiments:gameday-reject",
+    "experiments:gameday-abort", "api-gamedays", "api-gameday-approve", "api-gameday-abort",
     "experiments:schedule-create", "experiments:schedule-approve", "experiments:schedule-pause",
     "experiments:schedule-resume",
 }

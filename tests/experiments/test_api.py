@@ -271,7 +271,8 @@ def test_approval_while_halted_is_a_conflict(api, approver, operator, drill):
 def test_the_paths_cover_every_drill_route():
     from tests.controlplane.test_openapi import api_routes
 
-    drill_routes = {r for r in api_routes() if r.startswith(("/drills", "/scenarios", "/halt", "/schedules"))}
+    drill_routes = {r for r in api_routes()
+                    if r.startswith(("/drills", "/scenarios", "/halt", "/schedules", "/gamedays"))}
     assert drill_routes == set(PATHS)
 
 
