@@ -489,7 +489,8 @@ class ScheduleOccurrence(models.Model):
         Schedule, on_delete=models.CASCADE, related_name="occurrences", db_index=False
     )
     due_at = models.DateTimeField()
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+")
+    # None only for a due time skipped because the application had no region to drill.
+    region = models.ForeignKey(Region, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     state = models.CharField(max_length=8, choices=OccurrenceState.choices)
     reason = models.CharField(max_length=500, blank=True)
     drill = models.OneToOneField(

@@ -207,6 +207,8 @@ def record_skip(schedule, due_at, region, reason, now=None):
     once it commits): the one place a skip is recorded.
     Returns the occurrence, or None when that due time already has one."""
     now = now or timezone.now()
+    code = region.code if region else None  # None: the application had no region to drill
+    where = code or "no region"
     try:
         with transaction.atomic():
             occurrence = ScheduleOccurrence.objects.create(
@@ -216,16 +218,16 @@ def record_skip(schedule, due_at, region, reason, now=None):
             audit.record(
                 None, "schedule.occurrence_skipped", source=AuditSource.SYSTEM, obj=schedule,
                 object_repr=schedule.audit_repr(),
-                after={"due_at": due_at.isoformat(), "region": region.code, "reason": reason[:500]},
+                after={"due_at": due_at.isoformat(), "region": code, "reason": reason[:500]},
             )
             # Inside the block: a due time that already had its occurrence tells nobody.
             name = schedule.audit_repr()
             events.publish(
                 events.EventKind.SCHEDULE_SKIPPED,
-                f"{name[:1].upper()}{name[1:]}: its time {due_at:%Y-%m-%d %H:%M} UTC in {region.code} "
+                f"{name[:1].upper()}{name[1:]}: its time {due_at:%Y-%m-%d %H:%M} UTC in {where} "
                 f"was skipped: {reason}"[:500],
                 schedule=schedule.pk, occurrence=occurrence.pk, due_at=due_at.isoformat(),
-                region=region.code, reason=reason[:500], url=schedule.get_absolute_url(),
+                region=code, reason=reason[:500], url=schedule.get_absolute_url(),
             )
     except IntegrityError:
         return None

@@ -157,6 +157,19 @@ def test_each_region_in_turn(hashes, operator, approver):
     assert all(o.drill.state == DrillState.QUEUED for o in occurrences(schedule))
 
 
+def test_each_region_in_turn_with_no_stack_left_skips_its_time_and_says_why(hashes, operator, approver):
+    schedule, t0 = approved(operator, approver, region=None)
+    Stack.objects.all().delete()
+
+    schedules.run_due(t0 + timedelta(minutes=31))
+
+    (skipped,) = occurrences(schedule)
+    assert (skipped.state, skipped.region, skipped.reason) == (
+        OccurrenceState.SKIPPED, None, "the application has no stack left")
+    event = AuditEvent.objects.get(action="schedule.occurrence_skipped")
+    assert event.after["region"] is None
+
+
 def test_pause_and_resume_are_audited_and_no_time_runs_while_paused(hashes, operator, approver):
     schedule, t0 = approved(operator, approver)
 
