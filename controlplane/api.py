@@ -158,8 +158,12 @@ class Text:
 
     kind = "a string"
 
+    def accepts(self, value):
+        """Whether `value` has this field's JSON type."""
+        return isinstance(value, str)
+
     def clean(self, value):
-        """The value to pass on (a string of the right JSON type)."""
+        """The value to pass on (a string, as the form behind the endpoint takes it)."""
         return value
 
     def check(self, value):
@@ -201,6 +205,36 @@ class DateTime(Text):
         schema = {"type": "string", "format": "date-time"}
         if self.description:
             schema["description"] = self.description
+        return schema if self.required else {"oneOf": [schema, {"type": "null"}]}
+
+
+@dataclass(frozen=True)
+class Integer(Text):
+    """A JSON integer (not a boolean) from `minimum` to `maximum`, passed on as its
+    decimal string (the form behind the endpoint parses it and says what fits)."""
+
+    max_length: int = 0
+    minimum: int = 0
+    maximum: int = 10**6
+    kind = "an integer"
+
+    def accepts(self, value):
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    def clean(self, value):
+        return str(value)
+
+    def check(self, value):
+        if not self.minimum <= value <= self.maximum:
+            return f"Must be from {self.minimum} to {self.maximum}."
+        return None
+
+    def schema(self):
+        schema = {"type": "integer", "minimum": self.minimum, "maximum": self.maximum}
+        if self.description:
+            schema["description"] = self.description
+        if self.examples:
+            schema["examples"] = list(self.examples)
         return schema if self.required else {"oneOf": [schema, {"type": "null"}]}
 
 
@@ -294,7 +328,7 @@ def parse_body(request, body):
         value = data.get(name)
         if value is None:
             continue
-        if not isinstance(value, str):
+        if not field.accepts(value):
             errors[name] = [f"{name} must be {field.kind}, not {_json_type(value)}."]
         elif (message := field.check(value)) is not None:
             errors[name] = [message]
@@ -306,6 +340,8 @@ def parse_body(request, body):
 
 
 def _json_type(value):
+    if isinstance(value, str):
+        return "a string"
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int | float):

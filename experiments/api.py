@@ -14,6 +14,7 @@ from controlplane.api import (
     BadBody,
     Body,
     DateTime,
+    Integer,
     Text,
     api_error,
     api_view,
@@ -59,8 +60,8 @@ SCHEDULE_PROPOSAL = Body({
     "cron": Text(100, required=True, description="Five cron fields.", examples=("0 3 * * 1",)),
     "time_zone": Text(64, description="IANA name the cron is read in (default UTC).",
                       examples=("Europe/Berlin",)),
-    "run_window": Text(5, description="Minutes after its time an occurrence may still start (default 15).",
-                       examples=("15",)),
+    "run_window": Integer(minimum=1, description="Minutes after its time an occurrence may still start "
+                          "(default 15).", examples=(15,)),
     "expires_at": DateTime(required=True, description="At most 90 days out."),
 })
 SCHEDULE_DECISION = Body({

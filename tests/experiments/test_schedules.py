@@ -248,7 +248,7 @@ def test_api_proposes_approves_pauses_resumes_and_lists_a_schedules_drills(
 ):
     expires = (timezone.now() + timedelta(days=10)).isoformat()
     body = {"scenario": "fail-region-health-check", "application": "orders", "region": "us-east-1",
-            "cron": HOURLY, "time_zone": "Europe/Berlin", "run_window": "20", "expires_at": expires}
+            "cron": HOURLY, "time_zone": "Europe/Berlin", "run_window": 20, "expires_at": expires}
     created = api(client, operator, "post", reverse("api-schedules"), body)
     assert created.status_code == 201, created.content
     schedule = created.json()
@@ -289,7 +289,10 @@ def test_api_bad_input_is_a_400_per_field(hashes, client, operator, viewer):
     assert response.status_code == 400
     fields = response.json()["fields"]
     assert set(fields) == {"cron", "time_zone", "expires_at"}
-    wrong_type = api(client, operator, "post", reverse("api-schedules"), {**body, "run_window": 15})
-    assert wrong_type.status_code == 400 and "run_window" in wrong_type.json()["fields"]
+    for run_window, message in (("15", "run_window must be an integer, not a string."),
+                                (True, "run_window must be an integer, not a boolean."),
+                                (0, "Must be from 1 to 1000000.")):
+        wrong = api(client, operator, "post", reverse("api-schedules"), {**body, "run_window": run_window})
+        assert wrong.status_code == 400 and wrong.json()["fields"]["run_window"] == [message]
     assert api(client, viewer, "post", reverse("api-schedules"), body).status_code == 403
     assert not Schedule.objects.exists()
