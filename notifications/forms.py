@@ -13,7 +13,7 @@ class ChannelForm(forms.Form):
                              help_text="webhook: https://… or env:NAME; SNS: the topic ARN; email: empty")
     all_events = forms.BooleanField(required=False, label="All events")
     events = forms.MultipleChoiceField(choices=EventKind.choices, required=False,
-                                       widget=forms.CheckboxSelectMultiple)
+                                       widget=forms.CheckboxSelectMultiple, label="Events (when not all)")
     slack = forms.BooleanField(required=False, label="Slack-compatible body (webhook)")
 
     def service_arguments(self):
