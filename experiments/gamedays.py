@@ -278,7 +278,7 @@ def _start(game_day, step):
     try:
         drill = services.request(user=game_day.requested_by, scenario=step.scenario,
                                  application=step.application, region=step.region,
-                                 source=AuditSource.SYSTEM)
+                                 source=AuditSource.SYSTEM, announce=False)
     except (ValidationError, PermissionDenied) as exc:
         _stop(game_day, f"step {n}'s drill could not be requested: {' '.join(_messages(exc))}")
         return "stopped: not requested"

@@ -247,6 +247,7 @@ def _request_drill(schedule, due_at, region, now):
             drill = services.request(
                 user=schedule.requested_by, scenario=schedule.scenario, application=schedule.application,
                 region=region, window_end=due_at + schedule.run_window, source=AuditSource.SYSTEM,
+                announce=False,
             )
     except IntegrityError:
         return None  # a second pass: this due time has its occurrence
@@ -257,19 +258,23 @@ def _request_drill(schedule, due_at, region, now):
     DrillStep.add(drill.pk, StepKind.NOTE,
                   f"Requested by schedule #{schedule.pk} for its time {due_at:%Y-%m-%d %H:%M} UTC")
     approved = schedule.approved_hashes.get(region.code)
-    if drill.plan_hash == approved:
+    waits = drill.plan_hash != approved
+    if not waits:
         reason = f"standing approval of schedule #{schedule.pk}"
         try:
             services.approve(drill, schedule.approved_by, comment=reason, source=AuditSource.SYSTEM)
         except (ValidationError, PermissionDenied) as exc:
             messages = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
             reason = "waits for approval: the standing approval could not be applied: " + " ".join(messages)
+            waits = True
     else:
         reason = (
             f"waits for approval: its plan changed since schedule #{schedule.pk} was approved "
             f"(approved {(approved or 'none')[:12]}…, now {drill.plan_hash[:12]}…)"
         )
         DrillStep.add(drill.pk, StepKind.NOTE, f"This drill {reason}: an approver must review the new plan.")
+    if waits:
+        services.announce_request(drill, reason)
     ScheduleOccurrence.objects.filter(pk=occurrence.pk).update(drill=drill, reason=reason[:500])
     occurrence.refresh_from_db()
     return occurrence

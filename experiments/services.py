@@ -124,11 +124,14 @@ def request(
     window_end=None,
     source=AuditSource.CONSOLE,
     request_id="",
+    announce=True,
 ):
     """An operator requests a drill: planned, hashed and created in `requested` (audit
-    `drill.requested`). The one validation of a request: raises PermissionDenied, or
-    ValidationError with a message per field (the console's form and the API put them
-    on their fields)."""
+    `drill.requested`), and the channels are told an approval is wanted, unless
+    `announce` is false (a schedule or game day about to approve it under its standing
+    approval: it calls `announce_request` when that approval does not apply). The one
+    validation of a request: raises PermissionDenied, or ValidationError with a message
+    per field (the console's form and the API put them on their fields)."""
     if not user.has_perm("experiments.request_drill"):
         raise PermissionDenied("Requesting drills needs the operator role.")
     errors = {}
@@ -157,9 +160,16 @@ def request(
                    "plan_hash": digest},
         )
         DrillStep.add(drill.pk, StepKind.PLAN, f"Planned {len(plan['calls'])} call(s)", {"plan_hash": digest})
-        _publish(events.EventKind.APPROVAL_WANTED, drill,
-                 f"requested by {audit.actor_name(user)}, waits for approval")
+        if announce:
+            announce_request(drill)
     return drill
+
+
+def announce_request(drill, why=""):
+    """Tell the channels that `drill` waits for an approver (APPROVAL_WANTED), and `why`
+    when it is not the usual reason (a schedule's plan that changed)."""
+    what = f"requested by {audit.actor_name(drill.requested_by)}, waits for approval"
+    _publish(events.EventKind.APPROVAL_WANTED, drill, f"{what}: {why}" if why else what)
 
 
 def request_problems(scenario, application, region, window_start=None, window_end=None):

@@ -16,7 +16,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import close_old_connections
 from django.urls import reverse
 
+from controlplane import events
 from controlplane.api import issue_token
+from controlplane.events import EventKind
 from controlplane.models import AuditEvent
 from experiments import gamedays, plans, services, tasks
 from experiments.models import (
@@ -166,12 +168,23 @@ def test_an_approval_of_plans_that_changed_since_the_review_does_nothing(hashes,
 # --- running ------------------------------------------------------------------------------
 
 
-def test_three_drills_run_in_order_each_approved_by_the_game_day_s_approval(hashes, operator, approver):
+def test_three_drills_run_in_order_each_approved_by_the_game_day_s_approval(
+    hashes, operator, approver, django_capture_on_commit_callbacks
+):
     game_day = _propose(operator)
     assert gamedays.approve(game_day, approver, comment="go")
     drills = []
     for position in (1, 2, 3):
-        assert gamedays.advance(game_day.pk) == "step started"
+        told = []
+        events.event_happened.connect(lambda kind, told=told, **_: told.append(kind), weak=False,
+                                      dispatch_uid="t")
+        try:
+            with django_capture_on_commit_callbacks(execute=True):
+                assert gamedays.advance(game_day.pk) == "step started"
+        finally:
+            events.event_happened.disconnect(dispatch_uid="t")
+        # approved by the game day at once: nobody is told an approval is wanted
+        assert EventKind.APPROVAL_WANTED not in told
         assert gamedays.advance(game_day.pk) == "running"  # a second pass does nothing more
         drill = _drill_of(game_day, position)
         assert drill.state == DrillState.QUEUED

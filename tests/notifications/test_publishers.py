@@ -107,3 +107,20 @@ def test_a_skipped_schedule_time_is_told_once(channel, hashes, operator, approve
     assert event.payload["occurrence"] == skipped.pk
     assert event.payload["reason"] == skipped.reason
     assert event.payload["url"] == f"/drills/schedules/{schedule.pk}/"
+
+
+def test_a_scheduled_drill_wants_an_approver_only_when_its_standing_approval_does_not_apply(
+    channel, hashes, operator, approver, django_capture_on_commit_callbacks
+):
+    schedule, t0 = approved(operator, approver)
+    with django_capture_on_commit_callbacks(execute=True):
+        schedules.run_due(t0 + timedelta(minutes=31))  # the plan as approved: runs under it
+    assert not Event.objects.filter(kind=EventKind.APPROVAL_WANTED).exists()
+
+    hashes["us-east-1"] = "c" * 64  # the plan changed
+    with django_capture_on_commit_callbacks(execute=True):
+        schedules.run_due(t0 + timedelta(minutes=91))
+    [event] = Event.objects.filter(kind=EventKind.APPROVAL_WANTED)
+    waiting = ScheduleOccurrence.objects.get(schedule=schedule, due_at=t0 + timedelta(minutes=90))
+    assert event.payload["drill"] == waiting.drill_id
+    assert "waits for approval: its plan changed since schedule" in event.summary
