@@ -559,7 +559,9 @@ CELERY_BEAT_SCHEDULE = {
     # Queues approved drills when their window opens; expires what waited too long.
     "drills-scheduler": _every("experiments.tasks.expire_drills", 5, expires=10, queue=DRILL_QUEUE),
     # Turns the schedules' due times into drills (or skipped occurrences, with the reason).
-    "drills-schedules": _every("experiments.tasks.run_schedules", 60, expires=50, queue=DRILL_QUEUE),
+    # Every 10 s, so that a time starts within seconds of it, well inside even a run
+    # window of one minute (a pass reads the running schedules and each one's last time).
+    "drills-schedules": _every("experiments.tasks.run_schedules", 10, expires=9, queue=DRILL_QUEUE),
     # Moves running game days on: the next step after a drill's end and its pause
     # (experiments/gamedays.py; the database holds where each is).
     "drills-gamedays": _every(

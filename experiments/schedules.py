@@ -332,7 +332,7 @@ def run_schedule(schedule, now):
 
 
 def run_due(now=None):
-    """Beat, every minute: expire the schedules past their expiry, and run the due times
+    """Beat, every 10 s: expire the schedules past their expiry, and run the due times
     of every approved one (run_schedule). Returns {schedule id: [occurrence ids]}."""
     now = now or timezone.now()
     done = {}
