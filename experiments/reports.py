@@ -42,7 +42,7 @@ def _trend_chart(drills, since):
     failover, recover = [], []
     for drill in drills:
         figures = drill.figures or {}
-        day = round(((drill.finished_at or drill.requested_at) - since).total_seconds() / 86400, 3)
+        day = round(((drill.finished_at or drill.requested_at) - since).total_seconds() / 86400, 6)
         if isinstance(figures.get("time_to_failover"), int | float):
             failover.append((day, round(figures["time_to_failover"], 2)))
         if isinstance(figures.get("time_to_recover"), int | float):
@@ -50,8 +50,11 @@ def _trend_chart(drills, since):
     series = [(name, points) for name, points in (("time to fail over", failover),
                                                   ("time to recover", recover)) if points]
     days = [day for _, points in series for day, _ in points]
-    # A date per tick; with the time of day when the drills lie within two days.
-    shape = "%b %d %H:%M" if days and max(days) - min(days) < 2 else "%Y-%m-%d"
+    # A date per tick; with the time of day when the drills lie within two days, and the
+    # seconds within an hour.
+    # One time alone is drawn on an axis of a day either side (controlplane/svg.py).
+    span = (max(days) - min(days) if days else 0) or 2
+    shape = "%H:%M:%S" if span < 1 / 24 else "%b %d %H:%M" if span <= 2 else "%Y-%m-%d"
 
     def when(day):
         return (since + timedelta(days=day)).strftime(shape)
