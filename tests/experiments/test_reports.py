@@ -97,3 +97,24 @@ def test_without_a_pdf_engine_the_report_says_so(client_for, approver, drills, s
     response = client_for(approver).get(reverse("reports:period-pdf"))
     assert response.status_code == 503
     assert "CONTROLPLANE_PDF_CHROMIUM is off" in response.content.decode()
+
+
+def test_the_chart_dates_its_axis_at_the_scale_of_the_drills():
+    """Drills a minute apart are two points on an axis of times with seconds; drills weeks
+    apart, on an axis of dates (not "days since the period's start")."""
+    from types import SimpleNamespace
+
+    from experiments.reports import _trend_chart
+
+    since = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=60)
+
+    def drill(at):
+        return SimpleNamespace(finished_at=at, requested_at=at,
+                               figures={"time_to_failover": 4.2, "time_to_recover": 3.0})
+
+    close, _ = _trend_chart([drill(since + timedelta(days=59, hours=22)),
+                             drill(since + timedelta(days=59, hours=22, seconds=40))], since)
+    assert "22:00:10" in close or "22:00:20" in close  # ticks within the minute
+    assert close.count("<circle") == 4  # two points on each line
+    apart, _ = _trend_chart([drill(since + timedelta(days=3)), drill(since + timedelta(days=40))], since)
+    assert f"{since + timedelta(days=10):%Y-%m-%d}" in apart
