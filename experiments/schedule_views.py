@@ -5,7 +5,6 @@ validates and writes the audit event; these views add the HTTP: login, role (403
 POST-only for changes, the service's refusals shown on the page, live parts by polling."""
 
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
@@ -60,9 +59,8 @@ def _next_time(schedule, now):
 
 
 def _annotate(schedule, now):
-    """The schedule's next time (`next_at`, `next_note`, `next_local`: in its zone)."""
+    """The schedule's next time (`next_at`, `next_note`)."""
     schedule.next_at, schedule.next_note = _next_time(schedule, now)
-    schedule.next_local = schedule.next_at and schedule.next_at.astimezone(ZoneInfo(schedule.time_zone))
     return schedule
 
 

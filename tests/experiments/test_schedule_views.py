@@ -2,7 +2,8 @@
 hashes, occurrences and buttons by role, and its live part (experiments.schedule_views)."""
 
 import html
-from datetime import timedelta
+import re
+from datetime import date, timedelta
 
 import pytest
 from django.urls import reverse
@@ -386,3 +387,16 @@ def test_no_such_schedule_is_404(viewer, client_for, db):
     url = reverse("experiments:schedule", args=[999999])
     assert client.get(url).status_code == 404
     assert _poll(client, url).status_code == 404
+
+
+def test_the_next_time_is_also_shown_in_the_schedules_own_zone(
+    hashes, operator, approver, viewer, client_for
+):
+    schedule, _ = approved(operator, approver, cron="0 3 * * *", time_zone="Asia/Kolkata")  # UTC+05:30
+
+    page = _text(client_for(viewer).get(reverse("experiments:schedule", args=[schedule.pk])))
+
+    # 03:00 in Kolkata is 21:30 UTC the day before
+    shown = re.search(r"Next time: <strong>(\S+) 21:30 UTC</strong> \((\S+) 03:00 Asia/Kolkata\)", page)
+    assert shown, page
+    assert date.fromisoformat(shown[2]) - date.fromisoformat(shown[1]) == timedelta(days=1)
