@@ -474,6 +474,9 @@ NOTIFY_QUEUE = env_str("CONTROLPLANE_NOTIFY_QUEUE", "celery")
 NOTIFY_MAX_RETRIES = env_int("CONTROLPLANE_NOTIFY_MAX_RETRIES", 5, minimum=0, maximum=20)
 NOTIFY_RETRY_BACKOFF = env_int("CONTROLPLANE_NOTIFY_RETRY_BACKOFF", 10, minimum=1)
 NOTIFY_TIMEOUT = env_float("CONTROLPLANE_NOTIFY_TIMEOUT", 5.0, minimum=0.1)
+# A delivery no worker has tried this long after it was made (the broker refused or lost
+# its message) is sent again by beat (notifications.tasks.redispatch, every 30 s).
+NOTIFY_REDISPATCH_AFTER_SECONDS = env_float("CONTROLPLANE_NOTIFY_REDISPATCH_AFTER_SECONDS", 60.0, minimum=5.0)
 # Email: Django's mailers (MAILERS, Django 6.1), from EMAIL_BACKEND and, for SMTP,
 # EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS; unless set,
 # SMTP in production and the console backend (the worker's output) in the embedded default.
@@ -567,6 +570,8 @@ CELERY_BEAT_SCHEDULE = {
     "drills-gamedays": _every(
         "experiments.tasks.advance_gamedays", GAMEDAY_TICK_SECONDS, expires=10, queue=DRILL_QUEUE
     ),
+    # Sends again the deliveries whose task message the broker refused or lost.
+    "notifications-redispatch": _every("notifications.tasks.redispatch", 30, expires=25, queue=NOTIFY_QUEUE),
     # Writes the audit chain's head to an anchor file (and S3 with Object Lock when set),
     # so that verify_audit --anchor notices rows removed from the end.
     "audit-anchor": _every("controlplane.tasks.anchor_audit_chain", AUDIT_ANCHOR_INTERVAL),

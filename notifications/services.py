@@ -36,6 +36,8 @@ SNS_TOPIC_ARN = re.compile(
     r"^arn:aws[a-z-]*:sns:[a-z]{2,4}(-[a-z]+)?-[a-z]+-\d{1,2}:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$"
 )
 ALL = "all"
+# The most deliveries one beat pass sends again (the oldest first; the next pass goes on).
+REDISPATCH_BATCH = 500
 
 
 # --- channels ------------------------------------------------------------------------
@@ -219,6 +221,23 @@ def dispatch(delivery_id):
         Delivery.objects.filter(pk=delivery_id, state=DeliveryState.PENDING).update(
             last_error=f"The task broker did not take the message ({type(exc).__name__})."
         )
+
+
+def redispatch(now=None):
+    """Beat: send again the task message of every delivery that no worker has tried
+    NOTIFY_REDISPATCH_AFTER_SECONDS after it was made (the broker refused it, or lost
+    it), so that no event is silently dropped. Harmless beside a message that is only
+    late: the claim lets one run send. Returns how many were sent again."""
+    now = now or timezone.now()
+    stuck = list(
+        Delivery.objects.filter(
+            state=DeliveryState.PENDING, attempts=0,
+            created_at__lt=now - timedelta(seconds=settings.NOTIFY_REDISPATCH_AFTER_SECONDS),
+        ).order_by("pk").values_list("pk", flat=True)[:REDISPATCH_BATCH]
+    )
+    for delivery_id in stuck:
+        dispatch(delivery_id)
+    return len(stuck)
 
 
 # --- delivering ----------------------------------------------------------------------

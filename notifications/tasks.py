@@ -1,4 +1,5 @@
-"""The notifications' one Celery task, sent by name (notifications.services.DELIVER_TASK)."""
+"""The notifications' Celery tasks: a delivery (sent by name, notifications.services.DELIVER_TASK)
+and beat's pass that sends again what the broker refused or lost."""
 
 from celery import shared_task
 from django.conf import settings
@@ -18,3 +19,9 @@ from notifications import senders, services
 )
 def deliver(self, delivery_id):
     services.deliver(delivery_id, final=self.request.retries >= self.max_retries)
+
+
+@shared_task(ignore_result=True)
+def redispatch():
+    """Beat: the deliveries whose task message the broker refused or lost, sent again."""
+    return services.redispatch()
